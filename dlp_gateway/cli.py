@@ -1,0 +1,31 @@
+"""Command-line entry point: argument parsing only; each subcommand lives in commands/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dlp_gateway.commands import audit, held, scan, serve, users
+
+COMMANDS = (scan, serve, held, users, audit)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlp-gateway", description="Outbound-email DLP gateway (個人情報漏えい防止ゲートウェイ)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""`dlp-gateway audit` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("audit", help="audit (not implemented yet)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print("dlp-gateway audit: not implemented yet")
+    return 2

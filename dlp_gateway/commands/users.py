@@ -1,0 +1,15 @@
+"""`dlp-gateway users` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("users", help="users (not implemented yet)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print("dlp-gateway users: not implemented yet")
+    return 2

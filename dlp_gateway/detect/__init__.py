@@ -1,0 +1,1 @@
+"""Detectors: units in, findings out. Knowledge lives in patterns/, mechanisms here."""

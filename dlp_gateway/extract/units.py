@@ -1,0 +1,116 @@
+"""Value types produced by extraction: what was read, and where it came from.
+
+Extraction turns a message into a stream of units. Free text (mail bodies, txt
+files, docx paragraphs) becomes a ``TextUnit``; tabular data (xlsx sheets, csv,
+docx tables) becomes a ``TableUnit`` whose rows are read lazily, so a 680,000-row
+csv is never held as millions of small objects. Parts that cannot be read become
+an ``Unscannable``; parts of a type we do not read (images, PDFs) a ``Skipped``.
+
+Location paths are for people: ``名簿.zip/R4.xlsx!Sheet1!C7``,
+``通知.docx!table1!r3c2``, ``body``. ``part`` is the file the unit sits in (the
+path through archives, or ``body`` for the message text); ``location`` extends it
+with the place inside that file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Union
+
+# A cell's value as the reader gave it: text, a number, or a real date.
+CellValue = Union[str, int, float, dt.date, dt.datetime, None]
+
+UnscannableReason = Literal[
+    "encrypted_archive", "encrypted_office", "corrupt", "too_deep", "too_large", "timeout"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextUnit:
+    """A block of free text.
+
+    ``in_body`` is true for the message body itself (and the body of a forwarded
+    message): personal data there cannot be protected by encrypting attachments.
+    """
+
+    text: str
+    part: str
+    location: str
+    in_body: bool = False
+    header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One table row: its 1-based number in the file and its cell values."""
+
+    number: int
+    cells: list[CellValue]
+
+
+@dataclass(slots=True)
+class TableUnit:
+    """A table (sheet, csv file, docx table), read row by row.
+
+    ``rows`` is a zero-argument callable returning a fresh iterator, so the table
+    can be read lazily (and, for header detection, its first rows peeked at).
+    ``cell_style`` says how a cell is named in a location: ``a1`` gives ``C7``
+    (spreadsheets, csv), ``rc`` gives ``r7c3`` (docx tables).
+    """
+
+    part: str
+    location: str
+    rows: Callable[[], Iterator[Row]]
+    cell_style: Literal["a1", "rc"] = "a1"
+    in_body: bool = False
+
+    def cell_location(self, row_number: int, column_index: int) -> str:
+        """Human location of a cell; ``column_index`` is 0-based."""
+        if self.cell_style == "rc":
+            return f"{self.location}!r{row_number}c{column_index + 1}"
+        return f"{self.location}!{column_letter(column_index)}{row_number}"
+
+
+@dataclass(frozen=True, slots=True)
+class Unscannable:
+    """A part that could not be read; policy holds the message for it."""
+
+    part: str
+    reason: UnscannableReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A part of a type no reader handles yet (image, PDF, ...)."""
+
+    part: str
+    content_type: str
+
+
+Unit = Union[TextUnit, TableUnit, Unscannable, Skipped]
+
+
+@dataclass(slots=True)
+class Limits:
+    """Bounds that keep a hostile message from exhausting the scanner."""
+
+    max_depth: int = 5  # archive nesting (zip in zip in ...)
+    max_members: int = 10_000  # members of one archive
+    max_total_bytes: int = 1 << 30  # uncompressed bytes over the whole message
+    max_ratio: float = 200.0  # uncompressed / compressed size of one member
+    max_part_bytes: int = 256 << 20  # one file after decompression
+    max_cells: int = 20_000_000  # table cells over the whole message
+    timeout_seconds: float = 60.0
+
+
+def column_letter(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters

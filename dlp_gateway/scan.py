@@ -1,0 +1,115 @@
+"""Message bytes -> ScanResult: extract, detect, group into records, decide.
+
+No I/O besides reading what it is given, so a ``Scanner`` can live in a worker
+process of the relay. Build one ``Scanner`` and reuse it: loading the patterns
+and the SudachiPy dictionary is the expensive part.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlp_gateway.detect.engine import DetectionEngine
+from dlp_gateway.detect.findings import FINDING_TYPES, Finding
+from dlp_gateway.detect.patterns import PatternSet, load_patterns
+from dlp_gateway.detect.records import count_records
+from dlp_gateway.extract.files import extract_file
+from dlp_gateway.extract.mime import extract_message
+from dlp_gateway.extract.units import Limits, Skipped, TableUnit, TextUnit, Unit, Unscannable
+from dlp_gateway.policy import Verdict, decide
+
+
+@dataclass(slots=True)
+class ScanResult:
+    verdict: Verdict
+    counts: dict[str, int]
+    findings: list[Finding]
+    unscannable: list[Unscannable] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "verdict": self.verdict.action,
+            "reasons": list(self.verdict.reasons),
+            "counts": self.counts,
+            "findings": [f.to_json() for f in self.findings],
+            "unscannable": [{"part": u.part, "reason": u.reason} for u in self.unscannable],
+        }
+
+    def parts_with_findings(self) -> set[str]:
+        """Top-level parts (attachment file names, or ``body``) that carry findings."""
+        return {f.part.split("/", 1)[0] for f in self.findings if not f.in_body}
+
+
+class Scanner:
+    """Scans messages and files with one loaded pattern set."""
+
+    def __init__(self, patterns_dir: Path | str | None = None, limits: Limits | None = None):
+        self.patterns: PatternSet = load_patterns(patterns_dir)
+        self.limits = limits or Limits()
+        self.engine = DetectionEngine(self.patterns)
+
+    def scan_message(self, raw: bytes) -> ScanResult:
+        """Scan an RFC 5322 message (bytes as received)."""
+        return self._scan(extract_message(raw, self.limits))
+
+    def scan_file(self, name: str, data: bytes) -> ScanResult:
+        """Scan a single file (xlsx, docx, csv, txt, zip, ...) given its name and bytes."""
+        return self._scan(extract_file(name, data, self.limits))
+
+    def _scan(self, units_iter) -> ScanResult:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        deadline = started + self.limits.timeout_seconds
+        findings: list[Finding] = []
+        unscannable: list[Unscannable] = []
+        skipped: list[Skipped] = []
+        try:
+            for unit in units_iter:
+                self._collect(unit, findings, unscannable, skipped)
+                if time.monotonic() > deadline:
+                    unscannable.append(Unscannable("message", "timeout", "scan time limit"))
+                    break
+        except Exception as exc:  # a reader bug must hold the message, not pass it
+            unscannable.append(Unscannable("message", "corrupt", f"{type(exc).__name__}: {exc}"))
+        return self._result(findings, unscannable, skipped, started)
+
+    def _collect(
+        self,
+        unit: Unit,
+        findings: list[Finding],
+        unscannable: list[Unscannable],
+        skipped: list[Skipped],
+    ) -> None:
+        if isinstance(unit, TextUnit):
+            findings.extend(self.engine.scan_text(unit))
+        elif isinstance(unit, TableUnit):
+            findings.extend(self.engine.scan_table(unit))
+        elif isinstance(unit, Unscannable):
+            unscannable.append(unit)
+        elif isinstance(unit, Skipped):
+            skipped.append(unit)
+
+    def _result(
+        self,
+        findings: list[Finding],
+        unscannable: list[Unscannable],
+        skipped: list[Skipped],
+        started: float,
+    ) -> ScanResult:
+        by_type = Counter(f.type for f in findings)
+        counts = {t: by_type.get(t, 0) for t in FINDING_TYPES}
+        records = count_records(findings)
+        counts["records"] = records.total
+        verdict = decide(self.patterns.policy, counts, records, unscannable)
+        return ScanResult(
+            verdict=verdict,
+            counts=counts,
+            findings=findings,
+            unscannable=unscannable,
+            skipped=skipped,
+            seconds=time.monotonic() - started,
+        )

@@ -42,3 +42,9 @@ def mask_number(digits: str) -> str:
     digits = "".join(ch for ch in digits if ch.isdigit()) or digits
     keep = min(4, max(0, len(digits) - 4))
     return "*" * (len(digits) - keep) + digits[len(digits) - keep :]
+
+
+def mask_name(value: object) -> str:
+    """Keep the first character of a name: 山田太郎 -> 山＊＊＊."""
+    text = str(value).strip()
+    return (text[:1] + "＊" * max(1, len(text) - 1)) if text else "＊"

@@ -29,7 +29,7 @@ UnscannableReason = Literal[
 
 @dataclass(frozen=True, slots=True)
 class TextUnit:
-    """A block of free text.
+    """A block of free text (lines separated by newlines).
 
     ``in_body`` is true for the message body itself (and the body of a forwarded
     message): personal data there cannot be protected by encrypting attachments.
@@ -40,6 +40,7 @@ class TextUnit:
     location: str
     in_body: bool = False
     header: str | None = None
+    line_label: str = "L"  # detectors name lines "<location>!L12" ("p" for docx paragraphs)
 
 
 @dataclass(frozen=True, slots=True)

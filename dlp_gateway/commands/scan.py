@@ -1,0 +1,130 @@
+"""`dlp-gateway scan [--format json|text] [--patterns DIR] PATH...`
+
+Scans each PATH (a .eml message, or a single xlsx/docx/csv/txt/zip file) with one
+loaded Scanner and prints one result per PATH, in order. With ``--format json``
+each result is exactly one JSON object on its own line. A PATH that cannot be read
+gives an object with an ``error`` field, and the exit status is 1 at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from dlp_gateway.detect.patterns import PatternError
+from dlp_gateway.policy import REASON_LABELS_JA, TYPE_LABELS_JA
+
+MESSAGE_SUFFIXES = {".eml", ".msg822", ".mbox1"}
+_HEADER_START = (
+    b"from:",
+    b"received:",
+    b"return-path:",
+    b"message-id:",
+    b"date:",
+    b"subject:",
+    b"to:",
+    b"mime-version:",
+    b"delivered-to:",
+    b"x-",
+)
+VERDICT_LABELS = {
+    "pass": "通過 (pass)",
+    "encrypt": "暗号化して送信 (encrypt)",
+    "hold": "保留 (hold)",
+}
+ROLE_LABELS = {"ciso": "統括情報セキュリティ責任者", "section_head": "所属長"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "scan",
+        help="scan messages or files and print the verdict",
+        description="Scan .eml messages or single files (xlsx, docx, csv, txt, zip).",
+    )
+    parser.add_argument("--format", choices=("json", "text"), default="text")
+    parser.add_argument("--patterns", metavar="DIR", help="patterns directory (default: bundled)")
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlp_gateway.scan import Scanner  # heavy import (SudachiPy) only when scanning
+
+    try:
+        scanner = Scanner(args.patterns)
+    except PatternError as exc:
+        print(f"dlp-gateway scan: {exc}", file=sys.stderr)
+        return 2
+    failed = False
+    out = sys.stdout
+    for path in args.paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            failed = True
+            _print_error(out, args.format, path, exc)
+            continue
+        if is_message(path, data):
+            result = scanner.scan_message(data)
+        else:
+            result = scanner.scan_file(Path(path).name, data)
+        if args.format == "json":
+            write_json(out, path, result.to_json())
+        else:
+            write_text(out, path, result)
+        out.flush()
+    return 1 if failed else 0
+
+
+def is_message(path: str, data: bytes) -> bool:
+    """A .eml file, or a file that starts like a mail header block."""
+    if Path(path).suffix.lower() in MESSAGE_SUFFIXES:
+        return True
+    if Path(path).suffix:
+        return False
+    return data[:200].lstrip().lower().startswith(_HEADER_START)
+
+
+def _print_error(out: TextIO, fmt: str, path: str, exc: OSError) -> None:
+    message = exc.strerror or str(exc)
+    if fmt == "json":
+        out.write(json.dumps({"path": path, "error": message}, ensure_ascii=False) + "\n")
+    else:
+        out.write(f"{path}: エラー (error): {message}\n")
+
+
+def write_json(out: TextIO, path: str, result: dict) -> None:  # type: ignore[type-arg]
+    """One object on one line, findings streamed so a huge roster is never one giant string."""
+    findings = result.pop("findings")
+    head = json.dumps({"path": path, **result}, ensure_ascii=False)
+    out.write(head[:-1] + ', "findings": [')
+    for i, finding in enumerate(findings):
+        out.write(("," if i else "") + json.dumps(finding, ensure_ascii=False))
+    out.write("]}\n")
+
+
+def write_text(out: TextIO, path: str, result) -> None:  # type: ignore[no-untyped-def]
+    v = result.verdict
+    out.write(f"{path}: {VERDICT_LABELS.get(v.action, v.action)}")
+    if v.approver_role:
+        out.write(f"  承認者 (approver): {ROLE_LABELS.get(v.approver_role, v.approver_role)}")
+    out.write("\n")
+    for reason in v.reasons:
+        out.write(f"  理由 (reason): {reason}\n")
+    counts = "、".join(f"{label} {result.counts[t]:,}" for t, label in TYPE_LABELS_JA.items())
+    out.write(f"  検出数 (counts): {counts}、人数 (records) {result.counts['records']:,}\n")
+    for finding in result.findings[:20]:
+        label = TYPE_LABELS_JA.get(finding.type, finding.type)
+        out.write(f"    {label}\t{finding.location}\t{finding.masked}\t{finding.confidence:.2f}\n")
+    if len(result.findings) > 20:
+        out.write(f"    ... ほか {len(result.findings) - 20:,} 件 (more)\n")
+    for u in result.unscannable:
+        out.write(
+            f"  検査不能 (unscannable): {u.part}: {REASON_LABELS_JA.get(u.reason, u.reason)}"
+            f" [{u.reason}]\n"
+        )
+    for s in result.skipped:
+        out.write(f"  未検査 (skipped): {s.part}: {s.content_type}\n")

@@ -1,0 +1,112 @@
+"""Personal names with SudachiPy (sudachidict-core tags 人名,姓 and 人名,名).
+
+In free text a name is a surname followed by a given name (山田太郎, 渡辺 美咲), or a
+surname or given name followed by an honorific (田中さん). A surname followed by an
+organisation word (山田製作所) is not a person. In tables the column header does the
+work and SudachiPy is only asked to judge columns that have no header.
+"""
+
+from __future__ import annotations
+
+import regex
+from sudachipy import dictionary, tokenizer
+
+from dlp_gateway.detect.findings import mask_name
+from dlp_gateway.detect.numbers import Hit
+from dlp_gateway.detect.patterns import NamePatterns
+
+_SURNAME = ("名詞", "固有名詞", "人名", "姓")
+_GIVEN = ("名詞", "固有名詞", "人名", "名")
+# SudachiPy refuses inputs over 49,149 bytes; stay well below.
+_CHUNK_CHARS = 8000
+_HAS_JAPANESE = regex.compile(r"[\p{Han}\p{Katakana}\p{Hiragana}]")
+_NAME_CELL = regex.compile(r"^[\p{Han}\p{Katakana}\p{Hiragana}\p{Latin}ー・･ 　.'-]+$")
+
+
+class NameFinder:
+    """Wraps one SudachiPy tokenizer (not shareable across processes; build one per worker)."""
+
+    def __init__(self, patterns: NamePatterns):
+        self.patterns = patterns
+        self._tokenizer = dictionary.Dictionary(dict="core").create(
+            mode=tokenizer.Tokenizer.SplitMode.C
+        )
+        self._org_suffixes = tuple(patterns.organisation_suffixes)
+        self._honorifics = frozenset(patterns.honorifics)
+
+    def find(self, text: str) -> list[Hit]:
+        """Names in folded free text."""
+        if not _HAS_JAPANESE.search(text):
+            return []
+        hits: list[Hit] = []
+        for offset, chunk in _chunks(text):
+            hits.extend(self._find_in_chunk(chunk, offset))
+        return hits
+
+    def _find_in_chunk(self, chunk: str, offset: int) -> list[Hit]:
+        tokens = list(self._tokenizer.tokenize(chunk))
+        hits = []
+        i = 0
+        while i < len(tokens):
+            hit, used = self._name_at(tokens, i)
+            if hit is not None:
+                start, end, confidence = hit
+                masked = mask_name(chunk[start:end])
+                hits.append(Hit("name", offset + start, offset + end, masked, confidence))
+            i += used
+        return hits
+
+    def _name_at(self, tokens: list, i: int) -> tuple[tuple[int, int, float] | None, int]:
+        pos = tuple(tokens[i].part_of_speech()[:4])
+        if pos not in (_SURNAME, _GIVEN):
+            return None, 1
+        start, end = tokens[i].begin(), tokens[i].end()
+        j = i + 1
+        if pos == _SURNAME:
+            k = j + 1 if j < len(tokens) and tokens[j].surface() in (" ", "\u3000") else j
+            if k < len(tokens) and tuple(tokens[k].part_of_speech()[:4]) == _GIVEN:
+                end, j = tokens[k].end(), k + 1
+                return self._checked(tokens, start, end, j, 0.85)
+        if j < len(tokens) and tokens[j].surface() in self._honorifics:
+            return (start, end, 0.7), j + 1
+        return None, j
+
+    def _checked(self, tokens: list, start: int, end: int, j: int, confidence: float):  # type: ignore[no-untyped-def]
+        following = tokens[j].surface() if j < len(tokens) else ""
+        if following and following.startswith(self._org_suffixes):
+            return None, j
+        return (start, end, confidence), j
+
+    def looks_like_name(self, value: str) -> bool:
+        """For columns without a header: is this short cell a person's name?"""
+        value = value.strip()
+        if not value or len(value) > self.patterns.max_cell_length or not _NAME_CELL.match(value):
+            return False
+        tokens = [t for t in self._tokenizer.tokenize(value) if t.surface().strip()]
+        if not tokens or len(tokens) > 3:
+            return False
+        first = tuple(tokens[0].part_of_speech()[:4])
+        return first == _SURNAME and all(
+            tuple(t.part_of_speech()[:4]) in (_SURNAME, _GIVEN) for t in tokens
+        )
+
+
+def is_name_cell(value: object, max_length: int) -> bool:
+    """A cell under a name header that plausibly holds a name (cheap: no morphology)."""
+    if not isinstance(value, str):
+        return False
+    value = value.strip()
+    return 0 < len(value) <= max_length and bool(_NAME_CELL.match(value))
+
+
+def _chunks(text: str):  # type: ignore[no-untyped-def]
+    """Split at line ends into pieces SudachiPy accepts, keeping offsets."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + _CHUNK_CHARS)
+        if end < len(text):
+            newline = text.rfind("\n", start, end)
+            if newline > start:
+                end = newline + 1
+        yield start, text[start:end]
+        start = end

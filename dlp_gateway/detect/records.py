@@ -1,0 +1,52 @@
+"""Findings -> person records.
+
+A record is one person's data in one table row or one paragraph: an
+identification code (My Number or insured-person number, personal information on
+its own under the APPI), or a name together with a birth date. Names alone and
+dates alone are not records.
+
+A paragraph listing several people counts each of them: a group holds as many
+records as its largest identification-code count, or as many name+date pairs as
+it has, whichever is greater.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dlp_gateway.detect.findings import Finding
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCount:
+    total: int
+    in_body: int
+
+
+def records_in_group(types: Iterable[str]) -> int:
+    counts: dict[str, int] = defaultdict(int)
+    for t in types:
+        counts[t] += 1
+    return max(
+        counts["my_number"],
+        counts["insured_number"],
+        min(counts["name"], counts["birth_date"]),
+    )
+
+
+def count_records(findings: Iterable[Finding]) -> RecordCount:
+    groups: dict[str, list[str]] = defaultdict(list)
+    body_groups: set[str] = set()
+    for f in findings:
+        groups[f.group].append(f.type)
+        if f.in_body:
+            body_groups.add(f.group)
+    total = in_body = 0
+    for group, types in groups.items():
+        n = records_in_group(types)
+        total += n
+        if group in body_groups:
+            in_body += n
+    return RecordCount(total, in_body)

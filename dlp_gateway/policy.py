@@ -1,0 +1,89 @@
+"""Findings + person records -> Verdict (pass | encrypt | hold).
+
+The rules are data, in patterns/policy.toml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dlp_gateway.detect.patterns import Policy, Rule
+from dlp_gateway.detect.records import RecordCount
+from dlp_gateway.extract.units import Unscannable
+
+ACTION_STRENGTH = {"pass": 0, "encrypt": 1, "hold": 2}
+ROLE_RANK = {None: 0, "section_head": 1, "ciso": 2}
+
+TYPE_LABELS_JA = {
+    "my_number": "マイナンバー",
+    "insured_number": "被保険者番号",
+    "name": "氏名",
+    "birth_date": "生年月日",
+}
+REASON_LABELS_JA = {
+    "encrypted_archive": "暗号化された圧縮ファイル",
+    "encrypted_office": "パスワード付きOfficeファイル",
+    "corrupt": "壊れたファイル",
+    "too_deep": "圧縮の入れ子が深すぎる",
+    "too_large": "展開後のサイズが大きすぎる（zip bomb の疑い）",
+    "timeout": "検査時間の上限を超えた",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: str  # "pass" | "encrypt" | "hold"
+    reasons: tuple[str, ...]  # Japanese, for senders and approvers
+    rules: tuple[str, ...]  # ids of the rules that fired for this action
+    approver_role: str | None = None  # "section_head" | "ciso" for a hold
+    approvals_required: int = 0
+
+
+def decide(
+    policy: Policy,
+    counts: dict[str, int],
+    records: RecordCount,
+    unscannable: Sequence[Unscannable],
+) -> Verdict:
+    """Apply every rule; the strongest action wins and gathers the reasons of its rules."""
+    metrics = {
+        **counts,
+        "records": records.total,
+        "body_records": records.in_body,
+        "attachment_records": records.total - records.in_body,
+        "unscannable": len(unscannable),
+    }
+    fired = [rule for rule in policy.rules if metrics.get(rule.metric, 0) >= rule.min]
+    if not fired:
+        return Verdict(policy.default_action, (), ())
+    action = max((r.action for r in fired), key=ACTION_STRENGTH.__getitem__)
+    chosen = [r for r in fired if r.action == action]
+    context = _reason_context(counts, unscannable)
+    reasons = tuple(_reason(rule, metrics, context) for rule in chosen)
+    if action == "hold" or action == "encrypt":
+        reasons += _breakdown(counts)
+    role = max((r.approver_role for r in chosen), key=ROLE_RANK.__getitem__)
+    approvals = max(r.approvals_required for r in chosen) if action == "hold" else 0
+    return Verdict(action, reasons, tuple(r.id for r in chosen), role, approvals)
+
+
+def _reason(rule: Rule, metrics: dict[str, int], context: dict[str, str]) -> str:
+    try:
+        return rule.reason.format(n=f"{metrics.get(rule.metric, 0):,}", **context)
+    except (KeyError, IndexError, ValueError):
+        return f"{rule.reason} ({rule.id})"
+
+
+def _reason_context(counts: dict[str, int], unscannable: Sequence[Unscannable]) -> dict[str, str]:
+    details = "、".join(
+        f"{u.part}: {REASON_LABELS_JA.get(u.reason, u.reason)}" for u in unscannable[:5]
+    )
+    if len(unscannable) > 5:
+        details += f" ほか{len(unscannable) - 5}件"
+    return {"details": details, "breakdown": "、".join(_breakdown(counts))}
+
+
+def _breakdown(counts: dict[str, int]) -> tuple[str, ...]:
+    """'マイナンバー 3件' style lines for each finding type found."""
+    return tuple(f"{label} {counts[t]:,}件" for t, label in TYPE_LABELS_JA.items() if counts.get(t))

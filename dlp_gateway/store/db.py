@@ -1,0 +1,71 @@
+"""The embedded SQLite database: one file under the data directory.
+
+Each store module declares its tables as ``SCHEMA`` DDL and calls
+``ensure_schema`` on first use; nothing above ``store/`` writes SQL.
+Connections use WAL and ``synchronous=FULL``: a commit that returned is on disk,
+which is what lets the relay answer 250 after committing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DB_FILENAME = "gateway.db"
+
+
+class Database:
+    """A thread-safe handle on the gateway's SQLite file.
+
+    One connection guarded by a lock: the gateway's writes are small and few
+    (a row per held message, queue entry or audit event), so serialising them is
+    simpler and safer than a pool.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._schemas: set[str] = set()
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path | str) -> Database:
+        return cls(Path(data_dir) / DB_FILENAME)
+
+    def ensure_schema(self, name: str, ddl: str) -> None:
+        """Create a module's tables once per process (idempotent DDL)."""
+        with self._lock:
+            if name in self._schemas:
+                return
+            self._conn.executescript(ddl)
+            self._schemas.add(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -28,9 +28,9 @@ class NameFinder:
 
     def __init__(self, patterns: NamePatterns):
         self.patterns = patterns
-        self._tokenizer = dictionary.Dictionary(dict="core").create(
-            mode=tokenizer.Tokenizer.SplitMode.C
-        )
+        sudachi = dictionary.Dictionary(dict="core")
+        make = getattr(sudachi, "tokenizer", None) or sudachi.create  # create() before 0.6.9
+        self._tokenizer = make(mode=tokenizer.Tokenizer.SplitMode.C)
         self._org_suffixes = tuple(patterns.organisation_suffixes)
         self._honorifics = frozenset(patterns.honorifics)
 
@@ -48,18 +48,19 @@ class NameFinder:
         hits = []
         i = 0
         while i < len(tokens):
-            hit, used = self._name_at(tokens, i)
+            hit, next_index = self._name_at(tokens, i)
             if hit is not None:
                 start, end, confidence = hit
                 masked = mask_name(chunk[start:end])
                 hits.append(Hit("name", offset + start, offset + end, masked, confidence))
-            i += used
+            i = next_index
         return hits
 
     def _name_at(self, tokens: list, i: int) -> tuple[tuple[int, int, float] | None, int]:
+        """A name starting at token ``i`` (span, confidence) and the index to go on from."""
         pos = tuple(tokens[i].part_of_speech()[:4])
         if pos not in (_SURNAME, _GIVEN):
-            return None, 1
+            return None, i + 1
         start, end = tokens[i].begin(), tokens[i].end()
         j = i + 1
         if pos == _SURNAME:

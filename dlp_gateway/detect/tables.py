@@ -145,8 +145,13 @@ class TableScanner:
             return layout
         if any(self.classify(v) is not None for r in head for v in r.cells):
             return Layout(None, form=True)
-        layout = Layout(None)
-        self._sample_columns(layout, head)
+        plain = _plain_header(head)
+        layout = Layout(plain.number if plain else None)
+        if plain is not None:
+            layout.headers = {
+                i: v.strip() for i, v in enumerate(plain.cells) if isinstance(v, str) and v.strip()
+            }
+        self._sample_columns(layout, [r for r in head if r.number > (layout.header_row or 0)])
         return layout
 
     def _find_header(self, head: list[Row]) -> Row | None:
@@ -157,6 +162,8 @@ class TableScanner:
             score = sum(1 for k in kinds.values() if k is not None)
             if score == 0 or len(labels) < 2 or not all(_is_label_text(v) for v in labels):
                 continue
+            if score == 1 and index + 1 >= len(head):
+                continue  # a lone 氏名 | 山田太郎 is a form line, not a header
             if self._values_below_are_labels(head[index + 1 : index + 11], kinds):
                 continue
             if best is None or score > best[0]:
@@ -203,6 +210,8 @@ class _ListPass:
         # values pass the check digit; pending holds (location, group, masked) until then.
         self.pending: dict[int, list[tuple[str, str, str]]] = {}
         self.twelve_digit: dict[int, int] = {}
+        negative = scanner.p.my_number.labels.negative
+        self.not_my_number = {i for i, h in layout.headers.items() if header_matches(h, negative)}
 
     def run(self, rows: Iterator[Row]) -> list[Finding]:
         header_row = self.layout.header_row or 0
@@ -233,9 +242,7 @@ class _ListPass:
             kind, value = column.kind, cells[i]
             if kind is Kind.NAME:
                 if is_name_cell(value, self.s.p.name.max_cell_length):
-                    self._add(
-                        "name", self._loc(row, i), mask_name(value), column.confidence, group
-                    )
+                    self._add("name", self._loc(row, i), mask_name(value), column.confidence, group)
                     named = True
             elif kind in (Kind.NAME_PART, Kind.NAME_KANA):
                 if kana_or_part is None and is_name_cell(value, self.s.p.name.max_cell_length):
@@ -280,6 +287,8 @@ class _ListPass:
                     self._free_text(value, row, i, group)
 
     def _twelve(self, i: int, digits: str, row: Row, group: str) -> None:
+        if i in self.not_my_number:
+            return
         self.twelve_digit[i] = self.twelve_digit.get(i, 0) + 1
         if is_valid_my_number(digits):
             self.pending.setdefault(i, []).append((self._loc(row, i), group, mask_number(digits)))
@@ -370,6 +379,19 @@ class _FormPass:
                 type_, self.table.part, location, masked, confidence, self.group, self.table.in_body
             )  # type: ignore[arg-type]
         )
+
+
+def _plain_header(head: list[Row]) -> Row | None:
+    """A first row of labels none of which we know (会社名 | 作成日 | 注文番号)."""
+    rows = [r for r in head[:5] if any(v not in (None, "") for v in r.cells)]
+    if len(rows) < 2:
+        return None
+    labels = [v for v in rows[0].cells if v not in (None, "")]
+    below = [v for v in rows[1].cells if v not in (None, "")]
+    if len(labels) >= 2 and all(_is_label_text(v) for v in labels):
+        if not all(_is_label_text(v) for v in below):
+            return rows[0]
+    return None
 
 
 def _single_kind(above: dict[int, Kind]) -> Kind | None:

@@ -1,15 +1,124 @@
-"""`dlp-gateway held` (not implemented yet)."""
+"""`dlp-gateway held list|show|release|reject`: the held-mail queue from the shell.
+
+release/reject record who acted (``--actor``, default ``cli:<os user>``) and put
+the outbound mail in the durable queue; a running ``dlp-gateway serve`` (sharing
+the data directory) delivers it. These commands do not deliver by themselves.
+Role / separation-of-duty checks are the admin page's; the shell is for operators.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import sys
+
+from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+
+QUEUE_NOTE = (
+    "The mail is put in the durable outbound queue; a running `dlp-gateway serve` "
+    "using the same data directory delivers it."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("held", help="held (not implemented yet)")
+    parser = sub.add_parser(
+        "held", help="list, show, release or reject held mail",
+        description="Inspect and act on held mail. " + QUEUE_NOTE,
+    )
+    actions = parser.add_subparsers(dest="held_command", required=True, metavar="ACTION")
+
+    p = actions.add_parser("list", help="list held mail")
+    add_common_arguments(p)
+    p.add_argument("--status", choices=["held", "released", "rejected", "expired"])
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="json: one object per line")
+
+    p = actions.add_parser("show", help="show one held message (findings masked)")
+    add_common_arguments(p)
+    p.add_argument("id")
+
+    p = actions.add_parser("release", help="release a held message. " + QUEUE_NOTE,
+                           description="Release a held message. " + QUEUE_NOTE)
+    add_common_arguments(p)
+    p.add_argument("id")
+    p.add_argument("--mode", choices=["as_is", "encrypted"], default="as_is",
+                   help="encrypted: AES-256 zip the attachments, password to the sender only")
+    p.add_argument("--comment", default="")
+    p.add_argument("--actor", help="who is acting (default cli:<os user>)")
+
+    p = actions.add_parser("reject", help="reject a held message (sender notified). "
+                           + QUEUE_NOTE, description="Reject a held message. " + QUEUE_NOTE)
+    add_common_arguments(p)
+    p.add_argument("id")
+    p.add_argument("--comment", required=True, help="reason, sent to the sender")
+    p.add_argument("--actor", help="who is acting (default cli:<os user>)")
     parser.set_defaults(handler=run)
 
 
+def default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"cli:{user}"
+
+
 def run(args: argparse.Namespace) -> int:
-    print("dlp-gateway held: not implemented yet")
-    return 2
+    from dlp_gateway.gateway import Gateway, HeldNotFound, HeldStateError, ReleaseError
+
+    try:
+        gateway = Gateway(config_from_args(args))
+    except ConfigError as exc:
+        print(f"dlp-gateway held: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _dispatch(gateway, args)
+    except HeldNotFound:
+        print(f"held message not found: {args.id}", file=sys.stderr)
+        return 1
+    except (HeldStateError, ReleaseError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        gateway.close()
+
+
+def _dispatch(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    command = args.held_command
+    if command == "list":
+        _list(gateway, args.status, args.format)
+    elif command == "show":
+        _show(gateway, args.id)
+    elif command == "release":
+        held = gateway.release(args.id, args.actor or default_actor(), args.mode, args.comment)
+        print(f"released {held.id} ({args.mode}) by {held.decided_by}; queued for delivery")
+    elif command == "reject":
+        if not args.comment.strip():
+            print("refused: a comment is required", file=sys.stderr)
+            return 1
+        held = gateway.reject(args.id, args.actor or default_actor(), args.comment)
+        print(f"rejected {held.id} by {held.decided_by}; sender notified")
+    return 0
+
+
+def _list(gateway, status: str | None, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    for held in gateway.held.list(status):
+        if fmt == "json":
+            print(json.dumps(held.summary_json(), ensure_ascii=False))
+        else:
+            print(f"{held.id}  {held.received}  {held.status:8}  {held.approver_role or '-':12}  "
+                  f"{held.sender} -> {', '.join(held.recipients)}  {held.subject}")
+
+
+def _show(gateway, held_id: str) -> None:  # type: ignore[no-untyped-def]
+    held = gateway.held.get(held_id)
+    data = held.summary_json()
+    data.update({
+        "rules": held.rules, "sha256": held.sha256, "size": held.size, "scan_id": held.scan_id,
+        "counts": held.counts, "unscannable": held.unscannable, "decided_by": held.decided_by,
+        "decided_at": held.decided_at, "comment": held.comment,
+        "escalated_at": held.escalated_at,
+        "findings": held.findings[:50], "findings_total": len(held.findings),
+    })
+    print(json.dumps(data, ensure_ascii=False, indent=2))

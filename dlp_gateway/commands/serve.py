@@ -1,15 +1,46 @@
-"""`dlp-gateway serve` (not implemented yet)."""
+"""`dlp-gateway serve`: the relay, the outbound queue and the admin page in one process."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+
+from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("serve", help="serve (not implemented yet)")
+    parser = sub.add_parser(
+        "serve",
+        help="run the SMTP relay and the admin page",
+        description="SMTP relay (scan -> pass / hold / encrypt), durable outbound queue and "
+        "approver admin page, in one process. Flags override the --config file.",
+    )
+    add_common_arguments(parser)
+    parser.add_argument("--listen", metavar="HOST:PORT", help="SMTP listener (127.0.0.1:10025)")
+    parser.add_argument(
+        "--upstream", metavar="HOST:PORT|maildir:PATH",
+        help="where released mail goes: a smarthost, or a local Maildir (maildir:./data/maildir)",
+    )
+    parser.add_argument("--admin-listen", metavar="HOST:PORT", help="admin page (127.0.0.1:8025)")
+    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("dlp-gateway serve: not implemented yet")
-    return 2
+    from dlp_gateway.server import configure_logging, serve_forever
+
+    try:
+        config = config_from_args(
+            args, listen=args.listen, upstream=args.upstream, admin_listen=args.admin_listen
+        )
+    except ConfigError as exc:
+        print(f"dlp-gateway serve: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level)
+    try:
+        asyncio.run(serve_forever(config))
+    except OSError as exc:  # e.g. port in use
+        print(f"dlp-gateway serve: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,15 +1,115 @@
-"""`dlp-gateway users` (not implemented yet)."""
+"""`dlp-gateway users add|list|disable`: approver and operator accounts.
+
+``add`` reads the password from stdin (first line; prompted twice on a terminal),
+so it never appears in the process list or the shell history.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import sys
+
+from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.store.audit import AuditLog
+from dlp_gateway.store.db import Database
+from dlp_gateway.store.users import ROLES, UserError, UserStore
+from dlp_gateway.web.auth import SessionStore
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    """--config/--data-dir after the action too (``users add X --data-dir D``)."""
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("users", help="users (not implemented yet)")
+    parser = sub.add_parser("users", help="manage approver/operator accounts (利用者管理)")
+    actions = parser.add_subparsers(dest="users_action", required=True, metavar="ACTION")
+
+    add = actions.add_parser("add", help="add an account (password from stdin)")
+    add.add_argument("email")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--department", default=None)
+    _common(add)
+
+    listing = actions.add_parser("list", help="list accounts")
+    listing.add_argument("--format", choices=("text", "json"), default="text")
+    _common(listing)
+
+    disable = actions.add_parser("disable", help="disable an account and end its sessions")
+    disable.add_argument("email")
+    _common(disable)
+
+    add_common_arguments(parser)
     parser.set_defaults(handler=run)
 
 
+def _operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("パスワード: ")
+        if getpass.getpass("パスワード（確認）: ") != first:
+            raise UserError("パスワードが一致しません")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def run(args: argparse.Namespace) -> int:
-    print("dlp-gateway users: not implemented yet")
-    return 2
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"dlp-gateway users: {exc}", file=sys.stderr)
+        return 2
+    db = Database.in_data_dir(config.data_dir)
+    try:
+        return _ACTIONS[args.users_action](args, db)
+    except UserError as exc:
+        print(f"dlp-gateway users: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+
+
+def _add(args: argparse.Namespace, db: Database) -> int:
+    user = UserStore(db).add(args.email, args.role, _read_password(), args.department)
+    AuditLog(db).append(
+        "user_added", _operator(), None,
+        {"email": user.email, "role": user.role, "department": user.department},
+    )
+    print(f"added {user.email} ({user.role})")
+    return 0
+
+
+def _list(args: argparse.Namespace, db: Database) -> int:
+    for user in UserStore(db).list():
+        if args.format == "json":
+            print(json.dumps({
+                "email": user.email, "role": user.role, "department": user.department,
+                "enabled": user.enabled, "created_at": user.created_at,
+            }, ensure_ascii=False))
+        else:
+            state = "enabled" if user.enabled else "disabled"
+            print(f"{user.email}\t{user.role}\t{user.department or '-'}\t{state}")
+    return 0
+
+
+def _disable(args: argparse.Namespace, db: Database) -> int:
+    users = UserStore(db)
+    if not users.disable(args.email):
+        raise UserError(f"登録されていません: {args.email}")
+    email = args.email.strip().lower()
+    SessionStore(db).delete_for_user(email)
+    AuditLog(db).append("user_disabled", _operator(), None, {"email": email})
+    print(f"disabled {email}")
+    return 0
+
+
+_ACTIONS = {"add": _add, "list": _list, "disable": _disable}

@@ -388,10 +388,8 @@ def _plain_header(head: list[Row]) -> Row | None:
         return None
     labels = [v for v in rows[0].cells if v not in (None, "")]
     below = [v for v in rows[1].cells if v not in (None, "")]
-    if len(labels) >= 2 and all(_is_label_text(v) for v in labels):
-        if not all(_is_label_text(v) for v in below):
-            return rows[0]
-    return None
+    all_labels = len(labels) >= 2 and all(_is_label_text(v) for v in labels)
+    return rows[0] if all_labels and not all(_is_label_text(v) for v in below) else None
 
 
 def _single_kind(above: dict[int, Kind]) -> Kind | None:

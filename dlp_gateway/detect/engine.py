@@ -67,9 +67,9 @@ class DetectionEngine:
         return findings
 
     def text_hits(self, text: str, header: str = "") -> list[Hit]:
-        """Hits in one piece of text (also used for long table cells)."""
+        """Hits in one table cell's text; names only beside a birth date (cells are many)."""
         folded = fold(text)
-        return self._hits(folded, self.classify(header) if header else None, with_names=True)
+        return self._hits(folded, self.classify(header) if header else None, with_names=False)
 
     def _hits(self, text: str, header_kind: Kind | None, with_names: bool) -> list[Hit]:
         p = self.p

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
+import regex
+
 from dlp_gateway.detect.birth import MASKED_DATE, birth_date_in_cell, cell_date
 from dlp_gateway.detect.findings import Finding, mask_name, mask_number
 from dlp_gateway.detect.names import NameFinder, is_name_cell
@@ -36,6 +38,10 @@ from dlp_gateway.extract.units import CellValue, Row, TableUnit
 HEADER_SEARCH_ROWS = 30
 SAMPLE_ROWS = 50
 MAX_LABEL_LENGTH = 24
+# A free-text cell is searched only when it holds at least this many digits: every
+# number and date we look for has six or more.
+MIN_DIGITS_FOR_TEXT = 6
+_DIGITS = regex.compile(r"\d")
 
 
 class Kind(Enum):
@@ -294,6 +300,8 @@ class _ListPass:
             self.pending.setdefault(i, []).append((self._loc(row, i), group, mask_number(digits)))
 
     def _free_text(self, value: str, row: Row, i: int, group: str) -> None:
+        if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
+            return  # addresses, notes without numbers or dates: nothing to find
         header = self.layout.headers.get(i, "")
         location = self._loc(row, i)
         for hit in self.s.text_hits(value, header):

@@ -17,10 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 # A cell's value as the reader gave it: text, a number, or a real date.
-CellValue = Union[str, int, float, dt.date, dt.datetime, None]
+CellValue = str | int | float | dt.date | dt.datetime | None
 
 UnscannableReason = Literal[
     "encrypted_archive", "encrypted_office", "corrupt", "too_deep", "too_large", "timeout"
@@ -91,7 +91,7 @@ class Skipped:
     content_type: str
 
 
-Unit = Union[TextUnit, TableUnit, Unscannable, Skipped]
+Unit = TextUnit | TableUnit | Unscannable | Skipped
 
 
 @dataclass(slots=True)

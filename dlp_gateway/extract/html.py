@@ -1,0 +1,86 @@
+"""HTML to plain text: visible text only, one line per block, entities unescaped."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+_SKIP = {"script", "style", "template", "title"}
+_BLOCK = {
+    "address", "article", "aside", "blockquote", "br", "caption", "dd", "div", "dl", "dt",
+    "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+    "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody",
+    "thead", "tfoot", "tr", "ul", "body", "html",
+}
+_CELL = {"td", "th"}
+_VOID = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "wbr"}
+_SPACES = re.compile(r"[ \t\r\n\f\v]+")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.I)
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.skip_depth = 0
+        self.pre_depth = 0
+        self.cells_in_row = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skip_depth += 1
+        elif tag == "pre":
+            self.pre_depth += 1
+        if tag in _BLOCK:
+            self.chunks.append("\n")
+        if tag == "tr":
+            self.cells_in_row = 0
+        elif tag in _CELL:
+            if self.cells_in_row:
+                self.chunks.append("\t")
+            self.cells_in_row += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP and tag not in _VOID:
+            self.skip_depth = max(0, self.skip_depth - 1)
+        elif tag == "pre":
+            self.pre_depth = max(0, self.pre_depth - 1)
+        if tag in _BLOCK:
+            self.chunks.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.skip_depth:
+            return
+        if self.pre_depth:
+            self.chunks.append(data)
+        else:
+            self.chunks.append(_SPACES.sub(" ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML document: script/style skipped, a newline per block."""
+    parser = _TextExtractor()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # HTMLParser is lenient; keep whatever was read
+        pass
+    lines = (line.strip(" ") for line in "".join(parser.chunks).split("\n"))
+    return "\n".join(line for line in lines if line.strip()).replace("\xa0", " ")
+
+
+def meta_charset(data: bytes) -> str | None:
+    """The charset an HTML document declares in a <meta> tag, if any."""
+    match = _META_CHARSET.search(data[:4096])
+    return match.group(1).decode("ascii", "replace") if match else None
+
+
+def looks_like_html(text_head: str) -> bool:
+    head = text_head.lstrip("\ufeff \t\r\n")[:512].lower()
+    return head.startswith(("<!doctype html", "<html")) or (
+        "<html" in head and "<body" in text_head[:4096].lower()
+    )

@@ -1,0 +1,270 @@
+"""Decoding Japanese text of unknown charset, and csv/tsv/txt files as units.
+
+Japanese mail and files arrive in UTF-8, cp932 (Shift_JIS), EUC-JP, ISO-2022-JP
+and UTF-16, often with a wrong or missing charset label. ``decode_bytes`` tries
+the declared charset and the usual suspects, scores the candidates that decode
+cleanly by how Japanese they look, and never raises.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import unicodedata
+from collections.abc import Iterator
+
+from charset_normalizer import from_bytes
+
+from dlp_gateway.extract.units import Row, TableUnit, TextUnit
+
+# Large quoted fields happen (addresses pasted with newlines); do not fail on them.
+csv.field_size_limit(64 << 20)
+
+SAMPLE_BYTES = 256 << 10
+
+_ALIASES = {
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "s-jis": "cp932",
+    "ms_kanji": "cp932",
+    "csshiftjis": "cp932",
+    "windows-31j": "cp932",
+    "ms932": "cp932",
+    "x-ms-cp932": "cp932",
+    "cp932": "cp932",
+    "shift_jisx0213": "cp932",
+    "shift_jis_2004": "cp932",
+    "euc-jp": "euc_jp",
+    "x-euc-jp": "euc_jp",
+    "eucjp": "euc_jp",
+    "euc_jp": "euc_jp",
+    "cseucpkdfmtjapanese": "euc_jp",
+    "iso-2022-jp": "iso2022_jp",
+    "csiso2022jp": "iso2022_jp",
+    "iso-2022-jp-1": "iso2022_jp_1",
+    "iso-2022-jp-2": "iso2022_jp_2",
+    "iso-2022-jp-3": "iso2022_jp_3",
+    "iso-2022-jp-2004": "iso2022_jp_2004",
+    "us-ascii": "ascii",
+    "ascii": "ascii",
+    "utf8": "utf-8",
+    "utf-8": "utf-8",
+}
+
+# ISO-2022-JP as written by real clients may carry NEC / JIS X 0213 characters (①).
+_ISO2022_CHAIN = ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2004", "iso2022_jp_2")
+_FALLBACK_CHAIN = ("utf-8", "cp932", "euc_jp")
+_SINGLE_BYTE = {"latin_1", "iso8859_1", "cp1252", "ascii"}
+
+
+def normalize_charset(name: str | None) -> str | None:
+    """Map a MIME charset label to a Python codec name, or None if unknown."""
+    if not name:
+        return None
+    label = name.strip().strip('"').lower()
+    if label in _ALIASES:
+        return _ALIASES[label]
+    try:
+        return codecs.lookup(label).name
+    except (LookupError, ValueError):
+        return None
+
+
+def _bom_encoding(data: bytes) -> str | None:
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) and len(data) % 4 == 0:
+        return "utf-32"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return None
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """UTF-16 text of mostly ASCII/kana has NULs at every other byte."""
+    if len(sample) < 4 or sample.count(0) < len(sample) // 4:
+        return None
+    even = sample[0::2].count(0)
+    odd = sample[1::2].count(0)
+    if odd > even * 3:
+        return "utf-16-le"
+    if even > odd * 3:
+        return "utf-16-be"
+    return None
+
+
+def _try_decode(sample: bytes, encoding: str, final: bool) -> str | None:
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        return decoder.decode(sample, final=final)
+    except (UnicodeDecodeError, LookupError, ValueError):
+        return None
+
+
+def japanese_score(text: str) -> float:
+    """How much ``text`` looks like (Japanese or ASCII) text, per character.
+
+    Mojibake from decoding EUC-JP as cp932 shows as half-width katakana interleaved
+    with kanji; private-use and control characters show a wrong decoding too.
+    """
+    if not text:
+        return 0.0
+    score = 0.0
+    prev_kind = ""
+    for ch in text[:20000]:
+        o = ord(ch)
+        if o < 0x80:
+            kind = "a"
+            score += 0.5 if (ch.isprintable() or ch in "\r\n\t") else -5
+        elif 0x3040 <= o <= 0x309F:
+            kind = "h"
+            score += 3
+        elif 0x30A0 <= o <= 0x30FF:
+            kind = "k"
+            score += 2
+        elif 0x4E00 <= o <= 0x9FFF:
+            kind = "c"
+            score += 1
+        elif 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF5E:
+            kind = "p"
+            score += 1
+        elif 0xFF61 <= o <= 0xFF9F:
+            kind = "w"
+            score += 1
+        elif 0xE000 <= o <= 0xF8FF or o == 0xFFFD or 0x80 <= o <= 0x9F:
+            kind = "x"
+            score -= 5
+        else:
+            kind = "o"
+            score -= 0.5 if unicodedata.category(ch).startswith("L") else 1
+        if (kind == "w" and prev_kind in "hkc") or (prev_kind == "w" and kind in "hkc"):
+            score -= 3
+        prev_kind = kind
+    return score / min(len(text), 20000)
+
+
+def choose_encoding(data: bytes, declared: str | None = None) -> str:
+    """Pick a codec for ``data`` (the declared charset if it fits). Never raises."""
+    bom = _bom_encoding(data)
+    if bom:
+        return bom
+    sample = data[:SAMPLE_BYTES]
+    final = len(data) <= SAMPLE_BYTES
+    utf16 = _utf16_without_bom(sample)
+    if utf16 and _try_decode(sample, utf16, final) is not None:
+        return utf16
+    declared_codec = normalize_charset(declared)
+    if sample.isascii():
+        if b"\x1b$" in sample or b"\x1b(" in sample:
+            for enc in _ISO2022_CHAIN:
+                if _try_decode(sample, enc, final) is not None:
+                    return enc
+        return "utf-8" if declared_codec in (None, "ascii") else declared_codec
+    candidates: list[str] = []
+    if declared_codec and declared_codec not in _SINGLE_BYTE:
+        candidates.append(declared_codec)
+    candidates += [e for e in _FALLBACK_CHAIN if e not in candidates]
+    best: tuple[float, int, str] | None = None
+    for order, enc in enumerate(candidates):
+        text = _try_decode(sample, enc, final)
+        if text is None:
+            continue
+        if enc == "utf-8":
+            return "utf-8"  # multi-byte UTF-8 that validates is practically never accidental
+        key = (japanese_score(text) + (0.3 if enc == declared_codec else 0.0), -order, enc)
+        if best is None or key > best:
+            best = key
+    if best is not None:
+        return best[2]
+    if declared_codec in _SINGLE_BYTE:
+        return declared_codec  # honoured only when nothing Japanese fits
+    guess = from_bytes(sample).best()
+    if guess is not None and guess.encoding:
+        return normalize_charset(guess.encoding) or guess.encoding
+    return declared_codec or "cp932"
+
+
+def decode_bytes(data: bytes, declared: str | None = None) -> str:
+    """Decode text of uncertain charset; never raises (last resort: replacement chars)."""
+    encoding = choose_encoding(data, declared)
+    try:
+        return data.decode(encoding, errors="replace")
+    except (LookupError, ValueError):
+        return data.decode("utf-8", errors="replace")
+
+
+# --- text files -----------------------------------------------------------------------
+
+_TABLE_EXTENSIONS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+
+
+def _sniff_delimiter(head: str) -> str | None:
+    """Comma or tab if the first lines split consistently into 2+ fields."""
+    lines = [line for line in head.splitlines()[:20] if line.strip()]
+    if len(head.splitlines()) > 20:
+        lines = lines[:-1]  # the last line of a cut sample may be partial
+    if len(lines) < 2:
+        return None
+    for delimiter in ("\t", ","):
+        try:
+            widths = [len(r) for r in csv.reader(lines, delimiter=delimiter)]
+        except csv.Error:
+            continue
+        if widths and min(widths) >= 2 and max(widths) == min(widths):
+            return delimiter
+    return None
+
+
+def _csv_delimiter(head: str, extension: str) -> str:
+    first = head.split("\n", 1)[0]
+    if extension == ".csv" and "," not in first and "\t" in first:
+        return "\t"
+    if extension == ".csv" and "," not in first and ";" in first:
+        return ";"
+    return _TABLE_EXTENSIONS[extension]
+
+
+def csv_table(path: str, data: bytes, encoding: str, delimiter: str) -> TableUnit:
+    """A TableUnit over delimited text, streamed: nothing is decoded until rows() runs."""
+
+    def rows() -> Iterator[Row]:
+        stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace",
+                                  newline="")
+        reader = csv.reader(stream, delimiter=delimiter)
+        start = 1
+        for record in reader:
+            yield Row(start, [value if value != "" else None for value in record])
+            start = reader.line_num + 1
+
+    return TableUnit(part=path, location=path, rows=rows, cell_style="a1")
+
+
+def estimate_cells(data: bytes, head: str, delimiter: str) -> int:
+    """Rough cell count (lines x first-line width) for the message-wide cell budget."""
+    first = head.split("\n", 1)[0]
+    return (data.count(b"\n") + 1) * (first.count(delimiter) + 1)
+
+
+def text_units(
+    path: str, data: bytes, extension: str, declared: str | None = None
+) -> tuple[TextUnit | TableUnit, int]:
+    """A .csv/.tsv (or tabular-looking text) as a table, other text as one TextUnit.
+
+    Returns the unit and its estimated cell count (0 for free text).
+    """
+    encoding = choose_encoding(data, declared)
+    head = data[:SAMPLE_BYTES].decode(encoding, errors="replace")
+    if head.startswith("\ufeff"):
+        head = head[1:]
+    delimiter: str | None
+    if extension in _TABLE_EXTENSIONS:
+        delimiter = _csv_delimiter(head, extension)
+    else:
+        delimiter = _sniff_delimiter(head)
+    if delimiter is not None:
+        return csv_table(path, data, encoding, delimiter), estimate_cells(data, head, delimiter)
+    text = data.decode(encoding, errors="replace").lstrip("\ufeff")
+    return TextUnit(text=text, part=path, location=path), 0

@@ -21,10 +21,14 @@ $(TSTAMP): pyproject.toml | $(BIN)/python
 
 # Debian's Chromium for the admin-page browser test (Playwright drives it by
 # executable_path; it never downloads a browser of its own).
+# fonts-ipafont-gothic renders the Japanese UI in screenshots.
+BROWSER_PKGS := chromium fonts-ipafont-gothic
+
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium missing: sudo apt-get install chromium (browser tests will be skipped)"; fi; }
+	@if command -v chromium >/dev/null 2>&1 && [ -d /usr/share/fonts/opentype/ipafont-gothic ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
+	else echo "chromium missing: sudo apt-get install $(BROWSER_PKGS) (browser tests will be skipped)"; fi
 
 run: $(STAMP)
 	$(BIN)/dlp-gateway serve --upstream maildir:./data/maildir
@@ -38,6 +42,7 @@ test: $(TSTAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py
+	$(BIN)/python bench/relay_bench.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

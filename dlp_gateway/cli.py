@@ -13,7 +13,8 @@ COMMANDS = (scan, serve, held, users, audit)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dlp-gateway", description="Outbound-email DLP gateway (個人情報漏えい防止ゲートウェイ)"
+        prog="dlp-gateway",
+        description="Outbound-email DLP gateway (個人情報漏えい防止ゲートウェイ)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

@@ -1,0 +1,337 @@
+"""Who may release or reject held mail, and when held mail escalates or expires.
+
+The rules (DOMAIN.md §10) are pure functions over plain values so they can be
+unit-tested without a gateway:
+
+- nobody acts on mail they sent or that is addressed to them;
+- operators may look but not decide;
+- a hold that needs the CISO cannot be decided by a section head (the CISO may
+  decide section-head holds);
+- a policy rule may require several distinct approvers (``approvals_required``);
+- an approval names the SHA-256 of the stored message; if the stored bytes no
+  longer hash to the value recorded at hold time, nothing can be approved.
+
+When approvers of a multi-approver hold choose different modes, the message is
+released encrypted if any of them asked for encryption (the safer choice wins).
+Rejection needs one authorised approver: any one of them may stop a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from dlp_gateway.store.db import Database
+
+log = logging.getLogger(__name__)
+
+MODES = ("as_is", "encrypted")
+DECIDING_ROLES = ("section_head", "ciso")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS approvals (
+    held_id   TEXT NOT NULL,
+    approver  TEXT NOT NULL,
+    sha256    TEXT NOT NULL,
+    mode      TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    comment   TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (held_id, approver)
+);
+"""
+
+
+class HeldLike(Protocol):
+    id: str
+    sender: str
+    recipients: Any
+    approver_role: str | None
+    status: str
+    sha256: str
+    rules: Any
+
+
+class ApprovalRefused(Exception):
+    """An action the rules forbid. ``message`` is Japanese, ``status`` the HTTP code."""
+
+    def __init__(self, message: str, status: int = 403):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    held_id: str
+    approver: str
+    sha256: str
+    mode: str
+    at: str
+    comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an approval did: ``released`` or still waiting for ``required - count``."""
+
+    released: bool
+    count: int
+    required: int
+    mode: str
+
+
+# -- pure rules -------------------------------------------------------------------------
+
+
+def _norm(address: str) -> str:
+    return address.strip().lower()
+
+
+def refusal(actor_email: str, actor_role: str, held: HeldLike) -> str | None:
+    """Why ``actor`` may not decide on ``held`` (Japanese), or None if they may."""
+    if held.status != "held":
+        return f"この保留メールは既に処理済みです（状態: {held.status}）。"
+    if actor_role not in DECIDING_ROLES:
+        return "運用担当者は保留メールを閲覧できますが、承認・却下はできません。"
+    me = _norm(actor_email)
+    if me == _norm(held.sender):
+        return "自分が送信したメールを承認・却下することはできません。"
+    if me in {_norm(r) for r in held.recipients}:
+        return "自分宛てのメールを承認・却下することはできません。"
+    if held.approver_role == "ciso" and actor_role != "ciso":
+        return "このメールは統括情報セキュリティ責任者の承認が必要です。所属長は承認できません。"
+    return None
+
+
+def required_approvals(rules: Iterable[str], requirements: Mapping[str, int]) -> int:
+    """The number of distinct approvers the strictest fired rule asks for (at least 1)."""
+    return max([1, *(int(requirements.get(rule, 1)) for rule in rules)])
+
+
+def release_mode(modes: Iterable[str]) -> str:
+    """``encrypted`` if any approver asked for it, else ``as_is``."""
+    return "encrypted" if "encrypted" in set(modes) else "as_is"
+
+
+def message_sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def load_requirements(patterns_dir: Path | str | None) -> dict[str, int]:
+    """``approvals_required`` per rule name from ``patterns/policy.toml``.
+
+    Any table in the file that has both a name (``name``, ``id`` or ``rule``) and
+    ``approvals_required`` counts, as does a ``[approvals_required]`` table mapping
+    rule names to numbers. A missing or unreadable file means one approver everywhere.
+    """
+    default = Path(__file__).resolve().parent.parent / "patterns"
+    base = Path(patterns_dir) if patterns_dir else default
+    try:
+        data = tomllib.loads((base / "policy.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    found: dict[str, int] = {}
+    table = data.get("approvals_required")
+    if isinstance(table, dict):
+        found.update({str(k): int(v) for k, v in table.items() if isinstance(v, int)})
+    _collect_requirements(data, found, key=None)
+    return found
+
+
+def _collect_requirements(node: Any, found: dict[str, int], key: str | None) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _collect_requirements(item, found, key)
+    elif isinstance(node, dict):
+        n = node.get("approvals_required")
+        name = node.get("name") or node.get("id") or node.get("rule") or key
+        if isinstance(n, int) and isinstance(name, str):
+            found.setdefault(name, n)
+        for sub_key, value in node.items():
+            if isinstance(value, dict | list):
+                _collect_requirements(value, found, sub_key)
+
+
+# -- the approvals table and the service the web page calls ------------------------------
+
+
+class ApprovalStore:
+    def __init__(self, db: Database):
+        self.db = db
+        db.ensure_schema("approvals", SCHEMA)
+
+    def for_message(self, held_id: str) -> list[Approval]:
+        rows = self.db.query(
+            "SELECT * FROM approvals WHERE held_id = ? ORDER BY at, approver", (held_id,)
+        )
+        return [Approval(**{k: r[k] for k in r.keys()}) for r in rows]  # noqa: SIM118
+
+    def remove(self, held_id: str, approver: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM approvals WHERE held_id = ? AND approver = ?", (held_id, approver)
+            )
+
+    def add(self, approval: Approval) -> bool:
+        """Record one approval; False if this approver already approved this message."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO approvals (held_id, approver, sha256, mode, at, comment)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (approval.held_id, approval.approver, approval.sha256, approval.mode,
+                 approval.at, approval.comment),
+            )
+        return cur.rowcount > 0
+
+
+class Approvals:
+    """Applies the rules, records approvals, and calls the gateway's release/reject."""
+
+    def __init__(self, gateway: Any, requirements: Mapping[str, int] | None = None):
+        self.gateway = gateway
+        self.store = ApprovalStore(gateway.db)
+        if requirements is None:
+            requirements = load_requirements(getattr(gateway.config, "patterns_dir", None))
+        self.requirements = dict(requirements)
+
+    def required_for(self, held: HeldLike) -> int:
+        return required_approvals(held.rules or (), self.requirements)
+
+    def _check(self, actor_email: str, actor_role: str, held_id: str) -> tuple[Any, str]:
+        held = self._held(held_id)
+        reason = refusal(actor_email, actor_role, held)
+        if reason:
+            raise ApprovalRefused(reason, 409 if held.status != "held" else 403)
+        try:
+            raw = self.gateway.held.raw(held_id)
+        except Exception:  # HeldIntegrityError or a missing spool file: never approve
+            raw = None
+        digest = message_sha256(raw) if raw is not None else ""
+        if not held.sha256 or digest != held.sha256:
+            raise ApprovalRefused(
+                "保存されたメールの内容が保留時と一致しません（SHA-256 不一致）。"
+                "承認できません。",
+                409,
+            )
+        return held, digest
+
+    def approve(
+        self, actor_email: str, actor_role: str, held_id: str, mode: str, comment: str = ""
+    ) -> Outcome:
+        if mode not in MODES:
+            raise ApprovalRefused("送信方法（そのまま / 暗号化）を選んでください。", 400)
+        held, digest = self._check(actor_email, actor_role, held_id)
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        approval = Approval(held_id, _norm(actor_email), digest, mode, at, comment.strip())
+        if not self.store.add(approval):
+            raise ApprovalRefused(
+                "このメールは既にあなたが承認しています。別の承認者が必要です。", 409
+            )
+        valid = [a for a in self.store.for_message(held_id) if a.sha256 == digest]
+        required = self.required_for(held)
+        chosen = release_mode(a.mode for a in valid)
+        self.gateway.audit.append(
+            "approve", approval.approver, held_id,
+            {"sha256": digest, "mode": mode, "approvals": len(valid), "required": required,
+             "comment": approval.comment},
+        )
+        if len(valid) < required:
+            return Outcome(False, len(valid), required, chosen)
+        approvers = ", ".join(a.approver for a in valid)
+        try:
+            self.gateway.release(held_id, approvers, chosen, approval.comment)
+        except Exception as exc:
+            # Not released (e.g. nothing to encrypt): the approval must not linger.
+            self.store.remove(held_id, approval.approver)
+            self.gateway.audit.append(
+                "approve_void", approval.approver, held_id, {"error": type(exc).__name__}
+            )
+            raise
+        return Outcome(True, len(valid), required, chosen)
+
+    def reject(self, actor_email: str, actor_role: str, held_id: str, comment: str) -> None:
+        if not comment.strip():
+            raise ApprovalRefused("却下の理由（コメント）を入力してください。", 400)
+        self._check_reject(actor_email, actor_role, held_id)
+        self.gateway.reject(held_id, _norm(actor_email), comment.strip())
+
+    def _check_reject(self, actor_email: str, actor_role: str, held_id: str) -> None:
+        """Rejecting needs the same authority, but not an intact spool file."""
+        held = self._held(held_id)
+        reason = refusal(actor_email, actor_role, held)
+        if reason:
+            raise ApprovalRefused(reason, 409 if held.status != "held" else 403)
+
+    def _held(self, held_id: str) -> Any:
+        try:
+            held = self.gateway.held.get(held_id)
+        except KeyError:  # HeldNotFound
+            held = None
+        if held is None:
+            raise ApprovalRefused("指定された保留メールは見つかりません。", 404)
+        return held
+
+
+# -- escalation and expiry --------------------------------------------------------------
+
+
+def _aware(value: dt.datetime | str) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def due_action(
+    received: dt.datetime | str,
+    escalated: bool,
+    now: dt.datetime,
+    escalate_hours: float,
+    expire_hours: float,
+) -> str | None:
+    """``expire``, ``escalate`` or None for a message still held at ``now``."""
+    waited = now - _aware(received)
+    if waited >= dt.timedelta(hours=expire_hours):
+        return "expire"
+    if not escalated and waited >= dt.timedelta(hours=escalate_hours):
+        return "escalate"
+    return None
+
+
+def run_expiry(gateway: Any, now: dt.datetime | None = None) -> dict[str, list[str]]:
+    """One pass over held mail: escalate or expire what is due. Returns the ids acted on."""
+    now = now or dt.datetime.now(dt.UTC)
+    cfg = gateway.config
+    done: dict[str, list[str]] = {"escalate": [], "expire": []}
+    for held in gateway.held.list("held"):
+        action = due_action(
+            held.received, bool(held.escalated_at), now, cfg.escalate_hours, cfg.expire_hours
+        )
+        if action is None:
+            continue
+        try:
+            if action == "expire":
+                gateway.expire(held.id, now)
+            else:
+                gateway.escalate(held.id, now)
+        except Exception:  # decided meanwhile (HeldStateError) or a one-off failure
+            log.warning("held %s: %s skipped", held.id, action, exc_info=True)
+            continue
+        done[action].append(held.id)
+    return done
+
+
+async def expiry_loop(gateway: Any, interval_seconds: float = 60.0) -> None:
+    """Run ``run_expiry`` forever, off the event loop; errors are logged, not fatal."""
+    while True:
+        try:
+            await asyncio.to_thread(run_expiry, gateway)
+        except Exception:  # keep the loop alive; the next pass retries
+            log.exception("expiry pass failed")
+        await asyncio.sleep(interval_seconds)

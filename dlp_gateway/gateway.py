@@ -1,0 +1,215 @@
+"""The gateway's shared services and the decisions both the CLI and the admin page take.
+
+``Gateway(config)`` opens the data directory (SQLite + spool) and exposes
+``db``, ``audit``, ``held``, ``queue``, ``users``. ``release`` / ``reject`` /
+``expire`` / ``escalate`` change a held message's status, audit the decision and
+enqueue the outbound mail in the durable queue. The status change and the queue
+rows commit in one transaction: a release is never recorded without its mail,
+nor its mail sent without the release. Role and separation-of-duty checks live in
+``dlp_gateway.approval`` and run before these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+from dlp_gateway.actions import notify
+from dlp_gateway.actions.encrypt import encrypt_attachments, new_password
+from dlp_gateway.config import Config
+from dlp_gateway.relay.headers import prepend_headers
+from dlp_gateway.store.audit import AuditLog
+from dlp_gateway.store.db import Database
+from dlp_gateway.store.held import (
+    HeldIntegrityError,
+    HeldMessage,
+    HeldNotFound,
+    HeldStateError,
+    HeldStore,
+)
+from dlp_gateway.store.queue import OutboundQueue
+from dlp_gateway.store.spool import Spool
+
+__all__ = [
+    "Gateway",
+    "HeldIntegrityError",
+    "HeldNotFound",
+    "HeldStateError",
+    "ReleaseError",
+]
+
+log = logging.getLogger("dlp_gateway.gateway")
+
+RELEASE_MODES = ("as_is", "encrypted")
+SYSTEM_ACTOR = "system"
+
+
+class ReleaseError(ValueError):
+    """A release that cannot be carried out as asked (bad mode, nothing to encrypt)."""
+
+
+class Gateway:
+    def __init__(self, config: Config):
+        self.config = config
+        data_dir = config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database.in_data_dir(data_dir)
+        self.spool = Spool(data_dir / "spool")
+        self.audit = AuditLog(self.db)
+        self.held = HeldStore(self.db, self.spool)
+        self.queue = OutboundQueue(self.db, self.spool)
+        from dlp_gateway.store.users import UserStore  # written by the admin-page helper
+
+        self.users = UserStore(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- notifications --------------------------------------------------------------
+    def enqueue_notice(
+        self, msg: EmailMessage, ref: str | None = None, conn: sqlite3.Connection | None = None
+    ) -> int:
+        """Queue a gateway notification (envelope sender: the gateway's address)."""
+        rcpts = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
+        return self.queue.enqueue(
+            self.config.gateway_address, rcpts, notify.to_bytes(msg), kind="notice", ref=ref,
+            conn=conn,
+        )
+
+    def approver_emails(self, role: str | None) -> list[str]:
+        """Enabled users of ``role``; a hold for a section head also reaches the CISO if
+        nobody holds the section-head role, so a hold never goes unnoticed."""
+        emails = self.users.emails_for_role(role or "ciso")
+        if not emails and role != "ciso":
+            emails = self.users.emails_for_role("ciso")
+        return emails
+
+    def notify_hold(self, held: HeldMessage) -> None:
+        approvers = self.approver_emails(held.approver_role)
+        if approvers:
+            self.enqueue_notice(notify.approver_notice(self.config, held, approvers), held.id)
+        else:
+            log.warning("held %s: no approver account for role %s", held.id, held.approver_role)
+        self.enqueue_notice(notify.sender_hold_notice(self.config, held), held.id)
+
+    # -- decisions --------------------------------------------------------------------
+    def release(
+        self, held_id: str, actor: str, mode: str = "as_is", comment: str = ""
+    ) -> HeldMessage:
+        """Release a held message (as is, or with its attachments AES-zipped)."""
+        if mode not in RELEASE_MODES:
+            raise ReleaseError(f"mode must be one of {', '.join(RELEASE_MODES)}")
+        held = self._require_held(held_id)
+        raw = self.held.raw(held_id)  # raises HeldIntegrityError if the file changed
+        password = None
+        files: list[str] = []
+        if mode == "encrypted":
+            files = sorted(_names_to_encrypt(held, raw))
+            if not files:
+                raise ReleaseError("暗号化できる添付ファイルがありません")
+            password = new_password()
+            raw = encrypt_attachments(raw, set(files), password)
+        data = prepend_headers(
+            raw, [("X-DLP-Verdict", f"released-{mode.replace('_', '-')}"),
+                  ("X-DLP-Scan-Id", held.scan_id or held.id)]
+        )
+        with self.db.transaction() as conn:
+            decided = self.held.set_status(held_id, "released", actor, comment, conn=conn)
+            self.queue.enqueue(
+                held.sender, held.recipients, data, kind="release", ref=held_id, conn=conn
+            )
+            if password is not None:
+                self.enqueue_notice(
+                    notify.password_notice(
+                        self.config, held.sender, held.recipients, held.subject, password, files
+                    ),
+                    held_id, conn=conn,
+                )
+            self.enqueue_notice(notify.release_notice(self.config, decided, mode), held_id, conn)
+        self.audit.append(
+            "release", actor, held_id,
+            {"sha256": held.sha256, "mode": mode, "comment": comment,
+             "recipients": held.recipients, "encrypted_files": files},
+        )
+        log.info("held %s released (%s) by %s", held_id, mode, actor)
+        return self.held.get(held_id)
+
+    def reject(self, held_id: str, actor: str, comment: str) -> HeldMessage:
+        """Reject a held message: never delivered; the sender gets the comment."""
+        held = self._require_held(held_id)
+        with self.db.transaction() as conn:
+            decided = self.held.set_status(held_id, "rejected", actor, comment, conn=conn)
+            self.enqueue_notice(
+                notify.rejection_notice(self.config, decided, comment), held_id, conn
+            )
+        self.audit.append(
+            "reject", actor, held_id,
+            {"sha256": held.sha256, "comment": comment, "recipients": held.recipients},
+        )
+        log.info("held %s rejected by %s", held_id, actor)
+        return self.held.get(held_id)
+
+    def expire(self, held_id: str, now: dt.datetime | None = None) -> HeldMessage:
+        """Past the final deadline: status expired, sender told, never delivered."""
+        held = self._require_held(held_id)
+        comment = "承認期限切れ"
+        with self.db.transaction() as conn:
+            decided = self.held.set_status(held_id, "expired", SYSTEM_ACTOR, comment, conn=conn)
+            self.enqueue_notice(notify.expiry_notice(self.config, decided), held_id, conn)
+        self.audit.append(
+            "expire", SYSTEM_ACTOR, held_id,
+            {"sha256": held.sha256, "received": held.received, "recipients": held.recipients},
+        )
+        return self.held.get(held_id)
+
+    def escalate(self, held_id: str, now: dt.datetime | None = None) -> HeldMessage:
+        """Past the first deadline: tell the CISO(s); the message stays held."""
+        held = self._require_held(held_id)
+        at = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+        cisos = self.users.emails_for_role("ciso")
+        with self.db.transaction() as conn:
+            self.held.mark_escalated(held_id, at, conn=conn)
+            if cisos:
+                notice = notify.escalation_notice(self.config, held, cisos)
+                self.enqueue_notice(notice, held_id, conn)
+        if not cisos:
+            log.warning("held %s: escalation due but no ciso account exists", held_id)
+        self.audit.append(
+            "escalate", SYSTEM_ACTOR, held_id, {"sha256": held.sha256, "notified": cisos}
+        )
+        return self.held.get(held_id)
+
+    def _require_held(self, held_id: str) -> HeldMessage:
+        held = self.held.get(held_id)  # raises HeldNotFound
+        if held.status != "held":
+            raise HeldStateError(f"held message {held_id} is {held.status}, not held")
+        return held
+
+
+def _names_to_encrypt(held: HeldMessage, raw: bytes) -> set[str]:
+    """Attachments with findings; every attachment when the hold had none (unscannable)."""
+    names = {
+        str(f["part"]).split("/", 1)[0]
+        for f in held.findings
+        if not f.get("in_body") and f.get("part") and f.get("part") != "body"
+    }
+    return names or attachment_names(raw)
+
+
+def attachment_names(raw: bytes) -> set[str]:
+    """Names of the message's top-level attachments."""
+    msg: Any = message_from_bytes(raw, policy=default_policy)
+    names: set[str] = set()
+    for part in msg.iter_attachments() if msg.is_multipart() else ():
+        try:
+            name = part.get_filename()
+        except Exception:
+            name = None
+        if name:
+            names.add(str(name))
+    return names

@@ -1,0 +1,127 @@
+"""The outbound queue worker: delivers due items, retries with backoff, gives up on 5xx.
+
+Runs in the server's event loop; each delivery runs in a thread. Items other
+than gateway notices that fail permanently produce a Japanese failure notice
+to their sender (a failing notice never produces another notice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from dlp_gateway.actions import notify
+from dlp_gateway.gateway import Gateway
+from dlp_gateway.relay.headers import decoded_subject
+from dlp_gateway.relay.upstream import DeliveryError, Upstream
+from dlp_gateway.store.queue import QueueItem
+
+log = logging.getLogger("dlp_gateway.relay.outbound")
+
+IDLE_POLL_SECONDS = 1.0  # the CLI (another process) may enqueue at any time
+
+
+class QueueWorker:
+    def __init__(self, gateway: Gateway, upstream: Upstream):
+        self.gateway = gateway
+        self.queue = gateway.queue
+        self.upstream = upstream
+        self.config = gateway.config
+        self._wake = asyncio.Event()
+        self.queue.listeners.append(self.wake)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Safe to call from any thread (enqueues happen in worker threads)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def backoff(self, attempts: int) -> float:
+        base = self.config.queue_retry_base_seconds
+        return min(self.config.queue_retry_max_seconds, base * (2 ** max(0, attempts - 1)))
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        recovered = await asyncio.to_thread(self.queue.recover)
+        if recovered:
+            log.info("outbound queue: %d item(s) interrupted by a crash are due again", recovered)
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                sent = await self.run_once()
+            except Exception:
+                log.exception("outbound queue pass failed")
+                sent = 0
+            if sent:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
+
+    async def _idle_seconds(self) -> float:
+        due = await asyncio.to_thread(self.queue.next_due_at)
+        if due is None:
+            return IDLE_POLL_SECONDS
+        return max(0.05, min(IDLE_POLL_SECONDS, due - time.time()))
+
+    async def run_once(self) -> int:
+        """Deliver every item due now; return how many were sent."""
+        items = await asyncio.to_thread(self.queue.claim_due)
+        sent = 0
+        for item in items:
+            if await self.deliver(item):
+                sent += 1
+        return sent
+
+    async def deliver(self, item: QueueItem) -> bool:
+        try:
+            data = await asyncio.to_thread(self.queue.load, item)
+        except OSError as exc:
+            log.error("outbound %d: spool file unreadable: %s", item.id, exc)
+            await asyncio.to_thread(self.queue.mark_failed, item.id, f"spool: {exc}")
+            return False
+        try:
+            refused = await asyncio.to_thread(
+                self.upstream.deliver, item.mail_from, item.rcpts, data
+            )
+        except DeliveryError as exc:
+            await asyncio.to_thread(self._failed, item, data, exc)
+            return False
+        await asyncio.to_thread(self.queue.mark_sent, item.id)
+        log.info("outbound %d (%s): delivered to %d recipient(s) after %d attempt(s)",
+                 item.id, item.kind, len(item.rcpts) - len(refused), item.attempts)
+        if refused:
+            await asyncio.to_thread(self._partly_refused, item, data, refused)
+        return True
+
+    def _failed(self, item: QueueItem, data: bytes, exc: DeliveryError) -> None:
+        if not exc.permanent and item.attempts < self.config.queue_max_attempts:
+            delay = self.backoff(item.attempts)
+            log.info("outbound %d: temporary failure (%s); retry in %.0fs", item.id, exc, delay)
+            self.queue.mark_retry(item.id, str(exc), delay)
+            return
+        log.warning("outbound %d: giving up after %d attempt(s): %s", item.id, item.attempts, exc)
+        self.queue.mark_failed(item.id, str(exc))
+        self._tell_sender(item, item.rcpts, data, str(exc))
+
+    def _partly_refused(
+        self, item: QueueItem, data: bytes, refused: dict[str, tuple[int, str]]
+    ) -> None:
+        temporary = [r for r, (code, _m) in refused.items() if code < 500]
+        permanent = [r for r, (code, _m) in refused.items() if code >= 500]
+        if temporary:
+            self.queue.enqueue(item.mail_from, temporary, data, kind=item.kind, ref=item.ref,
+                               delay=self.backoff(item.attempts))
+        if permanent:
+            error = "; ".join(f"{r}: {refused[r][0]} {refused[r][1]}" for r in permanent)
+            self._tell_sender(item, permanent, data, error)
+
+    def _tell_sender(self, item: QueueItem, rcpts: list[str], data: bytes, error: str) -> None:
+        if item.kind == "notice" or not item.mail_from:
+            return
+        notice = notify.delivery_failure_notice(
+            self.config, item.mail_from, rcpts, decoded_subject(data), error
+        )
+        self.gateway.enqueue_notice(notice, item.ref)

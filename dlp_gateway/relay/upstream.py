@@ -1,0 +1,113 @@
+"""Handing mail to the next hop: an SMTP smarthost, or a local Maildir.
+
+``deliver`` is synchronous (run it in a thread). It returns the recipients the
+upstream refused individually ({rcpt: (code, message)}) and raises
+``DeliveryError`` when the message as a whole was not accepted.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import smtplib
+from pathlib import Path
+from typing import Protocol
+
+from dlp_gateway.config import Config
+
+Refused = dict[str, tuple[int, str]]
+
+
+class DeliveryError(Exception):
+    """The upstream did not take the message; ``permanent`` for 5xx answers."""
+
+    def __init__(self, message: str, permanent: bool = False, code: int = 0):
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+
+
+class Upstream(Protocol):
+    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> Refused: ...
+
+
+class SmtpUpstream:
+    def __init__(self, host: str, port: int, timeout: float = 30.0, helo: str | None = None):
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.helo = helo
+
+    def __repr__(self) -> str:
+        return f"SmtpUpstream({self.host}:{self.port})"
+
+    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> Refused:
+        try:
+            with smtplib.SMTP(self.host, self.port, self.helo, timeout=self.timeout) as smtp:
+                smtp.ehlo_or_helo_if_needed()
+                options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else []
+                if not all(a.isascii() for a in [mail_from, *rcpts]) and smtp.has_extn(
+                    "smtputf8"
+                ):
+                    options.append("SMTPUTF8")
+                refused = smtp.sendmail(mail_from, rcpts, data, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            permanent = all(code >= 500 for code in codes)
+            raise DeliveryError(
+                f"all recipients refused: {_codes(exc.recipients)}", permanent, max(codes)
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"{exc.smtp_code} {_text(exc.smtp_error)}", exc.smtp_code >= 500, exc.smtp_code
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        return {rcpt: (code, _text(msg)) for rcpt, (code, msg) in refused.items()}
+
+
+class MaildirUpstream:
+    """The built-in upstream of ``make run``: every delivery lands in PATH/new."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.maildir = mailbox.Maildir(self.path, create=True)
+
+    def __repr__(self) -> str:
+        return f"MaildirUpstream({self.path})"
+
+    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> Refused:
+        envelope = (
+            f"Return-Path: <{mail_from}>\r\nX-Original-To: {', '.join(rcpts)}\r\n"
+        ).encode("utf-8", "surrogateescape")
+        try:
+            key = self.maildir.add(envelope + data)
+            _fsync_file(self.path / "new" / key)
+            _fsync_file(self.path / "new")
+        except OSError as exc:
+            raise DeliveryError(f"maildir: {exc}") from exc
+        return {}
+
+
+def make_upstream(config: Config) -> Upstream:
+    maildir = config.upstream_maildir
+    if maildir is not None:
+        return MaildirUpstream(maildir)
+    host, port = config.upstream_host_port
+    return SmtpUpstream(host, port, config.upstream_timeout_seconds, helo=config.hostname)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _codes(refused: dict[str, tuple[int, bytes]]) -> str:
+    return ", ".join(f"{r}: {c}" for r, (c, _m) in refused.items())

@@ -1,0 +1,256 @@
+"""Held messages: the raw bytes in the spool, their metadata in SQLite.
+
+``add`` writes the spool file durably first, then commits the row: a row
+always points at a complete file. A file without a row (crash in between) is
+harmless: the client got no 250 and will send again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlp_gateway.store.db import Database
+from dlp_gateway.store.spool import Spool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS held (
+    id             TEXT PRIMARY KEY,
+    received       TEXT NOT NULL,
+    sender         TEXT NOT NULL,
+    recipients     TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    reasons        TEXT NOT NULL,
+    rules          TEXT NOT NULL,
+    approver_role  TEXT,
+    status         TEXT NOT NULL,
+    sha256         TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    spool_name     TEXT NOT NULL,
+    scan_id        TEXT NOT NULL DEFAULT '',
+    counts         TEXT NOT NULL DEFAULT '{}',
+    findings       TEXT NOT NULL DEFAULT '[]',
+    unscannable    TEXT NOT NULL DEFAULT '[]',
+    decided_by     TEXT,
+    decided_at     TEXT,
+    comment        TEXT,
+    escalated_at   TEXT
+);
+CREATE INDEX IF NOT EXISTS held_status ON held (status, received);
+"""
+
+STATUSES = ("held", "released", "rejected", "expired")
+
+
+class HeldStateError(Exception):
+    """The held message is not in the state the action requires (e.g. already released)."""
+
+
+class HeldNotFound(KeyError):
+    """No held message has this id."""
+
+
+class HeldIntegrityError(Exception):
+    """The spooled raw message no longer matches the SHA-256 recorded when it was held."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    id: str
+    received: str
+    sender: str
+    recipients: list[str]
+    subject: str
+    reasons: list[str]
+    rules: list[str]
+    approver_role: str | None
+    status: str
+    sha256: str
+    size: int
+    scan_id: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    unscannable: list[dict[str, Any]] = field(default_factory=list)
+    decided_by: str | None = None
+    decided_at: str | None = None
+    comment: str | None = None
+    escalated_at: str | None = None
+
+    def summary_json(self) -> dict[str, Any]:
+        """The fields of ``held list --format json``, exactly."""
+        return {
+            "id": self.id,
+            "received": self.received,
+            "sender": self.sender,
+            "recipients": list(self.recipients),
+            "subject": self.subject,
+            "reasons": list(self.reasons),
+            "approver_role": self.approver_role,
+            "status": self.status,
+        }
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+class HeldStore:
+    SPOOL_AREA = "held"
+
+    def __init__(self, db: Database, spool: Spool):
+        self.db = db
+        self.spool = spool
+        db.ensure_schema("held", SCHEMA)
+
+    def add(
+        self,
+        raw: bytes,
+        *,
+        sender: str,
+        recipients: list[str],
+        subject: str,
+        reasons: list[str],
+        rules: list[str],
+        approver_role: str | None,
+        scan_id: str = "",
+        counts: dict[str, int] | None = None,
+        findings: list[dict[str, Any]] | None = None,
+        unscannable: list[dict[str, Any]] | None = None,
+    ) -> HeldMessage:
+        """Spool ``raw`` (fsync'd) and commit its row; only then is it held."""
+        held_id = secrets.token_urlsafe(9)
+        digest = hashlib.sha256(raw).hexdigest()
+        spool_name = self.spool.write(self.SPOOL_AREA, raw, name=held_id)
+        row = {
+            "id": held_id,
+            "received": utc_now(),
+            "sender": sender,
+            "recipients": _dumps(recipients),
+            "subject": subject,
+            "reasons": _dumps(reasons),
+            "rules": _dumps(rules),
+            "approver_role": approver_role,
+            "status": "held",
+            "sha256": digest,
+            "size": len(raw),
+            "spool_name": spool_name,
+            "scan_id": scan_id,
+            "counts": _dumps(counts or {}),
+            "findings": _dumps(findings or []),
+            "unscannable": _dumps(unscannable or []),
+        }
+        columns = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self.db.transaction() as conn:
+            conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
+        return self.get(held_id)
+
+    def get(self, held_id: str) -> HeldMessage:
+        rows = self.db.query("SELECT * FROM held WHERE id = ?", (held_id,))
+        if not rows:
+            raise HeldNotFound(held_id)
+        return _message(rows[0])
+
+    def list(self, status: str | None = None) -> list[HeldMessage]:
+        """Newest first; ``status`` filters (held|released|rejected|expired)."""
+        if status:
+            rows = self.db.query(
+                "SELECT * FROM held WHERE status = ? ORDER BY received DESC, rowid DESC", (status,)
+            )
+        else:
+            rows = self.db.query("SELECT * FROM held ORDER BY received DESC, rowid DESC")
+        return [_message(r) for r in rows]
+
+    def raw(self, held_id: str) -> bytes:
+        """The stored message bytes, after checking them against the recorded SHA-256."""
+        rows = self.db.query("SELECT spool_name, sha256 FROM held WHERE id = ?", (held_id,))
+        if not rows:
+            raise HeldNotFound(held_id)
+        data = self.spool.read(rows[0]["spool_name"])
+        if hashlib.sha256(data).hexdigest() != rows[0]["sha256"]:
+            raise HeldIntegrityError(f"held message {held_id}: spool file does not match sha256")
+        return data
+
+    def set_status(
+        self,
+        held_id: str,
+        status: str,
+        decided_by: str,
+        comment: str = "",
+        expected: str = "held",
+        conn: sqlite3.Connection | None = None,
+    ) -> HeldMessage:
+        """Move a message from ``expected`` to ``status`` atomically, or raise HeldStateError.
+
+        With ``conn`` the update joins the caller's transaction.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        with transaction_or(self.db, conn) as conn:
+            cur = conn.execute(
+                "UPDATE held SET status = ?, decided_by = ?, decided_at = ?, comment = ?"
+                " WHERE id = ? AND status = ?",
+                (status, decided_by, utc_now(), comment, held_id, expected),
+            )
+            if cur.rowcount != 1:
+                found = conn.execute("SELECT status FROM held WHERE id = ?", (held_id,)).fetchone()
+                if found is None:
+                    raise HeldNotFound(held_id)
+                raise HeldStateError(
+                    f"held message {held_id} is {found['status']}, not {expected}"
+                )
+            row = conn.execute("SELECT * FROM held WHERE id = ?", (held_id,)).fetchone()
+        return _message(row)
+
+    def mark_escalated(
+        self, held_id: str, at: str | None = None, conn: sqlite3.Connection | None = None
+    ) -> None:
+        with transaction_or(self.db, conn) as conn:
+            conn.execute(
+                "UPDATE held SET escalated_at = ? WHERE id = ?", (at or utc_now(), held_id)
+            )
+
+
+@contextmanager
+def transaction_or(db: Database, conn: sqlite3.Connection | None) -> Iterator[sqlite3.Connection]:
+    """The caller's transaction if given, else a new one."""
+    if conn is not None:
+        yield conn
+    else:
+        with db.transaction() as new:
+            yield new
+
+
+def _message(row: Any) -> HeldMessage:
+    return HeldMessage(
+        id=row["id"],
+        received=row["received"],
+        sender=row["sender"],
+        recipients=json.loads(row["recipients"]),
+        subject=row["subject"],
+        reasons=json.loads(row["reasons"]),
+        rules=json.loads(row["rules"]),
+        approver_role=row["approver_role"],
+        status=row["status"],
+        sha256=row["sha256"],
+        size=row["size"],
+        scan_id=row["scan_id"],
+        counts=json.loads(row["counts"]),
+        findings=json.loads(row["findings"]),
+        unscannable=json.loads(row["unscannable"]),
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        comment=row["comment"],
+        escalated_at=row["escalated_at"],
+    )

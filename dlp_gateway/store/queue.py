@@ -1,0 +1,195 @@
+"""The durable outbound queue: released mail, encrypted mail and notifications.
+
+An item is (mail_from, rcpts, raw bytes in the spool, attempts, next_attempt_at,
+status). ``enqueue`` has committed when it returns. The worker (relay/outbound.py)
+claims due items (status ``sending``), delivers them and marks them ``sent`` right
+after the upstream's 250; on start, ``recover`` puts items a crash left in
+``sending`` back to ``due`` (the one window where a message may go out twice is a
+crash between the upstream's 250 and that commit).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dlp_gateway.store.db import Database
+from dlp_gateway.store.held import transaction_or, utc_now
+from dlp_gateway.store.spool import Spool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbound (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    created          TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    ref              TEXT,
+    mail_from        TEXT NOT NULL,
+    rcpts            TEXT NOT NULL,
+    spool_name       TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  REAL NOT NULL,
+    status           TEXT NOT NULL,
+    last_error       TEXT,
+    sent_at          TEXT
+);
+CREATE INDEX IF NOT EXISTS outbound_due ON outbound (status, next_attempt_at);
+"""
+
+QUEUE_STATUSES = ("due", "sending", "sent", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    id: int
+    created: str
+    kind: str
+    ref: str | None
+    mail_from: str
+    rcpts: list[str]
+    spool_name: str
+    size: int
+    attempts: int
+    next_attempt_at: float
+    status: str
+    last_error: str | None
+    sent_at: str | None
+
+
+class OutboundQueue:
+    SPOOL_AREA = "queue"
+
+    def __init__(self, db: Database, spool: Spool):
+        self.db = db
+        self.spool = spool
+        db.ensure_schema("outbound", SCHEMA)
+        self.listeners: list[Any] = []  # callables run after each enqueue (wake the worker)
+
+    def enqueue(
+        self,
+        mail_from: str,
+        rcpts: list[str],
+        raw: bytes,
+        kind: str = "mail",
+        ref: str | None = None,
+        delay: float = 0.0,
+        conn: sqlite3.Connection | None = None,
+    ) -> int:
+        """Store one outbound message durably; return its queue id.
+
+        ``kind`` is informative (release, notice_approver, password, ...);
+        ``mail_from`` "" is the null sender. With ``conn`` the row joins the caller's
+        transaction (the spool file is written first either way).
+        """
+        if not rcpts:
+            raise ValueError("an outbound message needs at least one recipient")
+        spool_name = self.spool.write(self.SPOOL_AREA, raw)
+        with transaction_or(self.db, conn) as conn:
+            cur = conn.execute(
+                "INSERT INTO outbound (created, kind, ref, mail_from, rcpts, spool_name, size,"
+                " next_attempt_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due')",
+                (utc_now(), kind, ref, mail_from, json.dumps(rcpts), spool_name, len(raw),
+                 time.time() + delay),
+            )
+            item_id = int(cur.lastrowid or 0)
+        for listener in self.listeners:
+            listener()
+        return item_id
+
+    def recover(self) -> int:
+        """Put items a crash left in ``sending`` back to ``due``; return how many."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE outbound SET status = 'due', next_attempt_at = ? WHERE status = 'sending'",
+                (time.time(),),
+            )
+            return cur.rowcount
+
+    def claim_due(self, now: float | None = None, limit: int = 20) -> list[QueueItem]:
+        """Mark up to ``limit`` due items ``sending`` and return them."""
+        now = time.time() if now is None else now
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM outbound WHERE status = 'due' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE outbound SET status = 'sending', attempts = attempts + 1 WHERE id = ?",
+                [(r["id"],) for r in rows],
+            )
+        return [_item(r, claimed=True) for r in rows]
+
+    def load(self, item: QueueItem) -> bytes:
+        return self.spool.read(item.spool_name)
+
+    def mark_sent(self, item_id: int) -> None:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT spool_name FROM outbound WHERE id = ?", (item_id,)
+            ).fetchone()
+            conn.execute(
+                "UPDATE outbound SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+                (utc_now(), item_id),
+            )
+        if row is not None:
+            self.spool.delete(row["spool_name"])
+
+    def mark_retry(
+        self, item_id: int, error: str, delay: float, rcpts: list[str] | None = None
+    ) -> None:
+        """Back to ``due`` after ``delay`` seconds (optionally for fewer recipients)."""
+        with self.db.transaction() as conn:
+            if rcpts is not None:
+                conn.execute(
+                    "UPDATE outbound SET rcpts = ? WHERE id = ?", (json.dumps(rcpts), item_id)
+                )
+            conn.execute(
+                "UPDATE outbound SET status = 'due', next_attempt_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (time.time() + delay, error[:500], item_id),
+            )
+
+    def mark_failed(self, item_id: int, error: str) -> None:
+        """Give up (permanent error or too many attempts); the spool file is kept."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE outbound SET status = 'failed', last_error = ? WHERE id = ?",
+                (error[:500], item_id),
+            )
+
+    def next_due_at(self) -> float | None:
+        rows = self.db.query("SELECT MIN(next_attempt_at) AS t FROM outbound WHERE status = 'due'")
+        return rows[0]["t"] if rows and rows[0]["t"] is not None else None
+
+    def items(self, status: str | None = None, ref: str | None = None) -> list[QueueItem]:
+        sql = "SELECT * FROM outbound WHERE 1=1"
+        params: list[Any] = []
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        if ref:
+            sql += " AND ref = ?"
+            params.append(ref)
+        return [_item(r) for r in self.db.query(sql + " ORDER BY id", tuple(params))]
+
+
+def _item(row: Any, claimed: bool = False) -> QueueItem:
+    return QueueItem(
+        id=row["id"],
+        created=row["created"],
+        kind=row["kind"],
+        ref=row["ref"],
+        mail_from=row["mail_from"],
+        rcpts=json.loads(row["rcpts"]),
+        spool_name=row["spool_name"],
+        size=row["size"],
+        attempts=row["attempts"] + (1 if claimed else 0),
+        next_attempt_at=row["next_attempt_at"],
+        status="sending" if claimed else row["status"],
+        last_error=row["last_error"],
+        sent_at=row["sent_at"],
+    )

@@ -1,0 +1,476 @@
+"""The approver admin page (Starlette + Jinja2, Japanese UI).
+
+Routes (stable; scripts and tests drive them): GET/POST /login, POST /logout,
+GET /held, GET /held/{id}, POST /held/{id}/release, POST /held/{id}/reject,
+GET /audit, GET /audit.csv.
+
+Safety: every page but the login page needs a server-side session; every POST
+checks the session's CSRF token and refuses cross-site requests (Sec-Fetch-Site);
+no state changes on GET; Jinja2 autoescapes everything; every number from a
+message is masked before rendering; strict security headers on every response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dlp_gateway.approval import ApprovalRefused, Approvals, refusal
+from dlp_gateway.store.held import HeldIntegrityError, HeldNotFound, HeldStateError
+from dlp_gateway.store.users import User, normalize_email
+from dlp_gateway.web import render
+from dlp_gateway.web.auth import COOKIE_NAME, LOGIN_CSRF_COOKIE, Session, SessionStore, tokens_match
+
+HERE = Path(__file__).resolve().parent
+STATUSES = ("held", "released", "rejected", "expired")
+AUDIT_PAGE_LIMIT = 500
+FINDINGS_SHOWN_PER_PART = 200
+
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+     b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+HTTP_MESSAGES = {
+    404: "ページが見つかりません。",
+    405: "この操作はこの方法では受け付けません"
+    "（状態を変える操作は画面のボタンから行ってください）。",
+}
+
+Clock = Callable[[], dt.datetime]
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response (pure ASGI, no buffering)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every template, whatever its name
+    )
+    env.filters["mask"] = render.mask_digits
+    env.filters["jst"] = render.local_time
+    env.globals.update(
+        ROLE_LABELS=render.ROLE_LABELS,
+        STATUS_LABELS=render.STATUS_LABELS,
+        TYPE_LABELS=render.TYPE_LABELS,
+        MODE_LABELS=render.MODE_LABELS,
+        UNSCANNABLE_LABELS=render.UNSCANNABLE_LABELS,
+    )
+    return env
+
+
+class AdminApp:
+    """Request handlers bound to one gateway."""
+
+    def __init__(self, gateway: Any, clock: Clock | None = None):
+        self.gw = gateway
+        self.cfg = gateway.config
+        self.sessions = SessionStore(gateway.db)
+        self.approvals = Approvals(gateway)
+        self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.env = _environment()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def page(
+        self, request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> HTMLResponse:
+        context.setdefault("user", None)
+        context.setdefault("csrf_token", "")
+        html = self.env.get_template(name).render(request=request, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def refuse(
+        self, request: Request, message: str, status: int, user: User | None = None,
+        session: Session | None = None,
+    ) -> HTMLResponse:
+        return self.page(
+            request, "error.html",
+            {"message": message, "status": status, "user": user,
+             "csrf_token": session.csrf_token if session else ""},
+            status,
+        )
+
+    def _secure(self, request: Request) -> bool:
+        return request.url.scheme == "https"
+
+    def current(self, request: Request) -> tuple[Session, User] | None:
+        session = self.sessions.get(
+            request.cookies.get(COOKIE_NAME), self.cfg.session_idle_minutes, self.clock()
+        )
+        if session is None:
+            return None
+        user = self.gw.users.get(session.email)
+        if user is None or not user.enabled:
+            self.sessions.delete(request.cookies.get(COOKIE_NAME))
+            return None
+        return session, user
+
+    @staticmethod
+    def cross_site(request: Request) -> bool:
+        """Browsers label cross-site requests; scripts send no such header."""
+        return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
+
+    def login_required(self, handler: Callable[..., Awaitable[Response]]) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            found = await run_in_threadpool(self.current, request)
+            if found is None:
+                if request.method == "GET":
+                    return RedirectResponse(_login_url(request), status_code=303)
+                return self.refuse(
+                    request, "ログインしていないか、一定時間操作がなかったためログアウトしました。"
+                    "もう一度ログインしてください。", 401,
+                )
+            session, user = found
+            if request.method == "POST":
+                if self.cross_site(request):
+                    return self.refuse(request, "他のサイトからの送信は受け付けません。", 403,
+                                       user, session)
+                form = await request.form()
+                if not tokens_match(session.csrf_token, _field(form, "csrf_token")):
+                    return self.refuse(
+                        request,
+                        "フォームの確認用トークン（CSRF トークン）がないか、正しくありません。"
+                        "画面を開き直してから操作してください。",
+                        403, user, session,
+                    )
+                request.state.form = form
+            return await handler(request, session, user)
+
+        return wrapped
+
+    # -- login / logout -----------------------------------------------------------------
+
+    async def login_form(self, request: Request) -> Response:
+        return self._login_page(request, error="", status=200)
+
+    def _login_page(self, request: Request, error: str, status: int, email: str = "") -> Response:
+        token = secrets.token_urlsafe(24)
+        response = self.page(
+            request, "login.html",
+            {"csrf_token": token, "error": error, "email": email,
+             "next": _safe_next(request.query_params.get("next", ""))},
+            status,
+        )
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+            secure=self._secure(request), path="/login",
+        )
+        return response
+
+    async def login(self, request: Request) -> Response:
+        if self.cross_site(request):
+            return self.refuse(request, "他のサイトからのログインは受け付けません。", 403)
+        form = await request.form()
+        email = normalize_email(_field(form, "email"))[:254]
+        password = _field(form, "password")
+        cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE)
+        form_token = _field(form, "csrf_token")
+        if (cookie_token or form_token) and not tokens_match(cookie_token or "", form_token):
+            return self._login_page(
+                request, "画面の有効期限が切れました。もう一度ログインしてください。", 403, email
+            )
+        if not email or not password:
+            return self._login_page(
+                request, "メールアドレスとパスワードを入力してください。", 400, email
+            )
+        now = self.clock()
+        users = self.gw.users
+        until = await run_in_threadpool(users.locked_until, email, now)
+        if until is not None:
+            await run_in_threadpool(
+                self.gw.audit.append, "login_failed", email, None,
+                {"reason": "locked", "ip": _client(request)},
+            )
+            return self._login_page(
+                request, "ログインの失敗が続いたため、一時的にロックされています。"
+                f"{render.local_time(until)} 以降にもう一度お試しください。", 429, email,
+            )
+        ok = await run_in_threadpool(users.verify_password, email, password)
+        if not ok:
+            locked = await run_in_threadpool(
+                users.record_failure, email,
+                self.cfg.lockout_failures, self.cfg.lockout_minutes, now,
+            )
+            details: dict[str, object] = {"reason": "bad_credentials", "ip": _client(request)}
+            if locked:
+                details["locked_until"] = locked.isoformat(timespec="seconds")
+            await run_in_threadpool(self.gw.audit.append, "login_failed", email, None, details)
+            return self._login_page(
+                request, "メールアドレスまたはパスワードが正しくありません。", 401, email
+            )
+        await run_in_threadpool(users.reset_failures, email)
+        await run_in_threadpool(self.sessions.purge_idle, self.cfg.session_idle_minutes, now)
+        token, _session = await run_in_threadpool(self.sessions.create, email, now)
+        await run_in_threadpool(
+            self.gw.audit.append, "login", email, None, {"ip": _client(request)}
+        )
+        response = RedirectResponse(_safe_next(_field(form, "next")) or "/held", status_code=303)
+        response.set_cookie(
+            COOKIE_NAME, token, httponly=True, samesite="strict", secure=self._secure(request),
+            path="/",
+        )
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    async def logout(self, request: Request, session: Session, user: User) -> Response:
+        await run_in_threadpool(self.sessions.delete, request.cookies.get(COOKIE_NAME))
+        await run_in_threadpool(self.gw.audit.append, "logout", user.email, None, {})
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+        return response
+
+    # -- held mail ----------------------------------------------------------------------
+
+    async def held_list(self, request: Request, session: Session, user: User) -> Response:
+        status = request.query_params.get("status", "held")
+        if status not in STATUSES:
+            return self.refuse(request, "状態の指定が正しくありません。", 400, user, session)
+        messages = await run_in_threadpool(self.gw.held.list, status)
+        now = self.clock()
+        rows = [
+            {
+                "m": m,
+                "why": render.why_held(m.counts, m.reasons, m.unscannable),
+                "waited": render.waited(m.received, now),
+            }
+            for m in messages
+        ]
+        return self.page(
+            request, "held_list.html",
+            {"user": user, "csrf_token": session.csrf_token, "rows": rows, "status": status,
+             "statuses": STATUSES},
+        )
+
+    def _get_held(self, held_id: str) -> Any:
+        try:
+            return self.gw.held.get(held_id)
+        except KeyError:
+            return None
+
+    def _detail_context(self, held: Any, user: User) -> dict[str, Any]:
+        try:
+            raw = self.gw.held.raw(held.id)
+            excerpt, integrity = render.body_excerpt(raw), True
+        except Exception:  # tampered or missing spool file: say so, show nothing of it
+            excerpt, integrity = "", False
+        findings = render.group_findings(held.findings)
+        return {
+            "m": held,
+            "why": render.why_held(held.counts, held.reasons, held.unscannable),
+            "waited": render.waited(held.received, self.clock()),
+            "excerpt": excerpt,
+            "integrity": integrity,
+            "parts": [
+                (part, items[:FINDINGS_SHOWN_PER_PART], len(items), render.count_line(items))
+                for part, items in findings
+            ],
+            "approvals": self.approvals.store.for_message(held.id),
+            "required": self.approvals.required_for(held),
+            "blocked": refusal(user.email, user.role, held),
+        }
+
+    async def held_detail(self, request: Request, session: Session, user: User) -> Response:
+        held = await run_in_threadpool(self._get_held, request.path_params["held_id"])
+        if held is None:
+            message = "指定された保留メールは見つかりません。"
+            return self.refuse(request, message, 404, user, session)
+        context = await run_in_threadpool(self._detail_context, held, user)
+        context.update(user=user, csrf_token=session.csrf_token,
+                       notice=request.query_params.get("done", ""))
+        return self.page(request, "held_detail.html", context)
+
+    async def release(self, request: Request, session: Session, user: User) -> Response:
+        held_id = request.path_params["held_id"]
+        form = request.state.form
+        try:
+            outcome = await run_in_threadpool(
+                self.approvals.approve, user.email, user.role, held_id,
+                _field(form, "mode"), _field(form, "comment"),
+            )
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+        except ApprovalRefused as exc:
+            return self.refuse(request, exc.message, exc.status, user, session)
+        except Exception as exc:
+            return self._action_failed(request, exc, user, session)
+        done = "released" if outcome.released else "approved"
+        return RedirectResponse(f"/held/{held_id}?done={done}", status_code=303)
+
+    async def reject(self, request: Request, session: Session, user: User) -> Response:
+        held_id = request.path_params["held_id"]
+        try:
+            await run_in_threadpool(
+                self.approvals.reject, user.email, user.role, held_id,
+                _field(request.state.form, "comment"),
+            )
+        except ApprovalRefused as exc:
+            return self.refuse(request, exc.message, exc.status, user, session)
+        except Exception as exc:
+            return self._action_failed(request, exc, user, session)
+        return RedirectResponse(f"/held/{held_id}?done=rejected", status_code=303)
+
+    def _action_failed(
+        self, request: Request, exc: Exception, user: User, session: Session
+    ) -> Response:
+        """Map the gateway's refusals to 4xx pages; anything else is a real error."""
+        if isinstance(exc, HeldStateError):
+            message, code = "このメールは既に他の承認者などにより処理されています。", 409
+        elif isinstance(exc, HeldNotFound):
+            message, code = "指定された保留メールは見つかりません。", 404
+        elif isinstance(exc, HeldIntegrityError):
+            message, code = "保存されたメールの内容が保留時と一致しません。承認できません。", 409
+        elif type(exc).__name__ in ("ReleaseError", "EncryptError"):
+            message, code = f"送信できませんでした: {exc}", 409
+        else:
+            raise exc
+        return self.refuse(request, message, code, user, session)
+
+    # -- audit --------------------------------------------------------------------------
+
+    def _audit_rows(self, request: Request, limit: int | None) -> tuple[list[Any], dict[str, str]]:
+        q = request.query_params
+        filters = {k: q.get(k, "").strip() for k in ("event", "actor", "held_id", "since", "until")}
+        entries = self.gw.audit.entries(
+            event=filters["event"] or None,
+            actor=filters["actor"] or None,
+            held_id=filters["held_id"] or None,
+            since=filters["since"] or None,
+            until=filters["until"] or None,
+            limit=limit,
+            newest_first=limit is not None,
+        )
+        return entries, filters
+
+    def _message_facts(self, held_ids: set[str]) -> dict[str, Any]:
+        facts = {}
+        for held_id in held_ids:
+            held = self._get_held(held_id)
+            if held is not None:
+                facts[held_id] = held
+        return facts
+
+    async def audit_page(self, request: Request, session: Session, user: User) -> Response:
+        entries, filters = await run_in_threadpool(self._audit_rows, request, AUDIT_PAGE_LIMIT)
+        facts = await run_in_threadpool(
+            self._message_facts, {e.held_id for e in entries if e.held_id}
+        )
+        return self.page(
+            request, "audit.html",
+            {"user": user, "csrf_token": session.csrf_token, "entries": entries,
+             "filters": filters, "facts": facts, "limit": AUDIT_PAGE_LIMIT,
+             "csv_query": request.url.query},
+        )
+
+    async def audit_csv(self, request: Request, session: Session, user: User) -> Response:
+        entries, _filters = await run_in_threadpool(self._audit_rows, request, None)
+        facts = await run_in_threadpool(
+            self._message_facts, {e.held_id for e in entries if e.held_id}
+        )
+        body = render.audit_csv(entries, facts)
+        stamp = self.clock().strftime("%Y%m%d-%H%M%S")
+        return Response(
+            body.encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="audit-{stamp}.csv"'},
+        )
+
+    async def index(self, request: Request) -> Response:
+        return RedirectResponse("/held", status_code=303)
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name) if form is not None else None
+    return value if isinstance(value, str) else ""
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _safe_next(target: str) -> str:
+    """Only local admin pages are valid post-login targets (no open redirect)."""
+    if target.startswith(("/held", "/audit")) and "//" not in target and "\\" not in target:
+        return target
+    return ""
+
+
+def _login_url(request: Request) -> str:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    return "/login?next=" + quote(target, safe="") if _safe_next(target) else "/login"
+
+
+def create_app(gateway: Any, clock: Clock | None = None) -> Starlette:
+    """The admin ASGI app for ``gateway`` (served by server.py on ``admin_listen``)."""
+    admin = AdminApp(gateway, clock)
+    need = admin.login_required
+    routes = [
+        Route("/", admin.index, methods=["GET"]),
+        Route("/login", admin.login_form, methods=["GET"]),
+        Route("/login", admin.login, methods=["POST"]),
+        Route("/logout", need(admin.logout), methods=["POST"]),
+        Route("/held", need(admin.held_list), methods=["GET"]),
+        Route("/held/{held_id}", need(admin.held_detail), methods=["GET"]),
+        Route("/held/{held_id}/release", need(admin.release), methods=["POST"]),
+        Route("/held/{held_id}/reject", need(admin.reject), methods=["POST"]),
+        Route("/audit", need(admin.audit_page), methods=["GET"]),
+        Route("/audit.csv", need(admin.audit_csv), methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        code = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = HTTP_MESSAGES.get(code, "リクエストを処理できませんでした。")
+        return admin.refuse(request, message, code)
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={404: http_error, 405: http_error},
+    )
+    app.state.admin = admin
+    return app

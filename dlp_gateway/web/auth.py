@@ -1,0 +1,98 @@
+"""Server-side sessions for the admin page.
+
+The cookie holds a random token; the database holds only its SHA-256, with the
+user, a per-session CSRF token and the last time it was used. A session ends on
+logout (row deleted), after ``idle_minutes`` without a request, or when its
+account is disabled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from dlp_gateway.store.db import Database
+
+COOKIE_NAME = "dlp_session"
+LOGIN_CSRF_COOKIE = "dlp_login_csrf"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash  TEXT PRIMARY KEY,
+    email       TEXT NOT NULL,
+    csrf_token  TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    last_seen   TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    email: str
+    csrf_token: str
+    created_at: str
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def tokens_match(expected: str, given: str | None) -> bool:
+    """Constant-time comparison; an empty or missing token never matches."""
+    return bool(expected) and bool(given) and hmac.compare_digest(expected, given or "")
+
+
+class SessionStore:
+    def __init__(self, db: Database):
+        self.db = db
+        db.ensure_schema("web_sessions", SCHEMA)
+
+    def create(self, email: str, now: dt.datetime) -> tuple[str, Session]:
+        """Start a session; returns the cookie token (never stored) and the session."""
+        token = secrets.token_urlsafe(32)
+        session = Session(email, secrets.token_urlsafe(32), now.isoformat(timespec="seconds"))
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO web_sessions (token_hash, email, csrf_token, created_at, last_seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (_hash(token), email, session.csrf_token, session.created_at,
+                 now.isoformat(timespec="seconds")),
+            )
+        return token, session
+
+    def get(self, token: str | None, idle_minutes: float, now: dt.datetime) -> Session | None:
+        """The live session for this cookie token, touched; None if absent or idle too long."""
+        if not token:
+            return None
+        key = _hash(token)
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT * FROM web_sessions WHERE token_hash = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            idle = now - dt.datetime.fromisoformat(row["last_seen"])
+            if idle > dt.timedelta(minutes=idle_minutes):
+                conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (key,))
+                return None
+            conn.execute(
+                "UPDATE web_sessions SET last_seen = ? WHERE token_hash = ?",
+                (now.isoformat(timespec="seconds"), key),
+            )
+        return Session(row["email"], row["csrf_token"], row["created_at"])
+
+    def delete(self, token: str | None) -> None:
+        if token:
+            with self.db.transaction() as conn:
+                conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_hash(token),))
+
+    def delete_for_user(self, email: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM web_sessions WHERE email = ?", (email,))
+
+    def purge_idle(self, idle_minutes: float, now: dt.datetime) -> None:
+        cutoff = (now - dt.timedelta(minutes=idle_minutes)).isoformat(timespec="seconds")
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM web_sessions WHERE last_seen < ?", (cutoff,))

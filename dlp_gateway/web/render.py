@@ -1,0 +1,202 @@
+"""Display helpers for the admin page: masking, a masked body excerpt, summaries.
+
+Everything shown from a message goes through ``mask_digits`` so that no full
+My Number (or other long number) can reach the browser, whatever the detectors
+found: any run of 6 or more digits, even split by spaces, dashes or slashes,
+shows at most its last four digits.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email
+import email.policy
+import html
+import io
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+TYPE_LABELS = {
+    "my_number": "マイナンバー",
+    "insured_number": "被保険者番号",
+    "name": "氏名",
+    "birth_date": "生年月日",
+}
+UNSCANNABLE_LABELS = {
+    "encrypted_archive": "暗号化された圧縮ファイル",
+    "encrypted_office": "パスワード付きOfficeファイル",
+    "corrupt": "壊れたファイル",
+    "too_deep": "圧縮の入れ子が深すぎる",
+    "too_large": "展開後のサイズが大きすぎる",
+    "timeout": "検査時間の上限超過",
+}
+ROLE_LABELS = {
+    "section_head": "所属長",
+    "ciso": "統括情報セキュリティ責任者",
+    "operator": "運用担当者",
+    None: "—",
+}
+STATUS_LABELS = {
+    "held": "保留中",
+    "released": "送信済み（承認）",
+    "rejected": "却下",
+    "expired": "期限切れ（却下）",
+}
+MODE_LABELS = {"as_is": "そのまま送信", "encrypted": "暗号化して送信"}
+
+_DIGIT = "0-9０-９"
+_SEP = r"\s\-‐‑‒–—―−ｰー－/／.．・,，:：()（）"
+_DIGIT_RUN = re.compile(f"[{_DIGIT}](?:[{_SEP}]{{0,3}}[{_DIGIT}])*")
+_IS_DIGIT = re.compile(f"[{_DIGIT}]")
+MIN_MASKED_DIGITS = 6
+EXCERPT_CHARS = 2000
+
+
+def mask_digits(text: object) -> str:
+    """Mask every long digit run, keeping at most its last four digits."""
+    return _DIGIT_RUN.sub(_mask_run, "" if text is None else str(text))
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    total = len(_IS_DIGIT.findall(run))
+    if total < MIN_MASKED_DIGITS:
+        return run
+    keep = min(4, total - 4)
+    out, seen = [], 0
+    for ch in run:
+        if _IS_DIGIT.match(ch):
+            seen += 1
+            out.append(ch if seen > total - keep else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def body_excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
+    """The first text body of a message, masked and cut to ``limit`` characters."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        text = _first_text(msg)
+    except Exception:  # a malformed message still gets a (masked) page, not a crash
+        text = raw[: limit * 4].decode("utf-8", errors="replace")
+    text = text.strip()
+    if len(text) > limit:
+        text = text[:limit] + "\n…（以下省略）"
+    return mask_digits(text)
+
+
+def _first_text(msg: Any) -> str:
+    part = msg.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    try:
+        content = part.get_content()
+    except Exception:
+        payload = part.get_payload(decode=True) or b""
+        content = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    if part.get_content_subtype() == "html":
+        content = _html_to_text(content)
+    return content
+
+
+def _html_to_text(markup: str) -> str:
+    markup = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", "", markup)
+    markup = re.sub(r"(?i)<br\s*/?>|</p\s*>|</div\s*>|</tr\s*>", "\n", markup)
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+def why_held(
+    counts: Mapping[str, int], reasons: Iterable[str], unscannable: Iterable[Any]
+) -> list[str]:
+    """Short lines such as 'マイナンバー 3件', '被保険者番号 7,203件'."""
+    lines = [f"{label} {counts[t]:,}件" for t, label in TYPE_LABELS.items() if counts.get(t)]
+    if counts.get("records"):
+        lines.append(f"個人 {counts['records']:,}人分")
+    reasons_by_kind: dict[str, int] = {}
+    for item in unscannable:
+        reason = item.get("reason", "") if isinstance(item, Mapping) else str(item)
+        reasons_by_kind[reason] = reasons_by_kind.get(reason, 0) + 1
+    for reason, n in reasons_by_kind.items():
+        lines.append(f"{UNSCANNABLE_LABELS.get(reason, reason)} {n:,}件")
+    if not lines:
+        lines = [mask_digits(r) for r in reasons]
+    return lines
+
+
+def parse_time(value: str | dt.datetime) -> dt.datetime:
+    when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def waited(received: str | dt.datetime, now: dt.datetime) -> str:
+    """'2日3時間', '5時間12分', '7分'."""
+    minutes = max(0, int((now - parse_time(received)).total_seconds() // 60))
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}日{hours}時間"
+    if hours:
+        return f"{hours}時間{mins}分"
+    return f"{mins}分"
+
+
+def local_time(value: str | dt.datetime | None) -> str:
+    """An ISO time shown in Japan Standard Time: '2025-04-01 09:30 JST'."""
+    if not value:
+        return ""
+    try:
+        when = parse_time(value)
+    except ValueError:
+        return str(value)
+    jst = when.astimezone(dt.timezone(dt.timedelta(hours=9)))
+    return jst.strftime("%Y-%m-%d %H:%M JST")
+
+
+def count_line(findings: Iterable[Mapping[str, Any]]) -> str:
+    """'被保険者番号 25件、氏名 25件' for one part's findings."""
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[str(f.get("type"))] = counts.get(str(f.get("type")), 0) + 1
+    return "、".join(f"{TYPE_LABELS.get(t, t)} {n:,}件" for t, n in counts.items())
+
+
+FindingGroup = tuple[str, list[Mapping[str, Any]]]
+
+
+def group_findings(findings: Iterable[Mapping[str, Any]]) -> list[FindingGroup]:
+    """Findings grouped by top-level part (``body`` or attachment name), in order seen."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for f in findings:
+        part = str(f.get("part") or "body").split("/", 1)[0]
+        groups.setdefault(part, []).append(f)
+    return list(groups.items())
+
+
+CSV_COLUMNS = [
+    "連番", "日時(UTC)", "イベント", "実行者", "保留ID",
+    "差出人", "宛先", "件名", "詳細", "ハッシュ",
+]
+
+
+def audit_csv(entries: Iterable[Any], facts: Mapping[str, Any]) -> str:
+    """Audit rows as CSV for Japanese Excel: BOM, CRLF, each message's sender/recipients."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for e in entries:
+        held = facts.get(e.held_id or "")
+        writer.writerow([
+            e.seq, e.at, e.event, e.actor, e.held_id or "",
+            held.sender if held else "",
+            " ".join(held.recipients) if held else "",
+            mask_digits(held.subject) if held else "",
+            _details_text(e.details), e.hash,
+        ])
+    return "\ufeff" + out.getvalue()
+
+
+def _details_text(details: dict[str, object]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in sorted(details.items()))

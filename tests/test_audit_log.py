@@ -1,0 +1,111 @@
+"""The hash-chained audit log: tamper detection, filters, `dlp-gateway audit`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+
+import pytest
+
+from dlp_gateway import cli
+from dlp_gateway.store.audit import AuditLog
+from dlp_gateway.store.db import Database
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    path = tmp_path / "data"
+    db = Database.in_data_dir(path)
+    log = AuditLog(db)
+    log.append("login", "head@city.example", None, {"ip": "127.0.0.1"})
+    log.append("hold", "system", "abc", {"sender": "staff@city.example"})
+    log.append("release", "ciso@city.example", "abc", {"mode": "encrypted"})
+    log.append("logout", "head@city.example")
+    db.close()
+    return path
+
+
+def _raw_sql(data_dir, sql, params=()):
+    conn = sqlite3.connect(data_dir / "gateway.db")
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+def _verify(data_dir):
+    db = Database.in_data_dir(data_dir)
+    try:
+        return AuditLog(db).verify()
+    finally:
+        db.close()
+
+
+def test_intact_chain_verifies(data_dir, capsys):
+    assert _verify(data_dir) == []
+    assert cli.main(["audit", "verify", "--data-dir", str(data_dir)]) == 0
+    assert "改ざんされていません（4件）" in capsys.readouterr().out
+
+
+def test_edited_row_detected(data_dir, capsys):
+    _raw_sql(data_dir, "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 3")
+    problems = _verify(data_dir)
+    assert any("row 3" in p and "edited" in p for p in problems)
+    assert cli.main(["audit", "verify", "--data-dir", str(data_dir)]) == 1
+    assert "row 3" in capsys.readouterr().out
+
+
+def test_edited_details_detected(data_dir):
+    _raw_sql(data_dir, "UPDATE audit_log SET details = '{\"mode\": \"as_is\"}' WHERE seq = 3")
+    assert _verify(data_dir)
+
+
+def test_deleted_row_detected(data_dir):
+    _raw_sql(data_dir, "DELETE FROM audit_log WHERE seq = 2")
+    problems = _verify(data_dir)
+    assert any("missing" in p for p in problems)
+
+
+def test_rewritten_hash_still_breaks_next_link(data_dir):
+    # Recomputing an edited row's own hash is not enough: the next row links to the old one.
+    from dlp_gateway.store.audit import _row_hash
+
+    conn = sqlite3.connect(data_dir / "gateway.db")
+    row = conn.execute("SELECT prev_hash, seq, at, event, held_id, details FROM audit_log"
+                       " WHERE seq = 2").fetchone()
+    forged = _row_hash(row[0], row[1], row[2], row[3], "forger", row[4], row[5])
+    with conn:
+        conn.execute("UPDATE audit_log SET actor = 'forger', hash = ? WHERE seq = 2", (forged,))
+    conn.close()
+    problems = _verify(data_dir)
+    assert problems == ["row 3: previous-hash link broken"]
+
+
+def test_entries_filters(data_dir):
+    db = Database.in_data_dir(data_dir)
+    try:
+        log = AuditLog(db)
+        assert [e.event for e in log.entries(held_id="abc")] == ["hold", "release"]
+        assert [e.event for e in log.entries(actor="head@city.example")] == ["login", "logout"]
+        assert [e.seq for e in log.entries(newest_first=True, limit=2)] == [4, 3]
+        today = log.entries()[0].at[:10]
+        assert len(log.entries(since=today, until=today)) == 4
+        assert log.entries(until="2000-01-01") == []
+    finally:
+        db.close()
+
+
+def test_cli_list_and_export_csv_with_bom(data_dir, tmp_path, capsys):
+    assert cli.main(["audit", "list", "--event", "release", "--format", "json",
+                     "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and '"ciso@city.example"' in out[0]
+
+    target = tmp_path / "audit.csv"
+    assert cli.main(["audit", "export", "--csv", str(target), "--data-dir", str(data_dir)]) == 0
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["連番", "日時(UTC)", "イベント", "実行者"]
+    assert [r[2] for r in rows[1:]] == ["login", "hold", "release", "logout"]
+    assert b"\r\n" in data

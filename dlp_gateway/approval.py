@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import Database, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class Approvals:
         if mode not in MODES:
             raise ApprovalRefused("送信方法（そのまま / 暗号化）を選んでください。", 400)
         held, digest = self._check(actor_email, actor_role, held_id)
-        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        at = utc_now()
         approval = Approval(held_id, _norm(actor_email), digest, mode, at, comment.strip())
         if not self.store.add(approval):
             raise ApprovalRefused(

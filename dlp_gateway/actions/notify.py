@@ -81,15 +81,23 @@ def held_link(config: Config, held_id: str) -> str:
     return f"{config.admin_base_url}/held/{held_id}"
 
 
-def approver_notice(config: Config, held: HeldMessage, approvers: list[str]) -> EmailMessage:
+def _review_request(
+    config: Config, held: HeldMessage, recipients: list[str], tag: str, intro: str
+) -> EmailMessage:
+    """A notice asking approvers to review a hold, with the link to its detail page."""
     body = (
-        "個人情報を含む可能性のある送信メールを保留しました。内容を確認し、承認（送信）または"
-        "差し戻しを判断してください。\n\n"
-        f"{_held_block(held)}\n\n"
+        f"{intro}\n\n{_held_block(held)}\n\n"
         f"確認・承認はこちら（ログインが必要です）:\n{held_link(config, held.id)}\n"
     )
-    subject = f"[承認依頼] 送信メールを保留しました: {mask_numbers_in_text(held.subject)}"
-    return _message(config, approvers, subject, body)
+    return _message(config, recipients, f"{tag} {mask_numbers_in_text(held.subject)}", body)
+
+
+def approver_notice(config: Config, held: HeldMessage, approvers: list[str]) -> EmailMessage:
+    intro = (
+        "個人情報を含む可能性のある送信メールを保留しました。内容を確認し、承認（送信）または"
+        "差し戻しを判断してください。"
+    )
+    return _review_request(config, held, approvers, "[承認依頼] 送信メールを保留しました:", intro)
 
 
 def sender_hold_notice(config: Config, held: HeldMessage) -> EmailMessage:
@@ -153,14 +161,11 @@ def release_notice(config: Config, held: HeldMessage, mode: str) -> EmailMessage
 
 
 def escalation_notice(config: Config, held: HeldMessage, recipients: list[str]) -> EmailMessage:
-    body = (
+    intro = (
         "承認待ちのまま期限を過ぎた送信メールがあります。統括情報セキュリティ責任者として"
-        "判断してください。判断がない場合、最終期限で自動的に差し戻されます。\n\n"
-        f"{_held_block(held)}\n\n"
-        f"確認・承認はこちら（ログインが必要です）:\n{held_link(config, held.id)}\n"
+        "判断してください。判断がない場合、最終期限で自動的に差し戻されます。"
     )
-    subject = f"[承認期限超過] {mask_numbers_in_text(held.subject)}"
-    return _message(config, recipients, subject, body)
+    return _review_request(config, held, recipients, "[承認期限超過]", intro)
 
 
 def expiry_notice(config: Config, held: HeldMessage) -> EmailMessage:

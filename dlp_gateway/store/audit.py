@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import Database, utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -83,7 +83,7 @@ class AuditLog:
         details: dict[str, object] | None = None,
     ) -> AuditEntry:
         """Append one event. ``details`` must hold masked values only."""
-        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        at = utc_now()
         body = json.dumps(details or {}, ensure_ascii=False, sort_keys=True)
         with self.db.transaction() as conn:
             last = conn.execute(

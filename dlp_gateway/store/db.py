@@ -8,6 +8,7 @@ which is what lets the relay answer 250 after committing.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DB_FILENAME = "gateway.db"
+
+
+def utc_now() -> str:
+    """The timestamp every store writes: ISO 8601, UTC, to the second."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Database:

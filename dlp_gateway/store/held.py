@@ -7,7 +7,6 @@ harmless: the client got no 250 and will send again.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import secrets
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import Database, utc_now
 from dlp_gateway.store.spool import Spool
 
 SCHEMA = """
@@ -95,10 +94,6 @@ class HeldMessage:
             "approver_role": self.approver_role,
             "status": self.status,
         }
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _dumps(value: Any) -> str:

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dlp_gateway.store.db import Database
-from dlp_gateway.store.held import transaction_or, utc_now
+from dlp_gateway.store.db import Database, utc_now
+from dlp_gateway.store.held import transaction_or
 from dlp_gateway.store.spool import Spool
 
 SCHEMA = """

@@ -17,6 +17,7 @@ from dlp_gateway.detect.patterns import NamePatterns
 
 _SURNAME = ("名詞", "固有名詞", "人名", "姓")
 _GIVEN = ("名詞", "固有名詞", "人名", "名")
+_PLACE = ("名詞", "固有名詞", "地名", "一般")
 # SudachiPy refuses inputs over 49,149 bytes; stay well below.
 _CHUNK_CHARS = 8000
 _HAS_JAPANESE = regex.compile(r"[\p{Han}\p{Katakana}\p{Hiragana}]")
@@ -33,6 +34,8 @@ class NameFinder:
         self._tokenizer = make(mode=tokenizer.Tokenizer.SplitMode.C)
         self._org_suffixes = tuple(patterns.organisation_suffixes)
         self._honorifics = frozenset(patterns.honorifics)
+        pairs = patterns.kanji_variants
+        self._variants = str.maketrans({p[0]: p[1] for p in pairs if len(p) == 2})
 
     def find(self, text: str) -> list[Hit]:
         """Names in folded free text."""
@@ -83,13 +86,14 @@ class NameFinder:
         value = value.strip()
         if not value or len(value) > self.patterns.max_cell_length or not _NAME_CELL.match(value):
             return False
-        tokens = [t for t in self._tokenizer.tokenize(value) if t.surface().strip()]
+        compact = value.replace(" ", "").replace("\u3000", "").translate(self._variants)
+        tokens = [t for t in self._tokenizer.tokenize(compact) if t.surface().strip()]
         if not tokens or len(tokens) > 3:
             return False
-        first = tuple(tokens[0].part_of_speech()[:4])
-        return first == _SURNAME and all(
-            tuple(t.part_of_speech()[:4]) in (_SURNAME, _GIVEN) for t in tokens
-        )
+        pos = [tuple(t.part_of_speech()[:4]) for t in tokens]
+        if pos[0] == _PLACE and len(pos) >= 2 and pos[1] == _GIVEN:
+            pos[0] = _SURNAME  # 千葉 太郎: a place name that is also a surname
+        return pos[0] == _SURNAME and all(p in (_SURNAME, _GIVEN) for p in pos)
 
 
 def is_name_cell(value: object, max_length: int) -> bool:

@@ -79,3 +79,30 @@ def header_matches(text: str, words: tuple[str, ...]) -> bool:
     """
     folded = fold(text).casefold().replace(" ", "")
     return any(w.casefold().replace(" ", "") in folded for w in words)
+
+
+# -- whole-label keys -------------------------------------------------------------------
+# A header or label is compared as a whole after this folding, never as a substring of
+# a data value: NFKC (full-width, half-width kana, circled numbers), case, spaces and
+# line breaks, brackets, list numbering (①, (1), 1.), and trailing marks (：, ※, *).
+_LABEL_NUMBERING = regex.compile(r"^(?:\(?\d{1,2}\)|\d{1,2}(?:[.．、)]|(?=\D))|[a-z][.)])")
+_LABEL_DROP = regex.compile(r"[\s\u3000・･:：*※＊\"'`.、,]+")
+_LABEL_BRACKETS = regex.compile(r"[()\[\]{}<>（）［］｛｝〈〉《》「」『』【】〔〕〘〙]")
+_BRACKETED = regex.compile(
+    r"[(\[{<（［｛〈《「『【〔][^)\]}>）］｝〉》」』】〕]*[)\]}>）］｝〉》」』】〕]"
+)
+
+
+def label_key(text: str) -> str:
+    """The comparable form of a header or label: ``①被保険者\\n番号：`` -> ``被保険者番号``."""
+    folded = fold(text).casefold().strip()
+    folded = _LABEL_DROP.sub("", folded.replace("\n", ""))
+    folded = _LABEL_NUMBERING.sub("", folded, count=1)
+    return _LABEL_BRACKETS.sub("", folded)
+
+
+def label_key_core(text: str) -> str:
+    """The label without its bracketed part: ``生年月日(和暦)`` -> ``生年月日``."""
+    folded = fold(text).casefold()
+    stripped = _BRACKETED.sub("", folded)
+    return label_key(stripped) if stripped.strip() else ""

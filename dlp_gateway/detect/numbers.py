@@ -90,6 +90,8 @@ def find_my_numbers(
         nearest = labels.nearest_before(m.start(), patterns.label_window)
         if nearest is not None and not nearest.positive:
             continue
+        if nearest is None and _negative_on_line(text, labels, m.start(), patterns.keyword_window):
+            continue
         if nearest is not None or header_context:
             confidence = 0.99
         elif labels.positive_within(m.start(), m.end(), patterns.keyword_window):
@@ -100,6 +102,12 @@ def find_my_numbers(
             continue
         hits.append(Hit("my_number", m.start(), m.end(), mask_number(digits), confidence))
     return hits
+
+
+def _negative_on_line(text: str, labels: LabelIndex, start: int, window: int) -> bool:
+    """The nearest label earlier on the same line is a negative one (Web会議のID ... 4652-...)."""
+    label = labels.nearest_before(start, window)
+    return label is not None and not label.positive and "\n" not in text[label.end : start]
 
 
 def find_insured_numbers(

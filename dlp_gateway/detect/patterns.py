@@ -68,6 +68,9 @@ class MyNumberPatterns:
     column_checksum_share: float
     column_min_values: int
     examples: tuple[Example, ...]
+    column_plain_headers: tuple[str, ...] = ()
+    sub_headers: tuple[str, ...] = ()
+    mask_characters: str = "*"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ class InsuredPatterns:
     cell_max_digits: int
     symbol_number: Any
     examples: tuple[Example, ...]
+    title_words: tuple[str, ...] = ()
+    title_plain_headers: tuple[str, ...] = ()
+    title_lengths: tuple[int, ...] = ()
+    sub_headers: tuple[str, ...] = ()
+    mask_characters: str = "*"
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class BirthDatePatterns:
     suffix_window: int
     max_age_years: int
     examples: tuple[Example, ...]
+    part_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,11 @@ class NamePatterns:
     organisation_suffixes: tuple[str, ...]
     max_cell_length: int
     examples: tuple[Example, ...]
+    sub_headers: tuple[str, ...] = ()
+    signature_separators: tuple[str, ...] = ()
+    signature_words: tuple[str, ...] = ()
+    other_headers: tuple[str, ...] = ()
+    kanji_variants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +224,9 @@ def _my_number(r: _Reader, doc: dict[str, Any]) -> MyNumberPatterns:
         column_checksum_share=r.get("column_checksum_share", float),
         column_min_values=r.get("column_min_values", int),
         examples=_examples(doc, r.where),
+        column_plain_headers=r.words("column_plain_headers", required=False),
+        sub_headers=r.words("sub_headers", required=False),
+        mask_characters=r.get("mask_characters", str, "*"),
     )
 
 
@@ -229,6 +246,11 @@ def _insured(r: _Reader, doc: dict[str, Any]) -> InsuredPatterns:
         cell_max_digits=r.get("cell_max_digits", int),
         symbol_number=symbol_number,
         examples=_examples(doc, r.where),
+        title_words=r.words("title_words", required=False),
+        title_plain_headers=r.words("title_plain_headers", required=False),
+        title_lengths=tuple(r.get("title_lengths", list, [8, 10])),
+        sub_headers=r.words("sub_headers", required=False),
+        mask_characters=r.get("mask_characters", str, "*"),
     )
 
 
@@ -243,6 +265,7 @@ def _birth_date(r: _Reader, doc: dict[str, Any]) -> BirthDatePatterns:
         suffix_window=r.get("suffix_window", int),
         max_age_years=r.get("max_age_years", int),
         examples=_examples(doc, r.where),
+        part_headers=r.words("part_headers", required=False),
     )
 
 
@@ -257,6 +280,11 @@ def _name(r: _Reader, doc: dict[str, Any]) -> NamePatterns:
         organisation_suffixes=r.words("organisation_suffixes"),
         max_cell_length=r.get("max_cell_length", int),
         examples=_examples(doc, r.where),
+        sub_headers=r.words("sub_headers", required=False),
+        signature_separators=r.words("signature_separators", required=False),
+        signature_words=r.words("signature_words", required=False),
+        other_headers=r.words("other_headers", required=False),
+        kanji_variants=r.words("kanji_variants", required=False),
     )
 
 

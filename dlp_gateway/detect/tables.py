@@ -1,14 +1,13 @@
-"""Tables (sheets, csv, docx tables) -> findings, one record group per row.
+"""Tables (sheets, csv, docx tables, delimited text blocks) -> findings.
 
-Three layouts are told apart by looking at the first rows:
-- a *list* with a header row (possibly below title rows): the header names each
-  column's kind, and every row is one person;
-- a *form* of label/value pairs (氏名 | 山田太郎, 生年月日 | S45.3.2): a label governs
-  the cell to its right or below it, and the whole table is one person;
-- a headerless list: columns are judged by their values (check digits for My
-  Numbers, SudachiPy for names).
+A sheet may hold several blocks: side by side (split by empty columns when each side
+has its own header) and one below another (a new header row starts a new block; a
+header repeated on each printed page is skipped). ``layout.py`` reads each block's
+shape (list, label/value form, transposed list); ``columns.py`` validates values.
+Groups: one per list row (one per pair of rows when each person takes two), one per
+form, one per column of a transposed list.
 
-Per-cell work is kept cheap, because a 680,000-row csv passes through here.
+Per-row work is kept cheap, because a 680,000-row csv passes through here.
 """
 
 from __future__ import annotations
@@ -16,99 +15,85 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 
 import regex
 
-from dlp_gateway.detect.birth import MASKED_DATE, birth_date_in_cell, cell_date
-from dlp_gateway.detect.findings import Finding, mask_name, mask_number
-from dlp_gateway.detect.names import NameFinder, is_name_cell
-from dlp_gateway.detect.normalize import header_matches
-from dlp_gateway.detect.numbers import (
-    Hit,
-    cell_digits,
-    insured_number_in_cell,
-    is_valid_my_number,
-    my_number_in_cell,
+from dlp_gateway.detect.birth import MASKED_DATE, cell_date
+from dlp_gateway.detect.columns import (
+    birth_value,
+    fold_cell,
+    insured_value,
+    is_masked,
+    my_number_value,
+    name_value,
 )
+from dlp_gateway.detect.findings import Finding, mask_name, mask_number
+from dlp_gateway.detect.layout import (
+    NAME_KINDS,
+    WINDOW_ROWS,
+    Analysis,
+    Field,
+    HeaderClassifier,
+    Kind,
+    LayoutReader,
+    ListLayout,
+    non_empty,
+)
+from dlp_gateway.detect.names import NameFinder
+from dlp_gateway.detect.normalize import label_key
+from dlp_gateway.detect.numbers import Hit, cell_digits, is_valid_my_number
 from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.extract.units import CellValue, Row, TableUnit
 
-HEADER_SEARCH_ROWS = 30
+__all__ = ["HeaderClassifier", "Kind", "TableScanner"]
+
 SAMPLE_ROWS = 50
-MAX_LABEL_LENGTH = 24
 # A free-text cell is searched only when it holds at least this many digits: every
 # number and date we look for has six or more.
 MIN_DIGITS_FOR_TEXT = 6
 _DIGITS = regex.compile(r"\d")
-
-
-class Kind(Enum):
-    MY_NUMBER = "my_number"
-    INSURED = "insured_number"
-    BIRTH_DATE = "birth_date"
-    NAME = "name"
-    NAME_PART = "name_part"
-    NAME_KANA = "name_kana"
-
-
-@dataclass(slots=True)
-class Column:
-    kind: Kind
-    confidence: float
-
-
-@dataclass(slots=True)
-class Layout:
-    header_row: int | None  # row number of the header, None when there is none
-    headers: dict[int, str] = field(default_factory=dict)
-    columns: dict[int, Column] = field(default_factory=dict)
-    form: bool = False
-
-
-class HeaderClassifier:
-    """Header or label text -> the kind of data it governs (from patterns/)."""
-
-    def __init__(self, patterns: PatternSet):
-        self.p = patterns
-        self._cache: dict[str, Kind | None] = {}
-
-    def __call__(self, text: object) -> Kind | None:
-        if not isinstance(text, str):
-            return None
-        text = text.strip()
-        if not text or len(text) > MAX_LABEL_LENGTH:
-            return None
-        if text not in self._cache:
-            self._cache[text] = self._classify(text)
-        return self._cache[text]
-
-    def _classify(self, text: str) -> Kind | None:
-        p = self.p
-        compact = text.replace(" ", "").replace("\u3000", "").rstrip(":：")
-        if header_matches(compact, p.my_number.headers):
-            return Kind.MY_NUMBER
-        if header_matches(compact, p.insured_number.headers):
-            return Kind.INSURED
-        if header_matches(compact, p.birth_date.headers):
-            return Kind.BIRTH_DATE
-        n = p.name
-        if compact in n.negative_headers or header_matches(compact, n.negative_headers):
-            return None
-        if header_matches(compact, n.kana_headers):
-            return Kind.NAME_KANA
-        lowered = compact.casefold()
-        if lowered in {h.casefold() for h in n.headers} or compact.endswith(n.header_suffixes):
-            return Kind.NAME
-        if header_matches(compact, n.headers):
-            return Kind.NAME
-        if lowered in {h.casefold() for h in n.part_headers}:
-            return Kind.NAME_PART
-        return None
-
+_HAS_DIGIT = regex.compile(r"\d")
 
 TextHits = Callable[[str, str], list[Hit]]
+
+
+class _Rows:
+    """A row iterator with look-ahead and push-back."""
+
+    def __init__(self, rows: Iterator[Row]):
+        self._it = rows
+        self._buffer: list[Row] = []
+
+    def peek(self, n: int) -> list[Row]:
+        while len(self._buffer) < n:
+            row = next(self._it, None)
+            if row is None:
+                break
+            self._buffer.append(row)
+        return self._buffer[:n]
+
+    def push(self, row: Row) -> None:
+        self._buffer.insert(0, row)
+
+    def __iter__(self) -> Iterator[Row]:
+        return self
+
+    def __next__(self) -> Row:
+        if self._buffer:
+            return self._buffer.pop(0)
+        return next(self._it)
+
+
+@dataclass(slots=True)
+class _Sink:
+    table: TableUnit
+    findings: list[Finding]
+
+    def add(self, type_: str, location: str, masked: str, confidence: float, group: str) -> None:
+        self.findings.append(
+            Finding(type_, self.table.part, location, masked, confidence, group, self.table.in_body)  # type: ignore[arg-type]
+        )
 
 
 class TableScanner:
@@ -124,163 +109,249 @@ class TableScanner:
         self.p = patterns
         self.names = names
         self.classify = classify
+        self.layouts = LayoutReader(patterns, classify)
         self.text_hits = text_hits
+        self._plain_mn = {label_key(h) for h in patterns.my_number.column_plain_headers}
 
     def scan(self, table: TableUnit, today: dt.date) -> list[Finding]:
-        rows = table.rows()
-        head = list(itertools.islice(rows, HEADER_SEARCH_ROWS + SAMPLE_ROWS))
-        layout = self._layout(head)
-        all_rows = itertools.chain(head, rows)
-        if layout.form:
-            return _FormPass(self, table, today).run(all_rows)
-        return _ListPass(self, table, layout, today).run(all_rows)
+        sink = _Sink(table, [])
+        head = list(itertools.islice(table.rows(), WINDOW_ROWS))
+        bands = self._bands(head)
+        for index, band in enumerate(bands):
+            rows = table.rows()
+            if len(bands) > 1:
+                rows = _restricted(rows, band)
+            suffix = f"b{index + 1}" if len(bands) > 1 else ""
+            self._scan_band(_Rows(rows), sink, today, suffix)
+        return sink.findings
 
-    # -- layout -----------------------------------------------------------------
-    def _layout(self, head: list[Row]) -> Layout:
-        header = self._find_header(head)
-        if header is not None:
-            layout = Layout(header.number)
-            for i, value in enumerate(header.cells):
-                if isinstance(value, str) and value.strip():
-                    layout.headers[i] = value.strip()
-                    kind = self.classify(value)
-                    if kind is not None:
-                        layout.columns[i] = Column(kind, 0.95)
-            body = [r for r in head if r.number > header.number]
-            self._sample_columns(layout, body)
-            return layout
-        if any(self.classify(v) is not None for r in head for v in r.cells):
-            return Layout(None, form=True)
-        plain = _plain_header(head)
-        layout = Layout(plain.number if plain else None)
-        if plain is not None:
-            layout.headers = {
-                i: v.strip() for i, v in enumerate(plain.cells) if isinstance(v, str) and v.strip()
-            }
-        self._sample_columns(layout, [r for r in head if r.number > (layout.header_row or 0)])
-        return layout
+    # -- blocks side by side ----------------------------------------------------------
+    def _bands(self, head: list[Row]) -> list[tuple[int, int]]:
+        """Column ranges of tables side by side, when each has its own header."""
+        used: set[int] = set()
+        for row in head:
+            used.update(i for i, v in enumerate(row.cells) if v is not None and v != "")
+        if not used:
+            return [(0, 0)]
+        runs: list[list[int]] = []
+        for col in sorted(used):
+            if runs and col == runs[-1][1]:
+                runs[-1][1] = col + 1
+            else:
+                runs.append([col, col + 1])
+        if len(runs) == 1:
+            return [(0, runs[0][1])]
+        described = []
+        for lo, hi in runs:
+            rows = list(_restricted(iter(head), (lo, hi)))
+            header = next(
+                (r for r in rows[:30] if self.layouts.label_row(r) and len(non_empty(r)) >= 2),
+                None,
+            )
+            if header is None:
+                return [(0, runs[-1][1])]
+            kinds = set(self.layouts.kinds(header).values())
+            described.append((header.number, kinds))
+        same_row = len({n for n, _ in described}) == 1
+        all_kinds = [k for _, kinds in described for k in kinds]
+        repeated = len(all_kinds) != len(set(all_kinds))
+        any_plain = any(not kinds for _, kinds in described)
+        if same_row and not repeated and not any_plain:
+            return [(0, runs[-1][1])]  # one table with an empty spacer column
+        return [(lo, hi) for lo, hi in runs]
 
-    def _find_header(self, head: list[Row]) -> Row | None:
-        best: tuple[int, Row] | None = None
-        for index, row in enumerate(head[:HEADER_SEARCH_ROWS]):
-            labels = [v for v in row.cells if v is not None and v != ""]
-            kinds = {i: self.classify(v) for i, v in enumerate(row.cells)}
-            score = sum(1 for k in kinds.values() if k is not None)
-            if score == 0 or len(labels) < 2 or not all(_is_label_text(v) for v in labels):
-                continue
-            if score == 1 and index + 1 >= len(head):
-                continue  # a lone 氏名 | 山田太郎 is a form line, not a header
-            if self._values_below_are_labels(head[index + 1 : index + 11], kinds):
-                continue
-            if best is None or score > best[0]:
-                best = (score, row)
-        return best[1] if best else None
+    # -- blocks one below another -----------------------------------------------------
+    def _scan_band(self, rows: _Rows, sink: _Sink, today: dt.date, suffix: str) -> None:
+        previous: ListLayout | None = None
+        forms = 0
+        context = sink.table.location
+        while rows.peek(1):
+            window = rows.peek(WINDOW_ROWS)
+            analysis = self.layouts.analyse(window, context)
+            if analysis.kind == "headerless" and previous is not None and previous.fields:
+                analysis = Analysis("list", previous)
+            if analysis.form_rows:
+                forms += 1
+                form_rows = [next(rows) for _ in range(analysis.form_rows)]
+                _FormPass(self, sink, today, f"form{forms}{suffix}").run(form_rows)
+            if analysis.kind == "list" and analysis.layout is not None:
+                layout = analysis.layout
+                self._complete(layout, window)
+                _ListPass(self, sink, layout, today, suffix).run(rows)
+                previous = layout
+            elif analysis.kind == "headerless":
+                layout = analysis.layout or ListLayout((), [])
+                self._complete(layout, window)
+                _ListPass(self, sink, layout, today, suffix).run(rows)
+                previous = layout if layout.fields else previous
+            elif analysis.kind == "transposed":
+                block = [next(rows) for _ in range(analysis.block_rows)]
+                _TransposedPass(self, sink, today, suffix).run(block)
+            else:
+                forms += 1
+                block = [next(rows) for _ in range(max(1, analysis.block_rows))]
+                _FormPass(self, sink, today, f"form{forms}{suffix}").run(block)
 
-    def _values_below_are_labels(self, below: list[Row], kinds: dict[int, Kind | None]) -> bool:
-        """A form repeats labels down its label column; a list's data rows hold values."""
-        for row in below:
-            for i, kind in kinds.items():
-                if kind is not None and i < len(row.cells) and self.classify(row.cells[i]):
-                    return True
-        return False
-
-    def _sample_columns(self, layout: Layout, body: list[Row]) -> None:
+    def _complete(self, layout: ListLayout, window: list[Row]) -> None:
         """Judge columns with no recognised header by their first values."""
+        last_header = layout.header_rows[-1] if layout.header_rows else 0
+        body = [r for r in window if r.number > last_header][:SAMPLE_ROWS]
+        taken = layout.columns
         width = max((len(r.cells) for r in body), default=0)
-        has_name = any(c.kind is Kind.NAME for c in layout.columns.values())
+        has_name = any(f.kind is Kind.NAME for f in layout.fields)
         for i in range(width):
-            if i in layout.columns:
+            if i in taken or (layout.headers.get(i) and self.classify(layout.headers[i])):
                 continue
-            values = [r.cells[i] for r in body if i < len(r.cells) and r.cells[i] not in (None, "")]
+            values = [fold_cell(r.cells[i]) for r in body if i < len(r.cells)]
+            values = [v for v in values if v not in (None, "")]
             if len(values) < 3:
                 continue
             strings = [v for v in values if isinstance(v, str)]
             if len(strings) >= 3 and _share(strings, self.names.looks_like_name) >= 0.6:
-                layout.columns[i] = Column(Kind.NAME, 0.6)
+                layout.fields.append(Field(Kind.NAME, (i,), 0.6, layout.headers.get(i, "")))
+                taken.add(i)
                 has_name = True
         for i in range(width):
-            if i in layout.columns or layout.headers.get(i):
+            if i in taken or layout.headers.get(i):
                 continue
-            values = [r.cells[i] for r in body if i < len(r.cells) and r.cells[i] not in (None, "")]
+            values = [r.cells[i] for r in body if i < len(r.cells)]
+            values = [v for v in values if v not in (None, "")]
             if has_name and len(values) >= 3 and _looks_like_birth_dates(values):
-                layout.columns[i] = Column(Kind.BIRTH_DATE, 0.6)
+                layout.fields.append(Field(Kind.BIRTH_DATE, (i,), 0.6))
+        layout.fields.sort(key=lambda f: f.columns[0])
+
+    def plain_my_number_header(self, header: str) -> bool:
+        return not header or label_key(header) in self._plain_mn
 
 
 class _ListPass:
-    """One person per row under a header (or none)."""
+    """One person per row (or per pair of rows) under a header, or with none."""
 
-    def __init__(self, scanner: TableScanner, table: TableUnit, layout: Layout, today: dt.date):
-        self.s, self.table, self.layout, self.today = scanner, table, layout, today
-        self.findings: list[Finding] = []
-        # Headerless columns become My Number columns when nearly all their 12-digit
-        # values pass the check digit; pending holds (location, group, masked) until then.
+    def __init__(
+        self, scanner: TableScanner, sink: _Sink, layout: ListLayout, today: dt.date, suffix: str
+    ):
+        self.s, self.sink, self.layout, self.today = scanner, sink, layout, today
+        self.table = sink.table
+        self.suffix = suffix
+        p = scanner.p
+        self.mn_mask = p.my_number.mask_characters
+        self.max_name = p.name.max_cell_length
+        # Columns that may become My Number columns by check digits alone: no header, or a
+        # generic one (番号); any other header is the nearest label and wins.
+        self.stat_columns = {
+            i: h for i, h in layout.headers.items() if scanner.plain_my_number_header(h)
+        }
+        self.field_columns = layout.columns
         self.pending: dict[int, list[tuple[str, str, str]]] = {}
         self.twelve_digit: dict[int, int] = {}
-        negative = scanner.p.my_number.labels.negative
-        self.not_my_number = {i for i, h in layout.headers.items() if header_matches(h, negative)}
 
-    def run(self, rows: Iterator[Row]) -> list[Finding]:
-        header_row = self.layout.header_row or 0
-        columns = sorted(self.layout.columns.items())
-        mn = self.s.p.my_number
+    def run(self, rows: _Rows) -> None:
+        layout = self.layout
+        header_rows = set(layout.header_rows)
+        first_header = min(header_rows, default=0)
+        last_header = max(header_rows, default=0)
+        signature = layout.signature
+        reader = self.s.layouts
+        second = layout.second_fields
+        ordinal = 0
+        pair_group = ""
+        blank = False
+        first = True
         for row in rows:
-            if row.number <= header_row:
-                continue
-            group = f"{self.table.location}!r{row.number}"
-            self._row(row, group, columns)
-        for i, items in self.pending.items():
-            valid = len(items)
-            if (
-                valid >= mn.column_min_values
-                and valid >= mn.column_checksum_share * self.twelve_digit[i]
+            if row.number <= last_header and (
+                row.number in header_rows or row.number < first_header
             ):
-                for location, group, masked in items:
-                    self._add("my_number", location, masked, 0.8, group)
-        return self.findings
-
-    def _row(self, row: Row, group: str, columns: list[tuple[int, Column]]) -> None:
-        cells = row.cells
-        named = False
-        kana_or_part: tuple[int, float] | None = None
-        for i, column in columns:
-            if i >= len(cells) or cells[i] is None or cells[i] == "":
+                continue  # title rows above the header, and the header itself
+            cells = row.cells
+            if not cells or all(v is None or v == "" for v in cells):
+                blank = True
                 continue
-            kind, value = column.kind, cells[i]
-            if kind is Kind.NAME:
-                if is_name_cell(value, self.s.p.name.max_cell_length):
-                    self._add("name", self._loc(row, i), mask_name(value), column.confidence, group)
-                    named = True
-            elif kind in (Kind.NAME_PART, Kind.NAME_KANA):
-                if kana_or_part is None and is_name_cell(value, self.s.p.name.max_cell_length):
-                    kana_or_part = (i, column.confidence)
+            if row.number > last_header and _may_be_header(cells):
+                if signature and reader.signature(row) == signature:
+                    continue  # the header repeated on a printed page
+                if not first and self._new_block(row, blank, rows):
+                    rows.push(row)
+                    break
+            blank = first = False
+            if second is not None:
+                if ordinal % 2 == 0:
+                    pair_group = f"{self.table.location}!r{row.number}{self.suffix}"
+                    self._row(row, pair_group, layout.fields)
+                else:
+                    self._row(row, pair_group, second)
+                ordinal += 1
             else:
-                self._typed_cell(kind, value, row, i, group, column.confidence)
-        if not named and kana_or_part is not None:
-            i, confidence = kana_or_part
-            self._add("name", self._loc(row, i), mask_name(cells[i]), confidence * 0.9, group)
+                self._row(row, f"{self.table.location}!r{row.number}{self.suffix}", layout.fields)
+        self._flush()
+
+    def _new_block(self, row: Row, after_blank: bool, rows: _Rows) -> bool:
+        """A different header (or a title after a gap) starts the next block."""
+        reader = self.s.layouts
+        kinds = reader.kinds(row)
+        labels = non_empty(row)
+        if len(labels) == 1:
+            return after_blank and bool(rows.peek(1)) and reader.label_row(rows.peek(1)[0])
+        if not reader.label_row(row):
+            return False
+        if len(kinds) >= 2 or (after_blank and (kinds or not self.layout.fields)):
+            below = rows.peek(6)
+            return bool(below) and not all(reader.kinds(r) for r in below[:3] if non_empty(r))
+        return False
+
+    def _row(self, row: Row, group: str, fields: list[Field]) -> None:
+        cells = row.cells
+        n = len(cells)
+        named = False
+        kana: tuple[int, float, str] | None = None
+        for f in fields:
+            first = f.columns[0]
+            if first >= n:
+                continue
+            value = cells[first]
+            if (value is None or value == "") and len(f.columns) == 1:
+                continue
+            kind = f.kind
+            if kind in NAME_KINDS:
+                if named or (kana is not None and kind is not Kind.NAME):
+                    continue
+                values = [fold_cell(cells[c]) for c in f.columns if c < n]
+                name = name_value(values, self.max_name)
+                if name is None:
+                    continue
+                if kind is Kind.NAME:
+                    if not named:
+                        self.sink.add(
+                            "name", self._loc(row, first), mask_name(name), f.confidence, group
+                        )
+                        named = True
+                elif kana is None:
+                    kana = (first, f.confidence, name)
+                continue
+            values = [fold_cell(cells[c]) for c in f.columns if c < n]
+            self._typed(f, values, row, group)
+        if not named and kana is not None:
+            i, confidence, name = kana
+            self.sink.add("name", self._loc(row, i), mask_name(name), confidence * 0.9, group)
         self._other_cells(row, group)
 
-    def _typed_cell(
-        self, kind: Kind, value: CellValue, row: Row, i: int, group: str, confidence: float
-    ) -> None:
-        if kind is Kind.MY_NUMBER:
-            digits = my_number_in_cell(value)
+    def _typed(self, f: Field, values: list[CellValue], row: Row, group: str) -> None:
+        loc = self._loc(row, f.columns[0])
+        if f.kind is Kind.MY_NUMBER:
+            digits = my_number_value(values, self.mn_mask)
             if digits:
-                self._add("my_number", self._loc(row, i), mask_number(digits), confidence, group)
-        elif kind is Kind.INSURED:
-            digits = insured_number_in_cell(value, self.s.p.insured_number)
+                self.sink.add("my_number", loc, mask_number(digits), f.confidence, group)
+        elif f.kind is Kind.INSURED:
+            digits = insured_value(values, self.s.p.insured_number, f.by_title)
             if digits:
-                self._add(
-                    "insured_number", self._loc(row, i), mask_number(digits), confidence, group
-                )
-        elif kind is Kind.BIRTH_DATE and birth_date_in_cell(value, self.today):
-            self._add("birth_date", self._loc(row, i), MASKED_DATE, confidence, group)
+                self.sink.add("insured_number", loc, mask_number(digits), f.confidence, group)
+        elif f.kind is Kind.BIRTH_DATE and birth_value(values, self.today):
+            self.sink.add("birth_date", loc, MASKED_DATE, f.confidence, group)
 
     def _other_cells(self, row: Row, group: str) -> None:
         """Cells of unrecognised columns: check-digit statistics and free text."""
-        columns = self.layout.columns
+        taken = self.field_columns
         for i, value in enumerate(row.cells):
-            if value is None or i in columns:
+            if value is None or i in taken:
                 continue
             if isinstance(value, int) and not isinstance(value, bool):
                 if 10_000_000_000 <= value < 1_000_000_000_000:
@@ -288,16 +359,31 @@ class _ListPass:
             elif isinstance(value, str) and len(value) >= 8:
                 digits = cell_digits(value)
                 if digits is not None and len(digits) == 12:
-                    self._twelve(i, digits, row, group)
+                    if not is_masked(value, self.mn_mask):
+                        self._twelve(i, digits, row, group)
                 elif len(value) >= 10:
                     self._free_text(value, row, i, group)
 
     def _twelve(self, i: int, digits: str, row: Row, group: str) -> None:
-        if i in self.not_my_number:
+        headers = self.layout.headers
+        if i in headers and i not in self.stat_columns:
             return
+        if not digits.isascii():
+            digits = "".join(str(int(d)) for d in digits)
         self.twelve_digit[i] = self.twelve_digit.get(i, 0) + 1
         if is_valid_my_number(digits):
             self.pending.setdefault(i, []).append((self._loc(row, i), group, mask_number(digits)))
+
+    def _flush(self) -> None:
+        mn = self.s.p.my_number
+        for i, items in self.pending.items():
+            valid = len(items)
+            if (
+                valid >= mn.column_min_values
+                and valid >= mn.column_checksum_share * self.twelve_digit[i]
+            ):
+                for location, group, masked in items:
+                    self.sink.add("my_number", location, masked, 0.8, group)
 
     def _free_text(self, value: str, row: Row, i: int, group: str) -> None:
         if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
@@ -305,27 +391,23 @@ class _ListPass:
         header = self.layout.headers.get(i, "")
         location = self._loc(row, i)
         for hit in self.s.text_hits(value, header):
-            self._add(hit.type, location, hit.masked, hit.confidence, group)
+            self.sink.add(hit.type, location, hit.masked, hit.confidence, group)
 
     def _loc(self, row: Row, i: int) -> str:
         return self.table.cell_location(row.number, i)
-
-    def _add(self, type_: str, location: str, masked: str, confidence: float, group: str) -> None:
-        self.findings.append(
-            Finding(type_, self.table.part, location, masked, confidence, group, self.table.in_body)  # type: ignore[arg-type]
-        )
 
 
 class _FormPass:
     """Label/value forms: a label governs the cell to its right, or the cell below it."""
 
-    def __init__(self, scanner: TableScanner, table: TableUnit, today: dt.date):
-        self.s, self.table, self.today = scanner, table, today
-        self.group = f"{table.location}!form"
-        self.findings: list[Finding] = []
+    def __init__(self, scanner: TableScanner, sink: _Sink, today: dt.date, name: str):
+        self.s, self.sink, self.today = scanner, sink, today
+        self.table = sink.table
+        self.group = f"{self.table.location}!{name}"
 
-    def run(self, rows: Iterator[Row]) -> list[Finding]:
+    def run(self, rows: list[Row]) -> None:
         above: dict[int, Kind] = {}
+        named = False
         for row in rows:
             labels_here: dict[int, Kind] = {}
             pending: Kind | None = None
@@ -340,28 +422,46 @@ class _FormPass:
                     continue
                 governing = pending or above.get(i)
                 if governing is not None:
-                    self._cell(governing, value, row, i)
+                    if governing in NAME_KINDS:
+                        if not named and self._cell(governing, fold_cell(value), row, i):
+                            named = True
+                    else:
+                        self._cell(governing, fold_cell(value), row, i)
                     pending = None
+                elif isinstance(value, str) and len(value) >= 10:
+                    self._free_text(value, row, i)
             self._box_digits(row, box_kind or _single_kind(above))
             above = labels_here
-        return self.findings
 
-    def _cell(self, kind: Kind, value: CellValue, row: Row, i: int) -> None:
+    def _cell(self, kind: Kind, value: CellValue, row: Row, i: int) -> bool:
         location = self.table.cell_location(row.number, i)
         p = self.s.p
-        if kind in (Kind.NAME, Kind.NAME_PART, Kind.NAME_KANA):
-            if is_name_cell(value, p.name.max_cell_length):
-                self._add("name", location, mask_name(value), 0.85)
+        if kind in NAME_KINDS:
+            name = name_value([value], p.name.max_cell_length)
+            if name:
+                self.sink.add("name", location, mask_name(name), 0.85, self.group)
+                return True
         elif kind is Kind.MY_NUMBER:
-            digits = my_number_in_cell(value)
+            digits = my_number_value([value], p.my_number.mask_characters)
             if digits:
-                self._add("my_number", location, mask_number(digits), 0.95)
+                self.sink.add("my_number", location, mask_number(digits), 0.95, self.group)
+                return True
         elif kind is Kind.INSURED:
-            digits = insured_number_in_cell(value, p.insured_number)
+            digits = insured_value([value], p.insured_number)
             if digits:
-                self._add("insured_number", location, mask_number(digits), 0.9)
-        elif kind is Kind.BIRTH_DATE and birth_date_in_cell(value, self.today):
-            self._add("birth_date", location, MASKED_DATE, 0.9)
+                self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
+                return True
+        elif kind is Kind.BIRTH_DATE and birth_value([value], self.today):
+            self.sink.add("birth_date", location, MASKED_DATE, 0.9, self.group)
+            return True
+        return False
+
+    def _free_text(self, value: str, row: Row, i: int) -> None:
+        if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
+            return
+        location = self.table.cell_location(row.number, i)
+        for hit in self.s.text_hits(value, ""):
+            self.sink.add(hit.type, location, hit.masked, hit.confidence, self.group)
 
     def _box_digits(self, row: Row, kind: Kind | None) -> None:
         """Box-style forms put one digit per cell: join runs of 12 single digits."""
@@ -377,27 +477,70 @@ class _FormPass:
                 digits = "".join(d for _, d in run)
                 if is_valid_my_number(digits):
                     location = self.table.cell_location(row.number, run[0][0])
-                    self._add("my_number", location, mask_number(digits), 0.9)
+                    self.sink.add("my_number", location, mask_number(digits), 0.9, self.group)
             if value not in (None, ""):
                 run = []
 
-    def _add(self, type_: str, location: str, masked: str, confidence: float) -> None:
-        self.findings.append(
-            Finding(
-                type_, self.table.part, location, masked, confidence, self.group, self.table.in_body
-            )  # type: ignore[arg-type]
-        )
+
+class _TransposedPass:
+    """Labels down the first column, one person per column to the right."""
+
+    def __init__(self, scanner: TableScanner, sink: _Sink, today: dt.date, suffix: str):
+        self.s, self.sink, self.today, self.suffix = scanner, sink, today, suffix
+        self.table = sink.table
+
+    def run(self, rows: list[Row]) -> None:
+        p = self.s.p
+        named: set[int] = set()
+        for row in rows:
+            cells = non_empty(row)
+            if not cells:
+                continue
+            label = cells[0][1]
+            kind = self.s.classify(label)
+            if kind is None:
+                continue
+            for i, raw in cells[1:]:
+                value = fold_cell(raw)
+                group = f"{self.table.location}!c{i + 1}{self.suffix}"
+                location = self.table.cell_location(row.number, i)
+                if kind in NAME_KINDS:
+                    name = name_value([value], p.name.max_cell_length)
+                    if name and i not in named:
+                        named.add(i)
+                        self.sink.add("name", location, mask_name(name), 0.85, group)
+                elif kind is Kind.MY_NUMBER:
+                    digits = my_number_value([value], p.my_number.mask_characters)
+                    if digits:
+                        self.sink.add("my_number", location, mask_number(digits), 0.9, group)
+                elif kind is Kind.INSURED:
+                    digits = insured_value([value], p.insured_number)
+                    if digits:
+                        self.sink.add("insured_number", location, mask_number(digits), 0.9, group)
+                elif kind is Kind.BIRTH_DATE and birth_value([value], self.today):
+                    self.sink.add("birth_date", location, MASKED_DATE, 0.9, group)
 
 
-def _plain_header(head: list[Row]) -> Row | None:
-    """A first row of labels none of which we know (会社名 | 作成日 | 注文番号)."""
-    rows = [r for r in head[:5] if any(v not in (None, "") for v in r.cells)]
-    if len(rows) < 2:
-        return None
-    labels = [v for v in rows[0].cells if v not in (None, "")]
-    below = [v for v in rows[1].cells if v not in (None, "")]
-    all_labels = len(labels) >= 2 and all(_is_label_text(v) for v in labels)
-    return rows[0] if all_labels and not all(_is_label_text(v) for v in below) else None
+def _restricted(rows: Iterator[Row], band: tuple[int, int]) -> Iterator[Row]:
+    lo, hi = band
+    for row in rows:
+        cells = row.cells[lo:hi]
+        if any(v is not None and v != "" for v in cells):
+            yield Row(row.number, [None] * lo + cells)
+        else:
+            yield Row(row.number, [])
+
+
+def _may_be_header(cells: list[CellValue]) -> bool:
+    """Cheap pre-check: only text cells, no digits (most data rows fail at once)."""
+    count = 0
+    for v in cells:
+        if v is None or v == "":
+            continue
+        if type(v) is not str or _HAS_DIGIT.search(v):
+            return False
+        count += 1
+    return count >= 1
 
 
 def _single_kind(above: dict[int, Kind]) -> Kind | None:
@@ -406,19 +549,12 @@ def _single_kind(above: dict[int, Kind]) -> Kind | None:
 
 
 def _single_digit(value: CellValue) -> str | None:
+    value = fold_cell(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
         return str(value)
     if isinstance(value, str) and len(value.strip()) == 1 and value.strip().isdigit():
         return str(int(value.strip()))
     return None
-
-
-def _is_label_text(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and 0 < len(value.strip()) <= MAX_LABEL_LENGTH
-        and not any(ch.isdigit() for ch in value)
-    )
 
 
 def _share(values: list, predicate) -> float:  # type: ignore[no-untyped-def]

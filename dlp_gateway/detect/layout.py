@@ -1,0 +1,584 @@
+"""Table layout: which rows are headers, which columns carry which kind of data.
+
+This module only looks at the *shape* of a table; it never validates a value (that
+is ``columns.py``). It answers, for a window of rows:
+- is there a list header (possibly two rows: 被保険者 / 番号, or a merged group header),
+  with title rows and a label/value form above it?
+- or is the block a label/value form (one person), or a transposed list (labels down
+  the first column, one person per column)?
+- which columns make up one field (a My Number in three 4-digit cells, a birth date in
+  元号 / 年 / 月 / 日 cells), and does a title (被保険者一覧) give a plain 番号 column its
+  meaning?
+
+Headers are recognised as whole labels after ``label_key`` folding, never as a
+substring of a data value, and the list-or-form decision looks at the rows below a
+candidate header (labels keep appearing in a form; values repeat in a list), so one
+cell cannot flip it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from dlp_gateway.detect.normalize import label_key, label_key_core
+from dlp_gateway.detect.patterns import PatternSet
+from dlp_gateway.extract.units import CellValue, Row
+
+HEADER_SEARCH_ROWS = 30
+WINDOW_ROWS = 80
+MAX_LABEL_LENGTH = 24
+# Below a list header at most this share of rows may hold a label of their own;
+# more and the block is a label/value form.
+FORM_LABEL_SHARE = 0.5
+SHAPE_ROWS = 10
+# Containment (介護保険被保険者番号 holds 被保険者番号) only for words at least this long.
+MIN_CONTAINED_WORD = 3
+_CACHE_LIMIT = 50_000
+
+
+class Kind(Enum):
+    MY_NUMBER = "my_number"
+    INSURED = "insured_number"
+    BIRTH_DATE = "birth_date"
+    NAME = "name"
+    NAME_PART = "name_part"
+    NAME_KANA = "name_kana"
+
+
+NAME_KINDS = (Kind.NAME, Kind.NAME_PART, Kind.NAME_KANA)
+# Kinds whose value may be spread over adjacent cells under one (merged) header.
+SPLITTABLE = (Kind.MY_NUMBER, Kind.INSURED, Kind.BIRTH_DATE)
+
+
+class HeaderClassifier:
+    """Header or label text -> the kind of data it governs (whole-label, from patterns/)."""
+
+    def __init__(self, patterns: PatternSet):
+        p = patterns
+        self.p = p
+        self._exact: dict[str, Kind | None] = {}
+        self._words: list[tuple[str, Kind | None]] = []
+        n = p.name
+        ordered: list[tuple[tuple[str, ...], Kind | None]] = [
+            (p.my_number.headers, Kind.MY_NUMBER),
+            (p.insured_number.headers, Kind.INSURED),
+            (p.birth_date.headers, Kind.BIRTH_DATE),
+            (n.negative_headers, None),
+            (p.insured_number.negative_headers, None),
+            (p.birth_date.negative_headers, None),
+            (p.my_number.labels.negative, None),
+            (n.kana_headers, Kind.NAME_KANA),
+            (n.headers, Kind.NAME),
+            (n.part_headers, Kind.NAME_PART),
+        ]
+        for words, kind in ordered:
+            for word in words:
+                key = label_key(word)
+                if key and key not in self._exact:
+                    self._exact[key] = kind
+                if len(key) >= MIN_CONTAINED_WORD and not key.isascii():
+                    self._words.append((key, kind))
+        self._suffixes = tuple(label_key(s) for s in n.header_suffixes)
+        self._other = {label_key(w) for w in n.other_headers}
+        self._cache: dict[str, Kind | None] = {}
+        self._keys: dict[str, str] = {}
+
+    def key(self, text: str) -> str:
+        key = self._keys.get(text)
+        if key is None:
+            if len(self._keys) > _CACHE_LIMIT:
+                self._keys.clear()
+            key = self._keys[text] = label_key(text)
+        return key
+
+    def is_label(self, value: CellValue) -> bool:
+        """A cell that can be a header or label: short text without digits."""
+        if not isinstance(value, str):
+            return False
+        text = value.strip()
+        if not text or len(text) > MAX_LABEL_LENGTH:
+            return False
+        key = self.key(text)
+        return bool(key) and not any(ch.isdigit() for ch in key)
+
+    def known_label(self, value: CellValue) -> bool:
+        """A label of our vocabulary (a kind, a negative label, or a common other header)."""
+        if not self.is_label(value):
+            return False
+        key = self.key(str(value).strip())
+        return key in self._exact or key in self._other or self(value) is not None
+
+    def __call__(self, text: object) -> Kind | None:
+        if not isinstance(text, str) or not self.is_label(text):
+            return None
+        key = self.key(text.strip())
+        if key in self._cache:
+            return self._cache[key]
+        if len(self._cache) > _CACHE_LIMIT:
+            self._cache.clear()
+        kind = self._cache[key] = self.classify_key(key, text)
+        return kind
+
+    def classify_key(self, key: str, text: str = "") -> Kind | None:
+        if key in self._exact:
+            return self._exact[key]
+        core = label_key_core(text) if text else ""
+        if core and core in self._exact:
+            return self._exact[core]
+        return self._contained(key)
+
+    def _contained(self, key: str) -> Kind | None:
+        """The word ending last wins (the head noun of a compound); a longer word breaks ties."""
+        best: tuple[int, int, int] | None = None
+        kind: Kind | None = None
+        for rank, (word, word_kind) in enumerate(self._words):
+            at = key.rfind(word)
+            if at < 0:
+                continue
+            score = (at + len(word), len(word), -rank)
+            if best is None or score > best:
+                best, kind = score, word_kind
+        for suffix in self._suffixes:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                score = (len(key), len(suffix), -len(self._words))
+                if best is None or score > best:
+                    best, kind = score, Kind.NAME
+        return kind
+
+
+@dataclass(slots=True)
+class Field:
+    """One logical value per row: a kind over one or more adjacent columns."""
+
+    kind: Kind
+    columns: tuple[int, ...]
+    confidence: float
+    header: str = ""
+    by_title: bool = False
+
+
+@dataclass(slots=True)
+class ListLayout:
+    header_rows: tuple[int, ...]  # row numbers of the header row(s)
+    fields: list[Field]
+    headers: dict[int, str] = field(default_factory=dict)  # column -> header text
+    # Two rows per person: fields of the second row of each person.
+    second_fields: list[Field] | None = None
+    signature: frozenset[tuple[int, str]] = frozenset()  # repeated-header recognition
+    title: str = ""
+
+    @property
+    def columns(self) -> set[int]:
+        cols = {c for f in self.fields for c in f.columns}
+        for f in self.second_fields or ():
+            cols.update(f.columns)
+        return cols
+
+
+@dataclass(slots=True)
+class Analysis:
+    """What the first rows of a window are: ``skip`` rows before a block starts."""
+
+    kind: str  # "list" | "form" | "transposed" | "headerless"
+    layout: ListLayout | None = None
+    form_rows: int = 0  # rows at the window's start that form a label/value form
+    block_rows: int = 0  # for form / transposed: rows the block spans
+    titles: tuple[str, ...] = ()
+
+
+def non_empty(row: Row) -> list[tuple[int, CellValue]]:
+    return [(i, v) for i, v in enumerate(row.cells) if v is not None and v != ""]
+
+
+class LayoutReader:
+    """Finds the layout of the block at the start of a window of rows."""
+
+    def __init__(self, patterns: PatternSet, classify: HeaderClassifier):
+        self.p = patterns
+        self.classify = classify
+        ins = patterns.insured_number
+        self._title_words = tuple(label_key(w) for w in ins.title_words)
+        self._title_plain = {label_key(w) for w in ins.title_plain_headers}
+        self._part_words = {
+            label_key(w)
+            for w in (
+                *patterns.birth_date.part_headers,
+                *ins.sub_headers,
+                *patterns.my_number.sub_headers,
+                *patterns.name.sub_headers,
+            )
+        }
+
+    # -- header rows ------------------------------------------------------------------
+    def label_row(self, row: Row, minimum: int = 2) -> bool:
+        cells = non_empty(row)
+        return len(cells) >= minimum and all(self.classify.is_label(v) for _, v in cells)
+
+    def kinds(self, row: Row) -> dict[int, Kind]:
+        out = {}
+        for i, v in enumerate(row.cells):
+            if v is not None and v != "":
+                kind = self.classify(v)
+                if kind is not None:
+                    out[i] = kind
+        return out
+
+    def analyse(self, window: Sequence[Row], context: str) -> Analysis:
+        rows = [r for r in window if non_empty(r)]
+        best = self._best_header(rows)
+        if best is not None:
+            index = best
+            layout, first_header = self._list_layout(rows, index, context)
+            if layout is not None:
+                pre = [r for r in rows if r.number < first_header]
+                form_rows = sum(1 for r in window if r.number < first_header)
+                titles = tuple(self._titles(pre))
+                if any(self.kinds(r) for r in pre):
+                    return Analysis("list", layout, form_rows=form_rows, titles=titles)
+                return Analysis("list", layout, titles=titles)
+        transposed = self._transposed(window)
+        if transposed:
+            return Analysis("transposed", block_rows=transposed)
+        plain = self._plain_layout(rows)
+        if plain.header_rows:
+            return Analysis("headerless", plain)
+        if self._is_form(rows[:HEADER_SEARCH_ROWS]):
+            return Analysis("form", block_rows=self._form_extent(window))
+        return Analysis("headerless", self._plain_layout(rows))
+
+    def _is_form(self, rows: list[Row]) -> bool:
+        """Labels we know, in a block small enough or labelled enough to be one person's."""
+        kinds: set[Kind] = set()
+        labelled = 0
+        for row in rows:
+            here = self.kinds(row)
+            if here:
+                labelled += 1
+                kinds.update(here.values())
+        if not labelled:
+            return False
+        return len(kinds) >= 2 or len(rows) <= 15 or labelled >= 0.3 * len(rows)
+
+    def _form_extent(self, window: Sequence[Row]) -> int:
+        """A form runs until a list header below it (with values under it) or the window end."""
+        rows = list(window)
+        for index in range(1, len(rows)):
+            row = rows[index]
+            if not self.label_row(row) or len(self.kinds(row)) < 2:
+                continue
+            below = [r for r in rows[index + 1 : index + 1 + SHAPE_ROWS] if non_empty(r)]
+            if below and self._list_shape(row, below):
+                return index
+        return len(rows)
+
+    def _best_header(self, rows: list[Row]) -> int | None:
+        best: tuple[int, int] | None = None
+        for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+            if not self.label_row(row):
+                continue
+            kinds = self.kinds(row)
+            score = len(kinds)
+            if score == 0 and index + 1 < len(rows):
+                score = self._combined_score(row, rows[index + 1])
+            if score == 0:
+                continue
+            below = rows[index + 1 : index + 1 + SHAPE_ROWS]
+            if not below:
+                continue  # a lone 氏名 | 山田太郎 line is a form, not a header
+            if not self._list_shape(row, below):
+                continue
+            if best is None or score > best[0]:
+                best = (score, index)
+        return best[1] if best else None
+
+    def _combined_score(self, upper: Row, lower: Row) -> int:
+        if not self.label_row(lower, minimum=1):
+            return 0
+        return sum(1 for k in self._combine(upper, lower)[0].values() if k is not None)
+
+    def _list_shape(self, header: Row, below: list[Row]) -> bool:
+        """Below a list header, rows hold values; a form keeps showing labels."""
+        signature = self._signature(header)
+        labelled = 0
+        counted = 0
+        for row in below:
+            if self._signature(row) == signature:
+                continue  # the header repeated (printed pages)
+            cells = non_empty(row)
+            if not cells:
+                continue
+            counted += 1
+            if self.classify.known_label(cells[0][1]) or (
+                len(cells) > 1 and self.classify.known_label(cells[1][1]) and len(cells) <= 4
+            ):
+                labelled += 1
+        if counted == 0:
+            return True
+        share = labelled / counted
+        return not (share >= FORM_LABEL_SHARE or (share >= 0.3 and labelled >= 2))
+
+    def _signature(self, row: Row) -> frozenset[tuple[int, str]]:
+        return frozenset((i, self.classify.key(v)) for i, v in non_empty(row) if isinstance(v, str))
+
+    def signature(self, row: Row) -> frozenset[tuple[int, str]]:
+        return self._signature(row)
+
+    # -- list layouts ---------------------------------------------------------------
+    def _list_layout(
+        self, rows: list[Row], index: int, context: str
+    ) -> tuple[ListLayout | None, int]:
+        header = rows[index]
+        upper = rows[index - 1] if index > 0 else None
+        lower = rows[index + 1] if index + 1 < len(rows) else None
+        labels: dict[int, str]
+        header_rows: tuple[int, ...]
+        second: dict[int, Kind] | None = None
+        if (
+            lower is not None
+            and lower.number == header.number + 1
+            and self._is_lower(header, lower, rows[index + 2 : index + 2 + SHAPE_ROWS])
+        ):
+            kinds, labels, second = self._combine(header, lower)
+            header_rows = (header.number, lower.number)
+        elif (
+            upper is not None
+            and upper.number == header.number - 1
+            and self._is_upper(upper, header)
+        ):
+            kinds, labels, second = self._combine(upper, header)
+            header_rows = (upper.number, header.number)
+        else:
+            kinds = self.kinds(header)
+            labels = {i: str(v).strip() for i, v in non_empty(header)}
+            header_rows = (header.number,)
+        signature = self._signature(rows[rows.index(header)])
+        body = [r for r in rows if r.number > header_rows[-1]]
+        title = " ".join([context, *self._titles([r for r in rows if r.number < header_rows[0]])])
+        fields = self._fields(kinds, labels, body, title)
+        layout = ListLayout(header_rows, fields, labels, signature=signature, title=title)
+        if second and _alternating(body[:8]):
+            layout.second_fields = self._fields(second, labels, [], title)
+        elif second:
+            layout.fields = self._fields(
+                {i: k for i, k in kinds.items() if i not in second}, labels, body, title
+            )
+            layout.fields += [
+                Field(k, (i,), 0.9, labels.get(i, ""))
+                for i, k in sorted(kinds.items())
+                if i in second and k is not None
+            ]
+            layout.fields.sort(key=lambda f: f.columns[0])
+        return layout, header_rows[0]
+
+    def _is_upper(self, upper: Row, header: Row) -> bool:
+        """A group header row above (被保険者 over 番号): merged cells, not a title."""
+        cells = non_empty(upper)
+        if not cells or not all(self.classify.is_label(v) for _, v in cells):
+            return False
+        first = min((i for i, _ in non_empty(header)), default=0)
+        if len(cells) == 1 and cells[0][0] <= first:
+            return False  # a title line
+        combined = self._combine(upper, header)[0]
+        return sum(1 for k in combined.values() if k) >= len(self.kinds(header))
+
+    def _is_lower(self, header: Row, lower: Row, below: list[Row]) -> bool:
+        """The row under a header is a second header row when it is labels, not data."""
+        if not self.label_row(lower, minimum=1):
+            return False
+        if self._signature(lower) == self._signature(header):
+            return False
+        if below and not any(not self.label_row(r, 1) for r in below):
+            return False  # everything below is text too: the lower row may be data
+        combined = self._combine(header, lower)[0]
+        if sum(1 for k in combined.values() if k) > len(self.kinds(header)):
+            return True
+        lower_kinds = self.kinds(lower)
+        return (
+            bool(lower_kinds)
+            and len(non_empty(lower)) <= len(non_empty(header))
+            and all(
+                not self.classify.is_label(v)
+                or self.classify.known_label(v)
+                or self.classify.key(v) in self._part_words
+                for _, v in non_empty(lower)
+            )
+        )
+
+    def _combine(
+        self, upper: Row, lower: Row
+    ) -> tuple[dict[int, Kind | None], dict[int, str], dict[int, Kind] | None]:
+        """Per column kind of a two-row header; also the second-row kinds when both rows
+        carry their own distinct kinds in one column (two rows per person)."""
+        width = max(len(upper.cells), len(lower.cells))
+        ups = _forward_filled(upper.cells, width)
+        kinds: dict[int, Kind | None] = {}
+        labels: dict[int, str] = {}
+        second: dict[int, Kind] = {}
+        stacked = 0
+        for i in range(width):
+            up, direct = ups[i]
+            low = lower.cells[i] if i < len(lower.cells) else None
+            low = low.strip() if isinstance(low, str) and low.strip() else None
+            if up and not direct and low and self.classify.key(low) not in self._part_words:
+                up = ""  # a merged group header spans only its sub-headers (年/月/日, 記号/番号)
+            up_kind = self.classify(up) if up else None
+            low_kind = self.classify(low) if low else None
+            joined = self.classify(f"{up}{low}") if up and low else None
+            if up_kind and low_kind and direct and up_kind != low_kind:
+                stacked += 1
+                kinds[i], second[i] = up_kind, low_kind
+                labels[i] = f"{up}/{low}"
+                continue
+            kind = joined or low_kind or (up_kind if up else None)
+            if (
+                kind is None
+                and up_kind is not None
+                and low
+                and self.classify.key(low) in self._part_words
+            ):
+                kind = up_kind
+            kinds[i] = kind
+            labels[i] = "".join(x for x in (up, low) if x)
+        return kinds, labels, (second if stacked else None)
+
+    def _fields(
+        self, kinds: dict[int, Kind | None], labels: dict[int, str], body: list[Row], title: str
+    ) -> list[Field]:
+        """Adjacent columns of one splittable kind under one label make one field."""
+        fields: list[Field] = []
+        title_key = label_key(title) if title else ""
+        by_title = bool(title_key) and any(w in title_key for w in self._title_words)
+        width = max(
+            [*(i + 1 for i in labels), *(len(r.cells) for r in body[:SHAPE_ROWS])], default=0
+        )
+        i = 0
+        while i < width:
+            kind = kinds.get(i)
+            label = labels.get(i, "")
+            is_title = False
+            if kind is None and by_title and self.classify.key(label) in self._title_plain:
+                kind, is_title = Kind.INSURED, True
+            if kind is None:
+                i += 1
+                continue
+            j = i + 1
+            if kind in SPLITTABLE:
+                while j < width and (
+                    (kinds.get(j) == kind and _same_group(labels, i, j, self.classify))
+                    or (not labels.get(j) and kinds.get(j) is None)
+                ):
+                    j += 1
+            elif kind is Kind.NAME_PART:
+                while j < width and kinds.get(j) is Kind.NAME_PART:
+                    j += 1
+            confidence = 0.8 if is_title else 0.95
+            fields.append(Field(kind, tuple(range(i, j)), confidence, label, is_title))
+            i = j
+        return fields
+
+    def _titles(self, rows: list[Row]) -> list[str]:
+        out = []
+        for row in rows:
+            cells = non_empty(row)
+            if len(cells) == 1 and isinstance(cells[0][1], str):
+                out.append(cells[0][1].strip())
+        return out
+
+    # -- other shapes -----------------------------------------------------------------
+    def _transposed(self, window: Sequence[Row]) -> int:
+        """Labels down the first column, three or more people to the right: rows spanned."""
+        starts = []
+        for row in window:
+            cells = non_empty(row)
+            if not cells:
+                if starts:
+                    break
+                starts.append(cells)
+                continue
+            starts.append(cells)
+        first_col = min((c[0][0] for c in starts if c), default=0)
+        label_rows = 0
+        span = 0
+        for cells in starts:
+            if not cells:
+                span += 1
+                continue
+            col, value = cells[0]
+            if col != first_col:
+                break
+            if self.classify(value) is not None:
+                values = cells[1:]
+                if len(values) < 3 or any(self.classify(v) is not None for _, v in values):
+                    return 0
+                label_rows += 1
+            span += 1
+        return span if label_rows >= 2 else 0
+
+    def _plain_layout(self, rows: list[Row]) -> ListLayout:
+        """A row of labels none of which we know (会社名 | 作成日 | 注文番号) over values
+        (below title rows), or none."""
+        for index, row in enumerate(rows[:5]):
+            if index + 1 >= len(rows):
+                break
+            if not self.label_row(row):
+                if len(non_empty(row)) == 1:
+                    continue  # a title line
+                break
+            below = rows[index + 1 : index + 1 + SHAPE_ROWS]
+            if self.kinds(row) or self.label_row(below[0]) or not self._list_shape(row, below):
+                break
+            labels = {i: str(v).strip() for i, v in non_empty(row)}
+            title = " ".join(self._titles(rows[:index]))
+            return ListLayout(
+                (row.number,), [], labels, signature=self._signature(row), title=title
+            )
+        return ListLayout((), [])
+
+
+def _cell_type(value: CellValue) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        return "d" if any(ch.isdigit() for ch in value) else "t"
+    return type(value).__name__[:1]
+
+
+def _alternating(body: list[Row]) -> bool:
+    """Rows alternate in shape (two rows per person): row i is like row i+2, not like i+1."""
+    shapes = [tuple(_cell_type(v) for v in r.cells) for r in body if non_empty(r)]
+    if len(shapes) < 4:
+        return len(shapes) >= 2 and shapes[0] != shapes[1]
+    same_two = sum(shapes[i] == shapes[i + 2] for i in range(len(shapes) - 2))
+    same_one = sum(shapes[i] == shapes[i + 1] for i in range(len(shapes) - 1))
+    return same_two > same_one
+
+
+def _forward_filled(upper: list[CellValue], width: int) -> list[tuple[str, bool]]:
+    """A merged group header spreads right over the empty cells of the row above:
+    (text, whether the cell itself holds it)."""
+    out: list[tuple[str, bool]] = []
+    current = ""
+    for i in range(width):
+        value = upper[i] if i < len(upper) else None
+        if isinstance(value, str) and value.strip():
+            current = value.strip()
+            out.append((current, True))
+            continue
+        if value not in (None, ""):
+            current = ""
+        out.append((current, False))
+    return out
+
+
+def _same_group(labels: dict[int, str], i: int, j: int, classify: HeaderClassifier) -> bool:
+    """Columns i and j share one merged label (same text, or 年/月/日 parts under it)."""
+    a, b = labels.get(i, ""), labels.get(j, "")
+    if not b:
+        return True
+    return (
+        classify.key(a) == classify.key(b)
+        or a.split("/")[0] == b.split("/")[0]
+        or (len(a) > 1 and len(b) > 1 and a[:2] == b[:2])
+    )

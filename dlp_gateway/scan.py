@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlp_gateway.detect.correspondents import display_names
 from dlp_gateway.detect.engine import DetectionEngine
 from dlp_gateway.detect.findings import FINDING_TYPES, Finding
 from dlp_gateway.detect.patterns import PatternSet, load_patterns
@@ -55,13 +56,15 @@ class Scanner:
 
     def scan_message(self, raw: bytes) -> ScanResult:
         """Scan an RFC 5322 message (bytes as received)."""
-        return self._scan(extract_message(raw, self.limits))
+        return self._scan(extract_message(raw, self.limits), display_names(raw))
 
     def scan_file(self, name: str, data: bytes) -> ScanResult:
         """Scan a single file (xlsx, docx, csv, txt, zip, ...) given its name and bytes."""
         return self._scan(extract_file(name, data, self.limits))
 
-    def _scan(self, units_iter) -> ScanResult:  # type: ignore[no-untyped-def]
+    def _scan(  # type: ignore[no-untyped-def]
+        self, units_iter, correspondents: frozenset[str] = frozenset()
+    ) -> ScanResult:
         started = time.monotonic()
         deadline = started + self.limits.timeout_seconds
         findings: list[Finding] = []
@@ -69,7 +72,7 @@ class Scanner:
         skipped: list[Skipped] = []
         try:
             for unit in units_iter:
-                self._collect(unit, findings, unscannable, skipped)
+                self._collect(unit, findings, unscannable, skipped, correspondents)
                 if time.monotonic() > deadline:
                     unscannable.append(Unscannable("message", "timeout", "scan time limit"))
                     break
@@ -83,9 +86,10 @@ class Scanner:
         findings: list[Finding],
         unscannable: list[Unscannable],
         skipped: list[Skipped],
+        correspondents: frozenset[str] = frozenset(),
     ) -> None:
         if isinstance(unit, TextUnit):
-            findings.extend(self.engine.scan_text(unit))
+            findings.extend(self.engine.scan_text(unit, correspondents))
         elif isinstance(unit, TableUnit):
             findings.extend(self.engine.scan_table(unit))
         elif isinstance(unit, Unscannable):

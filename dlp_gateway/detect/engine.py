@@ -14,12 +14,15 @@ from bisect import bisect_right
 import regex
 
 from dlp_gateway.detect.birth import find_birth_dates
+from dlp_gateway.detect.correspondents import CorrespondentSpans, compact_name, in_spans
 from dlp_gateway.detect.findings import Finding
 from dlp_gateway.detect.names import NameFinder
 from dlp_gateway.detect.normalize import LabelIndex, fold
 from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_numbers
 from dlp_gateway.detect.patterns import PatternSet
+from dlp_gateway.detect.records import count_records
 from dlp_gateway.detect.tables import HeaderClassifier, Kind, TableScanner
+from dlp_gateway.detect.textblocks import TextTable, find_text_tables
 from dlp_gateway.extract.units import TableUnit, TextUnit
 
 _PARAGRAPH_BREAK = regex.compile(r"\n[ \t\u3000]*\n")
@@ -35,16 +38,70 @@ class DetectionEngine:
         self.names = NameFinder(patterns.name)
         self.classify = HeaderClassifier(patterns)
         self.tables = TableScanner(patterns, self.names, self.classify, self.text_hits)
+        self.correspondent_spans = CorrespondentSpans(patterns.name)
 
     @property
     def today(self) -> dt.date:
         return self._today or dt.date.today()
 
     # -- free text -----------------------------------------------------------
-    def scan_text(self, unit: TextUnit) -> list[Finding]:
+    def scan_text(
+        self, unit: TextUnit, correspondents: frozenset[str] = frozenset()
+    ) -> list[Finding]:
+        """Free text; tables inside it (tab-separated, HTML) are read as tables.
+
+        ``correspondents`` are the mail's From/To/Cc display names (``compact_name``).
+        """
         text = fold(unit.text)
         header_kind = self.classify(unit.header) if unit.header else None
         hits = self._hits(text, header_kind, with_names=len(text) <= NAME_SCAN_BUDGET)
+        if unit.in_body and hits:
+            hits = self._without_correspondents(text, hits, correspondents)
+        findings = self._text_findings(unit, text, hits)
+        tables = find_text_tables(text)
+        if tables:
+            findings = self._with_tables(unit, findings, tables)
+        return findings
+
+    def _without_correspondents(
+        self, text: str, hits: list[Hit], correspondents: frozenset[str]
+    ) -> list[Hit]:
+        """Drop names in the salutation, the signature and the display names."""
+        spans = self.correspondent_spans.spans(text)
+        kept = []
+        for hit in hits:
+            if hit.type == "name":
+                if in_spans(hit.start, spans):
+                    continue
+                name = compact_name(text[hit.start : hit.end])
+                if any(c.startswith(name) or name.startswith(c) for c in correspondents):
+                    continue
+            kept.append(hit)
+        return kept
+
+    def _with_tables(
+        self, unit: TextUnit, findings: list[Finding], tables: list[TextTable]
+    ) -> list[Finding]:
+        """Each table block read as a table, when that reading finds at least as many
+        records as the paragraph reading of the same lines (never fewer)."""
+        for index, block in enumerate(tables, 1):
+            first, last = block.first_line, block.rows[-1].number
+            inside = [f for f in findings if first <= _line_of(f, unit) <= last]
+            table = TableUnit(
+                part=unit.part,
+                location=f"{unit.location}!table{index}",
+                rows=lambda b=block: iter(b.rows),
+                in_body=unit.in_body,
+            )
+            found = self.tables.scan(table, self.today, context=block.title)
+            if count_records(found).total >= count_records(inside).total and (
+                _id_codes(found) >= _id_codes(inside)
+            ):
+                ids = {id(f) for f in inside}
+                findings = [f for f in findings if id(f) not in ids] + found
+        return findings
+
+    def _text_findings(self, unit: TextUnit, text: str, hits: list[Hit]) -> list[Finding]:
         if not hits:
             return []
         lines = _line_starts(text)
@@ -103,6 +160,17 @@ class DetectionEngine:
     # -- tables --------------------------------------------------------------
     def scan_table(self, unit: TableUnit) -> list[Finding]:
         return self.tables.scan(unit, self.today)
+
+
+def _line_of(finding: Finding, unit: TextUnit) -> int:
+    """The line number a text finding's location names (``body!L12`` -> 12)."""
+    tail = finding.location.rsplit("!", 1)[-1]
+    digits = tail[len(unit.line_label) :]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _id_codes(findings: list[Finding]) -> int:
+    return sum(1 for f in findings if f.type in ("my_number", "insured_number"))
 
 
 def _worth_scanning(text: str) -> bool:

@@ -241,7 +241,7 @@ class LayoutReader:
         transposed = self._transposed(window)
         if transposed:
             return Analysis("transposed", block_rows=transposed)
-        plain = self._plain_layout(rows)
+        plain = self._plain_layout(rows, context)
         if plain.header_rows:
             return Analysis("headerless", plain)
         if self._is_form(rows[:HEADER_SEARCH_ROWS]):
@@ -516,7 +516,7 @@ class LayoutReader:
             span += 1
         return span if label_rows >= 2 else 0
 
-    def _plain_layout(self, rows: list[Row]) -> ListLayout:
+    def _plain_layout(self, rows: list[Row], context: str = "") -> ListLayout:
         """A row of labels none of which we know (会社名 | 作成日 | 注文番号) over values
         (below title rows), or none."""
         for index, row in enumerate(rows[:5]):
@@ -530,9 +530,10 @@ class LayoutReader:
             if self.kinds(row) or self.label_row(below[0]) or not self._list_shape(row, below):
                 break
             labels = {i: str(v).strip() for i, v in non_empty(row)}
-            title = " ".join(self._titles(rows[:index]))
+            title = " ".join([context, *self._titles(rows[:index])])
+            fields = self._fields({}, labels, below, title)
             return ListLayout(
-                (row.number,), [], labels, signature=self._signature(row), title=title
+                (row.number,), fields, labels, signature=self._signature(row), title=title
             )
         return ListLayout((), [])
 

@@ -113,7 +113,8 @@ class TableScanner:
         self.text_hits = text_hits
         self._plain_mn = {label_key(h) for h in patterns.my_number.column_plain_headers}
 
-    def scan(self, table: TableUnit, today: dt.date) -> list[Finding]:
+    def scan(self, table: TableUnit, today: dt.date, context: str = "") -> list[Finding]:
+        """``context``: text around the table (a title above a pasted roster)."""
         sink = _Sink(table, [])
         head = list(itertools.islice(table.rows(), WINDOW_ROWS))
         bands = self._bands(head)
@@ -122,7 +123,7 @@ class TableScanner:
             if len(bands) > 1:
                 rows = _restricted(rows, band)
             suffix = f"b{index + 1}" if len(bands) > 1 else ""
-            self._scan_band(_Rows(rows), sink, today, suffix)
+            self._scan_band(_Rows(rows), sink, today, suffix, context)
         return sink.findings
 
     # -- blocks side by side ----------------------------------------------------------
@@ -161,10 +162,12 @@ class TableScanner:
         return [(lo, hi) for lo, hi in runs]
 
     # -- blocks one below another -----------------------------------------------------
-    def _scan_band(self, rows: _Rows, sink: _Sink, today: dt.date, suffix: str) -> None:
+    def _scan_band(
+        self, rows: _Rows, sink: _Sink, today: dt.date, suffix: str, around: str
+    ) -> None:
         previous: ListLayout | None = None
         forms = 0
-        context = sink.table.location
+        context = f"{sink.table.location} {around}".strip()
         while rows.peek(1):
             window = rows.peek(WINDOW_ROWS)
             analysis = self.layouts.analyse(window, context)

@@ -1,0 +1,91 @@
+"""Tables inside free text: a roster pasted into a mail body (tab-separated, as Excel
+copies it), an HTML table (``extract/html.py`` renders cells with tabs, rows with line
+ends), or lines split consistently by ``|`` or ``,``. Each block is read as a table,
+one person per row, instead of as one paragraph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlp_gateway.extract.units import Row
+
+# Delimiters tried in order; a block needs this many lines ...
+MIN_LINES = 2
+# ... and, for delimiters that also appear in prose, more lines and fields.
+_PROSE_DELIMITERS = {",": (3, 3), "|": (2, 2), "｜": (2, 2)}
+
+
+@dataclass(frozen=True, slots=True)
+class TextTable:
+    start: int  # character offsets of the block in the text
+    end: int
+    first_line: int  # 1-based line number of the block's first line
+    rows: tuple[Row, ...]
+    title: str  # the non-empty lines just above the block (context: 被保険者一覧)
+
+
+def find_text_tables(text: str) -> list[TextTable]:
+    if "\t" not in text and "|" not in text and "｜" not in text and "," not in text:
+        return []
+    lines = text.split("\n")
+    offsets = []
+    position = 0
+    for line in lines:
+        offsets.append(position)
+        position += len(line) + 1
+    tables: list[TextTable] = []
+    i = 0
+    while i < len(lines):
+        delimiter = _delimiter(lines[i])
+        if delimiter is None:
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and _fits(lines[j], delimiter):
+            j += 1
+        min_lines, min_fields = _PROSE_DELIMITERS.get(delimiter, (MIN_LINES, 2))
+        widths = [lines[k].count(delimiter) + 1 for k in range(i, j)]
+        if j - i >= min_lines and _consistent(widths, min_fields):
+            rows = tuple(
+                Row(k + 1, [_cell(c) for c in _split(lines[k], delimiter)]) for k in range(i, j)
+            )
+            title = " ".join(x.strip() for x in lines[max(0, i - 2) : i] if x.strip())
+            end = offsets[j - 1] + len(lines[j - 1])
+            tables.append(TextTable(offsets[i], end, i + 1, rows, title))
+            i = j
+        else:
+            i += 1
+    return tables
+
+
+def _delimiter(line: str) -> str | None:
+    for delimiter in ("\t", "|", "｜", ","):
+        if delimiter in line:
+            return delimiter
+    return None
+
+
+def _fits(line: str, delimiter: str) -> bool:
+    return delimiter in line
+
+
+def _consistent(widths: list[int], min_fields: int) -> bool:
+    if not widths or min(widths) < min_fields:
+        return False
+    most = max(set(widths), key=widths.count)
+    return widths.count(most) >= 0.7 * len(widths)
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    parts = line.split(delimiter)
+    if delimiter in ("|", "｜") and parts and not parts[0].strip():
+        parts = parts[1:]
+    if delimiter in ("|", "｜") and parts and not parts[-1].strip():
+        parts = parts[:-1]
+    return parts
+
+
+def _cell(value: str) -> str | None:
+    value = value.strip()
+    return value or None

@@ -15,7 +15,9 @@ from typing import Any
 
 import regex
 
-DEFAULT_PATTERNS_DIR = Path(__file__).resolve().parents[2] / "patterns"
+# The shipped patterns: ``dlp_gateway/bundled_patterns`` is a link to the top-level
+# ``patterns/`` in a checkout and a real directory of package data in an installed wheel.
+DEFAULT_PATTERNS_DIR = Path(__file__).resolve().parents[1] / "bundled_patterns"
 PATTERN_FILES = ("my_number", "insured_number", "birth_date", "name")
 ACTIONS = ("pass", "encrypt", "hold")
 ROLES = ("section_head", "ciso")

@@ -369,3 +369,49 @@ def test_insured_numbers_known_by_a_title_row(scanner: Scanner) -> None:
     rows = [["後期高齢者医療 被保険者一覧"], [], ["番号", "氏名"]]
     rows += [[str(p["insured"])[:8], p["name"]] for p in ps]
     check(scanner.scan_file("一覧.docx", docx_table(rows)), 5, insured=5)
+
+
+# -- header cells with digits, one-column lists ---------------------------------------------
+def test_header_cells_with_digits_in_brackets(scanner: Scanner) -> None:
+    ps = people(10)
+    numbers = valid_my_numbers(10, seed=31)
+    rows: list[list[object]] = [["No.", "氏名", "個人番号（12桁）", "住所1", "住所2"]]
+    rows += [
+        [i + 1, p["name"], n, "延岡市", "本町"]
+        for i, (p, n) in enumerate(zip(ps, numbers, strict=True))
+    ]
+    check(scanner.scan_file("a.xlsx", xlsx(rows)), 10, my_number=10)
+
+
+def test_one_column_list_of_insured_numbers(scanner: Scanner) -> None:
+    rows: list[list[object]] = [["被保険者番号"]] + [[str(p["insured"])] for p in people(20)]
+    check(scanner.scan_file("番号.csv", csv_bytes(rows)), 20, insured=20)
+
+
+# -- forms stay forms --------------------------------------------------------------------------
+def test_form_with_labels_we_do_not_know_is_one_person(scanner: Scanner) -> None:
+    number = valid_my_numbers(1, seed=41)[0]
+    rows: list[list[object]] = [
+        ["氏名", "千葉 太郎"],
+        ["転入前住所", "東京都千代田区"],
+        ["本籍地", "宮崎県延岡市"],
+        ["世帯主との続き柄", "本人"],
+        ["個人番号", number],
+        ["生年月日", "昭和45年3月2日"],
+        ["転入予定日", "令和8年12月1日"],
+    ]
+    result = scanner.scan_file("転入届.docx", docx_table(rows))
+    check(result, 1, my_number=1)
+    assert result.counts["name"] == 1
+
+
+def test_four_column_form(scanner: Scanner) -> None:
+    rows: list[list[object]] = [
+        ["氏名", "山田 花子", "生年月日", "平成2年1月10日"],
+        ["フリガナ", "ヤマダ ハナコ", "性別", "女"],
+        ["住所", "延岡市本町1-2", "電話", "0982-22-1111"],
+        ["被保険者番号", "0012345678", "要介護度", "要介護2"],
+    ]
+    result = scanner.scan_file("申請.xlsx", xlsx(rows))
+    check(result, 1, insured=1)
+    assert result.counts["name"] == 1

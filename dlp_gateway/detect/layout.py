@@ -18,7 +18,7 @@ cell cannot flip it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -101,7 +101,12 @@ class HeaderClassifier:
         if not text or len(text) > MAX_LABEL_LENGTH:
             return False
         key = self.key(text)
-        return bool(key) and not any(ch.isdigit() for ch in key)
+        if not key:
+            return False
+        if not any(ch.isdigit() for ch in key):
+            return True
+        core = label_key_core(text)  # 個人番号（12桁）, 電話番号(1)
+        return bool(core) and not any(ch.isdigit() for ch in core)
 
     def known_label(self, value: CellValue) -> bool:
         """A label of our vocabulary (a kind, a negative label, or a common other header)."""
@@ -195,9 +200,17 @@ def non_empty(row: Row) -> list[tuple[int, CellValue]]:
 class LayoutReader:
     """Finds the layout of the block at the start of a window of rows."""
 
-    def __init__(self, patterns: PatternSet, classify: HeaderClassifier):
+    def __init__(
+        self,
+        patterns: PatternSet,
+        classify: HeaderClassifier,
+        fits: Callable[[Kind, CellValue], bool] | None = None,
+    ):
+        """``fits(kind, value)``: does a value look like data of that kind (a validator
+        supplied by the caller, so layout stays free of value checks)."""
         self.p = patterns
         self.classify = classify
+        self.fits = fits
         ins = patterns.insured_number
         self._title_words = tuple(label_key(w) for w in ins.title_words)
         self._title_plain = {label_key(w) for w in ins.title_plain_headers}
@@ -213,8 +226,18 @@ class LayoutReader:
 
     # -- header rows ------------------------------------------------------------------
     def label_row(self, row: Row, minimum: int = 2) -> bool:
+        """Every cell a label; a header may also carry a few short texts with digits
+        (住所1, R6年度), never a number or a date."""
         cells = non_empty(row)
-        return len(cells) >= minimum and all(self.classify.is_label(v) for _, v in cells)
+        if len(cells) < minimum:
+            return False
+        labels = 0
+        for _, v in cells:
+            if self.classify.is_label(v):
+                labels += 1
+            elif not _digit_label(v):
+                return False
+        return labels >= max(minimum, (len(cells) + 1) // 2)
 
     def kinds(self, row: Row) -> dict[int, Kind]:
         out = {}
@@ -277,6 +300,8 @@ class LayoutReader:
         best: tuple[int, int] | None = None
         for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
             if not self.label_row(row):
+                if self._single_column_header(row, rows[index + 1 : index + 4]):
+                    best = best or (1, index)
                 continue
             kinds = self.kinds(row)
             score = len(kinds)
@@ -289,9 +314,46 @@ class LayoutReader:
                 continue  # a lone 氏名 | 山田太郎 line is a form, not a header
             if not self._list_shape(row, below):
                 continue
+            if kinds and not self._values_fit(kinds, below):
+                continue
             if best is None or score > best[0]:
                 best = (score, index)
         return best[1] if best else None
+
+    def _values_fit(self, kinds: dict[int, Kind], below: list[Row]) -> bool:
+        """Under a list header, some kind column holds values of its kind (names under
+        氏名, dates under 生年月日); under a form's first label line it holds labels."""
+        if self.fits is None:
+            return True
+        for col, kind in kinds.items():
+            values = [r.cells[col] for r in below if col < len(r.cells)]
+            values = [v for v in values if v is not None and v != ""]
+            if not values:
+                continue
+            fitting = sum(
+                1 for v in values if not self.classify.known_label(v) and self.fits(kind, v)
+            )
+            if fitting >= 0.5 * len(values):
+                return True
+        return not any(
+            r.cells[c] not in (None, "") for r in below for c in kinds if c < len(r.cells)
+        )
+
+    def _single_column_header(self, row: Row, below: list[Row]) -> bool:
+        """被保険者番号 over a column of numbers: a one-column list."""
+        cells = non_empty(row)
+        if len(cells) != 1 or len(below) < 2:
+            return False
+        col, value = cells[0]
+        kind = self.classify(value)
+        if kind not in SPLITTABLE:
+            return False
+        return all(
+            col < len(r.cells)
+            and r.cells[col] not in (None, "")
+            and not self.classify.is_label(r.cells[col])
+            for r in below
+        )
 
     def _combined_score(self, upper: Row, lower: Row) -> int:
         if not self.label_row(lower, minimum=1):
@@ -536,6 +598,15 @@ class LayoutReader:
                 (row.number,), fields, labels, signature=self._signature(row), title=title
             )
         return ListLayout((), [])
+
+
+def _digit_label(value: CellValue) -> bool:
+    """Short text with a few digits (住所1, 要介護度(R6)), not a number or date."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    digits = sum(ch.isdigit() for ch in text)
+    return 0 < len(text) <= MAX_LABEL_LENGTH and digits <= 2 and digits <= len(text) / 2
 
 
 def _cell_type(value: CellValue) -> str:

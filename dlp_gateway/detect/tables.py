@@ -54,6 +54,7 @@ SAMPLE_ROWS = 50
 MIN_DIGITS_FOR_TEXT = 6
 _DIGITS = regex.compile(r"\d")
 _HAS_DIGIT = regex.compile(r"\d")
+_KANA_ONLY = regex.compile(r"^[\p{Hiragana}\p{Katakana}ー・ 　]+$")
 
 TextHits = Callable[[str, str], list[Hit]]
 
@@ -109,7 +110,7 @@ class TableScanner:
         self.p = patterns
         self.names = names
         self.classify = classify
-        self.layouts = LayoutReader(patterns, classify)
+        self.layouts = LayoutReader(patterns, classify, self.fits)
         self.text_hits = text_hits
         self._plain_mn = {label_key(h) for h in patterns.my_number.column_plain_headers}
 
@@ -222,6 +223,22 @@ class TableScanner:
             if has_name and len(values) >= 3 and _looks_like_birth_dates(values):
                 layout.fields.append(Field(Kind.BIRTH_DATE, (i,), 0.6))
         layout.fields.sort(key=lambda f: f.columns[0])
+
+    def fits(self, kind: Kind, value: CellValue) -> bool:
+        """A sample value looks like data of ``kind`` (for the list-or-form decision)."""
+        value = fold_cell(value)
+        if kind in NAME_KINDS:
+            if not isinstance(value, str):
+                return False
+            text = value.strip()
+            if _KANA_ONLY.match(text):
+                return True
+            name = name_value([text], self.p.name.max_cell_length)
+            return name is not None and self.names.looks_like_name(name)
+        if kind is Kind.BIRTH_DATE:
+            return cell_date(value) is not None or isinstance(value, int | float)
+        digits = cell_digits(value)
+        return digits is not None and len(digits) >= 2
 
     def plain_my_number_header(self, header: str) -> bool:
         return not header or label_key(header) in self._plain_mn

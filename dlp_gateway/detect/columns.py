@@ -107,7 +107,8 @@ def insured_value(
     digits = "".join(parts)
     if by_title:
         return digits if len(digits) in patterns.title_lengths else None
-    if patterns.cell_min_digits <= len(digits) <= patterns.cell_max_digits:
+    longest = patterns.cell_max_digits + (4 * (len(parts) - 1))  # 記号 | 番号 | 枝番
+    if patterns.cell_min_digits <= len(digits) <= longest:
         return digits
     return None
 

@@ -82,8 +82,9 @@ class DetectionEngine:
     def _with_tables(
         self, unit: TextUnit, findings: list[Finding], tables: list[TextTable]
     ) -> list[Finding]:
-        """Each table block read as a table, when that reading finds at least as many
-        records as the paragraph reading of the same lines (never fewer)."""
+        """Each table block read as a table. A block under a header row is read only as a
+        table (the column header is the nearest label); a headerless block as a table
+        only when that finds at least as many records as the paragraph reading."""
         for index, block in enumerate(tables, 1):
             first, last = block.first_line, block.rows[-1].number
             inside = [f for f in findings if first <= _line_of(f, unit) <= last]
@@ -94,8 +95,10 @@ class DetectionEngine:
                 in_body=unit.in_body,
             )
             found = self.tables.scan(table, self.today, context=block.title)
-            if count_records(found).total >= count_records(inside).total and (
-                _id_codes(found) >= _id_codes(inside)
+            headed = self.tables.layouts.label_row(block.rows[0])
+            if headed or (
+                count_records(found).total >= count_records(inside).total
+                and _id_codes(found) >= _id_codes(inside)
             ):
                 ids = {id(f) for f in inside}
                 findings = [f for f in findings if id(f) not in ids] + found

@@ -214,6 +214,7 @@ class LayoutReader:
         ins = patterns.insured_number
         self._title_words = tuple(label_key(w) for w in ins.title_words)
         self._title_plain = {label_key(w) for w in ins.title_plain_headers}
+        self._symbol_words = tuple(label_key(w) for w in ins.sub_headers)
         self._part_words = {
             label_key(w)
             for w in (
@@ -520,6 +521,11 @@ class LayoutReader:
             kind = kinds.get(i)
             label = labels.get(i, "")
             is_title = False
+            symbol_run = self._symbol_run(labels, i)
+            if kind is None and symbol_run > 1:
+                fields.append(Field(Kind.INSURED, tuple(range(i, i + symbol_run)), 0.9, label))
+                i += symbol_run
+                continue
             if kind is None and by_title and self.classify.key(label) in self._title_plain:
                 kind, is_title = Kind.INSURED, True
             if kind is None:
@@ -539,6 +545,16 @@ class LayoutReader:
             fields.append(Field(kind, tuple(range(i, j)), confidence, label, is_title))
             i = j
         return fields
+
+    def _symbol_run(self, labels: dict[int, str], i: int) -> int:
+        """記号 | 番号 | 枝番 side by side: one health-insurance number over the run."""
+        subs = self._symbol_words
+        if not subs or self.classify.key(labels.get(i, "")) != subs[0]:
+            return 0
+        j = i + 1
+        while labels.get(j) and self.classify.key(labels[j]) in subs[1:]:
+            j += 1
+        return j - i
 
     def _titles(self, rows: list[Row]) -> list[str]:
         out = []
@@ -562,6 +578,7 @@ class LayoutReader:
             starts.append(cells)
         first_col = min((c[0][0] for c in starts if c), default=0)
         label_rows = 0
+        plain_rows = 0
         span = 0
         for cells in starts:
             if not cells:
@@ -570,13 +587,19 @@ class LayoutReader:
             col, value = cells[0]
             if col != first_col:
                 break
+            values = cells[1:]
             if self.classify(value) is not None:
-                values = cells[1:]
                 if len(values) < 3 or any(self.classify(v) is not None for _, v in values):
                     return 0
                 label_rows += 1
+            elif not self.classify.is_label(value) or len(values) < 3:
+                plain_rows = -99  # not a label + values row: not a transposed block
+            else:
+                plain_rows += 1
             span += 1
-        return span if label_rows >= 2 else 0
+        if label_rows >= 2 or (label_rows == 1 and plain_rows >= 1):
+            return span
+        return 0
 
     def _plain_layout(self, rows: list[Row], context: str = "") -> ListLayout:
         """A row of labels none of which we know (会社名 | 作成日 | 注文番号) over values

@@ -277,7 +277,11 @@ class _ListPass:
         pair_group = ""
         blank = False
         first = True
+        previous_number = 0
         for row in rows:
+            if row.number > previous_number + 1 and previous_number:
+                blank = True  # readers skip empty rows: a gap in the numbers is a blank row
+            previous_number = row.number
             if row.number <= last_header and (
                 row.number in header_rows or row.number < first_header
             ):
@@ -310,7 +314,9 @@ class _ListPass:
         kinds = reader.kinds(row)
         labels = non_empty(row)
         if len(labels) == 1:
-            return after_blank and bool(rows.peek(1)) and reader.label_row(rows.peek(1)[0])
+            if not after_blank or not isinstance(labels[0][1], str):
+                return False
+            return any(reader.label_row(r) and reader.kinds(r) for r in rows.peek(4))
         if not reader.label_row(row):
             return False
         if len(kinds) >= 2 or (after_blank and (kinds or not self.layout.fields)):

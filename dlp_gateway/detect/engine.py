@@ -23,7 +23,7 @@ from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.detect.records import count_records
 from dlp_gateway.detect.tables import HeaderClassifier, Kind, TableScanner
 from dlp_gateway.detect.textblocks import TextTable, find_text_tables
-from dlp_gateway.extract.units import TableUnit, TextUnit
+from dlp_gateway.extract.units import Row, TableUnit, TextUnit
 
 _PARAGRAPH_BREAK = regex.compile(r"\n[ \t\u3000]*\n")
 # Beyond this much free text in one unit, names are only looked for in paragraphs
@@ -88,10 +88,11 @@ class DetectionEngine:
         for index, block in enumerate(tables, 1):
             first, last = block.first_line, block.rows[-1].number
             inside = [f for f in findings if first <= _line_of(f, unit) <= last]
+            rows = self._text_table_rows(block)
             table = TableUnit(
                 part=unit.part,
                 location=f"{unit.location}!table{index}",
-                rows=lambda b=block: iter(b.rows),
+                rows=lambda r=rows: iter(r),
                 in_body=unit.in_body,
             )
             found = self.tables.scan(table, self.today, context=block.title)
@@ -103,6 +104,18 @@ class DetectionEngine:
                 ids = {id(f) for f in inside}
                 findings = [f for f in findings if id(f) not in ids] + found
         return findings
+
+    def _text_table_rows(self, block: TextTable) -> list[Row]:
+        """A header split over lines is either a merged two-row header or cells with line
+        breaks inside; take the reading whose header names more kinds."""
+        layouts = self.tables.layouts
+        plain = layouts.realign_spanned(list(block.rows))
+        if not block.joined_rows or len(block.joined_rows) == len(block.rows):
+            return plain
+        joined = list(block.joined_rows)
+        if len(layouts.kinds(joined[0])) > len(layouts.kinds(plain[0])):
+            return joined
+        return plain
 
     def _text_findings(self, unit: TextUnit, text: str, hits: list[Hit]) -> list[Finding]:
         if not hits:

@@ -311,6 +311,8 @@ class LayoutReader:
             if score == 0:
                 continue
             below = rows[index + 1 : index + 1 + SHAPE_ROWS]
+            if len(below) > 1 and self._sub_header(row, below[0]):
+                below = below[1:]  # a second header row (被保険者 / 番号) is not data
             if not below:
                 continue  # a lone 氏名 | 山田太郎 line is a form, not a header
             if not self._list_shape(row, below):
@@ -320,6 +322,38 @@ class LayoutReader:
             if best is None or score > best[0]:
                 best = (score, index)
         return best[1] if best else None
+
+    def _sub_header(self, header: Row, row: Row) -> bool:
+        """A partial label row right under a header: its second header row."""
+        cells = non_empty(row)
+        return (
+            row.number == header.number + 1
+            and 0 < len(cells) < len(non_empty(header))
+            and all(self.classify.is_label(v) for _, v in cells)
+        )
+
+    def realign_spanned(self, rows: list[Row]) -> list[Row]:
+        """Text renderings of merged headers lose the empty cells (HTML colspan/rowspan,
+        pasted text): rebuild a two-row header to the width of the data rows below."""
+        if len(rows) < 3 or not self.label_row(rows[0], 1) or not self.label_row(rows[1], 1):
+            return rows
+        upper = [v for _, v in non_empty(rows[0])]
+        lower = [v for _, v in non_empty(rows[1])]
+        widths = [len(r.cells) for r in rows[2:12]]
+        width = max(set(widths), key=widths.count)
+        if len(upper) >= width and len(lower) >= width:
+            return rows
+        best: tuple[int, list[CellValue]] | None = None
+        for g in range(len(upper)):
+            if len(upper) - 1 + len(lower) != width:
+                break
+            merged = [*upper[:g], *(f"{upper[g]}{x}" for x in lower), *upper[g + 1 :]]
+            score = sum(1 for v in merged if self.classify(v) is not None)
+            if best is None or score > best[0]:
+                best = (score, merged)
+        if best is None or best[0] <= sum(1 for v in upper if self.classify(v) is not None):
+            return rows
+        return [Row(rows[0].number, best[1]), *rows[2:]]
 
     def _values_fit(self, kinds: dict[int, Kind], below: list[Row]) -> bool:
         """Under a list header, some kind column holds values of its kind (names under
@@ -546,6 +580,13 @@ class LayoutReader:
             i = j
         return fields
 
+    def title_says_insured(self, title: str) -> bool:
+        key = label_key(title) if title else ""
+        return bool(key) and any(w in key for w in self._title_words)
+
+    def title_plain(self, value: CellValue) -> bool:
+        return isinstance(value, str) and self.classify.key(value.strip()) in self._title_plain
+
     def _symbol_run(self, labels: dict[int, str], i: int) -> int:
         """記号 | 番号 | 枝番 side by side: one health-insurance number over the run."""
         subs = self._symbol_words
@@ -566,25 +607,22 @@ class LayoutReader:
 
     # -- other shapes -----------------------------------------------------------------
     def _transposed(self, window: Sequence[Row]) -> int:
-        """Labels down the first column, three or more people to the right: rows spanned."""
-        starts = []
-        for row in window:
+        """Labels down the first column, three or more people to the right: the rows the
+        block spans (with the title lines above it)."""
+        rows = list(window)
+        lead = 0
+        while lead < min(len(rows), 6) and len(non_empty(rows[lead])) <= 1:
+            lead += 1  # title lines and blank rows above the block
+        label_rows = plain_rows = span = 0
+        first_col: int | None = None
+        previous = rows[lead].number - 1 if lead < len(rows) else 0
+        for row in rows[lead:]:
             cells = non_empty(row)
-            if not cells:
-                if starts:
-                    break
-                starts.append(cells)
-                continue
-            starts.append(cells)
-        first_col = min((c[0][0] for c in starts if c), default=0)
-        label_rows = 0
-        plain_rows = 0
-        span = 0
-        for cells in starts:
-            if not cells:
-                span += 1
-                continue
+            if not cells or row.number != previous + 1:
+                break
+            previous = row.number
             col, value = cells[0]
+            first_col = col if first_col is None else first_col
             if col != first_col:
                 break
             values = cells[1:]
@@ -593,12 +631,12 @@ class LayoutReader:
                     return 0
                 label_rows += 1
             elif not self.classify.is_label(value) or len(values) < 3:
-                plain_rows = -99  # not a label + values row: not a transposed block
+                return 0  # not a label + values row: not a transposed block
             else:
                 plain_rows += 1
             span += 1
         if label_rows >= 2 or (label_rows == 1 and plain_rows >= 1):
-            return span
+            return lead + span
         return 0
 
     def _plain_layout(self, rows: list[Row], context: str = "") -> ListLayout:

@@ -177,7 +177,7 @@ class TableScanner:
             if analysis.form_rows:
                 forms += 1
                 form_rows = [next(rows) for _ in range(analysis.form_rows)]
-                _FormPass(self, sink, today, f"form{forms}{suffix}").run(form_rows)
+                _FormPass(self, sink, today, f"form{forms}{suffix}", context).run(form_rows)
             if analysis.kind == "list" and analysis.layout is not None:
                 layout = analysis.layout
                 self._complete(layout, window)
@@ -190,11 +190,11 @@ class TableScanner:
                 previous = layout if layout.fields else previous
             elif analysis.kind == "transposed":
                 block = [next(rows) for _ in range(analysis.block_rows)]
-                _TransposedPass(self, sink, today, suffix).run(block)
+                _TransposedPass(self, sink, today, suffix, context).run(block)
             else:
                 forms += 1
                 block = [next(rows) for _ in range(max(1, analysis.block_rows))]
-                _FormPass(self, sink, today, f"form{forms}{suffix}").run(block)
+                _FormPass(self, sink, today, f"form{forms}{suffix}", context).run(block)
 
     def _complete(self, layout: ListLayout, window: list[Row]) -> None:
         """Judge columns with no recognised header by their first values."""
@@ -426,12 +426,24 @@ class _ListPass:
 class _FormPass:
     """Label/value forms: a label governs the cell to its right, or the cell below it."""
 
-    def __init__(self, scanner: TableScanner, sink: _Sink, today: dt.date, name: str):
+    def __init__(
+        self, scanner: TableScanner, sink: _Sink, today: dt.date, name: str, context: str = ""
+    ):
         self.s, self.sink, self.today = scanner, sink, today
         self.table = sink.table
         self.group = f"{self.table.location}!{name}"
+        self.context = context
+        self.by_title = False
+
+    def _label(self, value: CellValue) -> Kind | None:
+        kind = self.s.classify(value)
+        if kind is None and self.by_title and self.s.layouts.title_plain(value):
+            return Kind.INSURED  # 番号 in a form titled 被保険者一覧
+        return kind
 
     def run(self, rows: list[Row]) -> None:
+        titles = [c[0][1] for c in map(non_empty, rows) if len(c) == 1 and isinstance(c[0][1], str)]
+        self.by_title = self.s.layouts.title_says_insured(" ".join([self.context, *titles]))
         above: dict[int, Kind] = {}
         named = False
         for row in rows:
@@ -441,7 +453,7 @@ class _FormPass:
             for i, value in enumerate(row.cells):
                 if value is None or value == "":
                     continue
-                kind = self.s.classify(value)
+                kind = self._label(value)
                 if kind is not None:
                     labels_here[i] = kind
                     pending = box_kind = kind
@@ -473,7 +485,7 @@ class _FormPass:
                 self.sink.add("my_number", location, mask_number(digits), 0.95, self.group)
                 return True
         elif kind is Kind.INSURED:
-            digits = insured_value([value], p.insured_number)
+            digits = insured_value([value], p.insured_number, by_title=self.by_title)
             if digits:
                 self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
                 return True
@@ -511,19 +523,26 @@ class _FormPass:
 class _TransposedPass:
     """Labels down the first column, one person per column to the right."""
 
-    def __init__(self, scanner: TableScanner, sink: _Sink, today: dt.date, suffix: str):
+    def __init__(
+        self, scanner: TableScanner, sink: _Sink, today: dt.date, suffix: str, context: str = ""
+    ):
         self.s, self.sink, self.today, self.suffix = scanner, sink, today, suffix
         self.table = sink.table
+        self.context = context
 
     def run(self, rows: list[Row]) -> None:
         p = self.s.p
         named: set[int] = set()
+        titles = [c[0][1] for c in map(non_empty, rows) if len(c) == 1 and isinstance(c[0][1], str)]
+        by_title = self.s.layouts.title_says_insured(" ".join([self.context, *titles]))
         for row in rows:
             cells = non_empty(row)
-            if not cells:
+            if len(cells) < 2:
                 continue
             label = cells[0][1]
             kind = self.s.classify(label)
+            if kind is None and by_title and self.s.layouts.title_plain(label):
+                kind = Kind.INSURED
             if kind is None:
                 continue
             for i, raw in cells[1:]:
@@ -540,7 +559,9 @@ class _TransposedPass:
                     if digits:
                         self.sink.add("my_number", location, mask_number(digits), 0.9, group)
                 elif kind is Kind.INSURED:
-                    digits = insured_value([value], p.insured_number)
+                    digits = insured_value(
+                        [value], p.insured_number, by_title and not self.s.classify(label)
+                    )
                     if digits:
                         self.sink.add("insured_number", location, mask_number(digits), 0.9, group)
                 elif kind is Kind.BIRTH_DATE and birth_value([value], self.today):

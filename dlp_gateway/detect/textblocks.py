@@ -12,6 +12,8 @@ from dlp_gateway.extract.units import Row
 
 # Delimiters tried in order; a block needs this many lines ...
 MIN_LINES = 2
+# Lines above a block searched for its title (被保険者一覧).
+TITLE_LINES = 4
 # ... and, for delimiters that also appear in prose, more lines and fields.
 _PROSE_DELIMITERS = {",": (3, 3), "|": (2, 2), "｜": (2, 2)}
 
@@ -21,8 +23,11 @@ class TextTable:
     start: int  # character offsets of the block in the text
     end: int
     first_line: int  # 1-based line number of the block's first line
-    rows: tuple[Row, ...]
-    title: str  # the non-empty lines just above the block (context: 被保険者一覧)
+    rows: tuple[Row, ...]  # one row per line
+    title: str
+    joined_rows: tuple[
+        Row, ...
+    ] = ()  # rows with line breaks inside cells joined  # the non-empty lines just above the block (context: 被保険者一覧)
 
 
 def find_text_tables(text: str) -> list[TextTable]:
@@ -42,21 +47,56 @@ def find_text_tables(text: str) -> list[TextTable]:
             i += 1
             continue
         j = i
-        while j < len(lines) and _fits(lines[j], delimiter):
+        while j < len(lines) and (
+            _fits(lines[j], delimiter)
+            # a line without the delimiter between two that have it: a cell's line break
+            or (
+                j + 1 < len(lines)
+                and lines[j].strip()
+                and _fits(lines[j + 1], delimiter)
+                and delimiter == "\t"
+                and j > i
+            )
+        ):
             j += 1
         min_lines, min_fields = _PROSE_DELIMITERS.get(delimiter, (MIN_LINES, 2))
-        widths = [lines[k].count(delimiter) + 1 for k in range(i, j)]
-        if j - i >= min_lines and _consistent(widths, min_fields):
+        widths = [lines[k].count(delimiter) + 1 for k in range(i, j) if delimiter in lines[k]]
+        tabbed = delimiter == "\t" and max(widths, default=0) >= 2
+        if j - i >= min_lines and (tabbed or _consistent(widths, min_fields)):
             rows = tuple(
                 Row(k + 1, [_cell(c) for c in _split(lines[k], delimiter)]) for k in range(i, j)
             )
-            title = " ".join(x.strip() for x in lines[max(0, i - 2) : i] if x.strip())
+            joined = tuple(_logical_rows(lines, i, j, delimiter, widths))
+            title = " ".join(x.strip() for x in lines[max(0, i - TITLE_LINES) : i] if x.strip())
             end = offsets[j - 1] + len(lines[j - 1])
-            tables.append(TextTable(offsets[i], end, i + 1, rows, title))
+            tables.append(TextTable(offsets[i], end, i + 1, rows, title, joined))
             i = j
         else:
             i += 1
     return tables
+
+
+def _logical_rows(lines: list[str], i: int, j: int, delimiter: str, widths: list[int]) -> list[Row]:
+    """Lines -> rows; a cell with a line break inside (氏名(ふ / りがな)) spans lines."""
+    width = max(set(widths), key=widths.count)
+    rows: list[Row] = []
+    k = i
+    while k < j:
+        start = k
+        text = lines[k]
+        k += 1
+        while (
+            k < j
+            and text.count(delimiter) + 1 < width
+            and (text.count(delimiter) + lines[k].count(delimiter) + 1 <= width)
+        ):
+            text += "\n" + lines[k]
+            k += 1
+        while k + 1 < j and delimiter not in lines[k] and delimiter in lines[k + 1]:
+            text += "\n" + lines[k]  # the tail of the last cell
+            k += 1
+        rows.append(Row(start + 1, [_cell(c) for c in _split(text, delimiter)]))
+    return rows
 
 
 def _delimiter(line: str) -> str | None:

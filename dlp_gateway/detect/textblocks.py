@@ -24,10 +24,8 @@ class TextTable:
     end: int
     first_line: int  # 1-based line number of the block's first line
     rows: tuple[Row, ...]  # one row per line
-    title: str
-    joined_rows: tuple[
-        Row, ...
-    ] = ()  # rows with line breaks inside cells joined  # the non-empty lines just above the block (context: 被保険者一覧)
+    title: str  # the non-empty lines just above the block (context: 被保険者一覧)
+    joined_rows: tuple[Row, ...] = ()  # rows with line breaks inside cells joined
 
 
 def find_text_tables(text: str) -> list[TextTable]:

@@ -415,3 +415,11 @@ def test_four_column_form(scanner: Scanner) -> None:
     result = scanner.scan_file("申請.xlsx", xlsx(rows))
     check(result, 1, insured=1)
     assert result.counts["name"] == 1
+
+
+def test_facility_list_title_does_not_make_insured_numbers(scanner: Scanner) -> None:
+    rows: list[list[object]] = [["介護保険事業所一覧"], ["番号", "事業所名", "所在地"]]
+    rows += [[f"45{i:08d}", f"ケアセンター{i}", "延岡市"] for i in range(15)]
+    result = scanner.scan_file("事業所.xlsx", xlsx(rows))
+    check(result, 0)
+    assert result.verdict.action == "pass"

@@ -215,6 +215,7 @@ class LayoutReader:
         self._title_words = tuple(label_key(w) for w in ins.title_words)
         self._title_plain = {label_key(w) for w in ins.title_plain_headers}
         self._symbol_words = tuple(label_key(w) for w in ins.sub_headers)
+        self._title_negative = tuple(label_key(w) for w in ins.title_negative_words)
         self._part_words = {
             label_key(w)
             for w in (
@@ -545,8 +546,7 @@ class LayoutReader:
     ) -> list[Field]:
         """Adjacent columns of one splittable kind under one label make one field."""
         fields: list[Field] = []
-        title_key = label_key(title) if title else ""
-        by_title = bool(title_key) and any(w in title_key for w in self._title_words)
+        by_title = self.title_says_insured(title)
         width = max(
             [*(i + 1 for i in labels), *(len(r.cells) for r in body[:SHAPE_ROWS])], default=0
         )
@@ -582,7 +582,9 @@ class LayoutReader:
 
     def title_says_insured(self, title: str) -> bool:
         key = label_key(title) if title else ""
-        return bool(key) and any(w in key for w in self._title_words)
+        if not key or any(w in key for w in self._title_negative):
+            return False
+        return any(w in key for w in self._title_words)
 
     def title_plain(self, value: CellValue) -> bool:
         return isinstance(value, str) and self.classify.key(value.strip()) in self._title_plain

@@ -88,6 +88,7 @@ class InsuredPatterns:
     examples: tuple[Example, ...]
     title_words: tuple[str, ...] = ()
     title_plain_headers: tuple[str, ...] = ()
+    title_negative_words: tuple[str, ...] = ()
     title_lengths: tuple[int, ...] = ()
     sub_headers: tuple[str, ...] = ()
     mask_characters: str = "*"
@@ -250,6 +251,7 @@ def _insured(r: _Reader, doc: dict[str, Any]) -> InsuredPatterns:
         examples=_examples(doc, r.where),
         title_words=r.words("title_words", required=False),
         title_plain_headers=r.words("title_plain_headers", required=False),
+        title_negative_words=r.words("title_negative_words", required=False),
         title_lengths=tuple(r.get("title_lengths", list, [8, 10])),
         sub_headers=r.words("sub_headers", required=False),
         mask_characters=r.get("mask_characters", str, "*"),

@@ -38,6 +38,8 @@ lint: $(TSTAMP)
 
 test: $(TSTAMP) browser
 	$(BIN)/ruff check dlp_gateway tests bench
+	$(BIN)/dlp-gateway patterns check
+	$(BIN)/dlp-gateway patterns test > /dev/null || $(BIN)/dlp-gateway patterns test
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from dlp_gateway.commands import audit, held, scan, serve, users
+from dlp_gateway.commands import patterns as patterns_cmd
 
-COMMANDS = (scan, serve, held, users, audit)
+COMMANDS = (scan, serve, held, users, audit, patterns_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

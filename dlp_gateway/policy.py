@@ -71,13 +71,14 @@ def decide(
     ]
     context = _reason_context(counts, unscannable)
     enforced = _strongest([r for r in fired if not r.monitor], metrics, counts, context)
-    watched = _strongest([r for r in fired if r.monitor], metrics, counts, context)
+    monitored = [r for r in fired if r.monitor]
+    watched = _strongest(monitored, metrics, counts, context)
     if enforced is None:
         enforced = Verdict(policy.default_action, (), ())
     if watched is None:
         return enforced
     return replace(
-        enforced, monitor=watched.rules, monitor_action=watched.action,
+        enforced, monitor=tuple(r.id for r in monitored), monitor_action=watched.action,
         monitor_reasons=watched.reasons,
     )
 

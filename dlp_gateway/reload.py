@@ -33,6 +33,7 @@ class PatternsStatus:
     digest: str = ""
     loaded_at: str = ""
     rules: int = 0
+    rule_ids: tuple[str, ...] = ()
     monitor_rules: tuple[str, ...] = ()
     last_error: str = ""
     last_error_at: str = ""
@@ -67,6 +68,7 @@ class PatternsManager:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.status.rules = len(patterns.policy.rules)
+        self.status.rule_ids = tuple(r.id for r in patterns.policy.rules)
         self.status.monitor_rules = tuple(r.id for r in patterns.policy.rules if r.monitor)
         return final
 

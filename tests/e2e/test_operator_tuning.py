@@ -216,3 +216,28 @@ def test_sighup_reloads(tmp_path, patterns, upstream_sink):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_admin_page_shows_active_set_hash_and_load_time(gateway_factory, patterns):
+    import re
+
+    import httpx
+
+    gw = gateway_factory(patterns_dir=patterns, patterns_poll_seconds=0.1)
+    gw.gateway.users.add("kacho@city.example.lg.jp", "section_head", "kacho-password-1")
+    status = gw.gateway.patterns_status
+    with httpx.Client(base_url=gw.admin_url, follow_redirects=True, timeout=30) as client:
+        page = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        client.post("/login", data={"email": "kacho@city.example.lg.jp",
+                                    "password": "kacho-password-1", "csrf_token": token})
+        held = client.get("/held").text
+        shown = re.search(r'id="patterns-hash" title="([0-9a-f]{64})"', held)
+        assert shown and shown.group(1) == status.digest
+        first = status.digest
+        policy = patterns / "policy.toml"
+        policy.write_text(policy.read_text(encoding="utf-8").replace(
+            'id = "many_records"\n', 'id = "many_records"\nmonitor = true\n'), encoding="utf-8")
+        _wait(lambda: status.digest != first)
+        held = client.get("/held").text
+        assert status.digest in held and "監視モード (monitor): many_records" in held

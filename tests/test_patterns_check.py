@@ -179,3 +179,47 @@ def test_patterns_test_fails_on_a_wrong_example(copy: Path,
     out = capsys.readouterr().out
     fails = [ln for ln in out.splitlines() if ln.startswith("FAIL")]
     assert len(fails) == 2 and "2 failed" in out
+
+
+def test_lines_after_multiline_table_rows_stay_right(copy: Path) -> None:
+    path = copy / "policy.toml"
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('\n[[examples]]\nname = "rows"\ntable = [\n  ["氏名", "生年月日"],\n'
+                 '  ["山田太郎", "1970/03/02"],\n]\nverdct = "encrypt"\n')
+    lines = path.read_text(encoding="utf-8").splitlines()
+    problems = check_patterns(copy)
+    typo = next(p for p in problems if "verdct" in p.message)
+    assert typo.line == lines.index('verdct = "encrypt"') + 1
+    assert "did you mean 'verdict'" in typo.message
+    assert any("missing key 'verdict'" in p.message for p in problems)
+
+
+RANDOM_VALUES = ['"x"', "0", "-5", "1.5", "true", "[]", '["a", "a"]', "[1, 2]", "{}",
+                 '{a = 1}', '"(?P<x"', '""', "[[1]]", "99999999"]
+
+
+@pytest.mark.parametrize("seed", range(int(__import__("os").environ.get("DLP_FUZZ_N", "12"))))
+def test_random_edits_never_crash_the_checker(copy: Path, seed: int) -> None:
+    """Any edit gives problems with file:line or a loadable set; never an exception."""
+    rng = random.Random(seed)
+    files = sorted(copy.glob("*.toml"))
+    for _ in range(rng.randint(1, 4)):
+        path = rng.choice(files)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        keyed = [i for i, ln in enumerate(lines) if "=" in ln and not ln.startswith(("#", " "))]
+        if not keyed:
+            continue
+        i = rng.choice(keyed)
+        key = lines[i].split("=", 1)[0]
+        if lines[i].rstrip().endswith("["):
+            continue
+        lines[i] = f"{key}= {rng.choice(RANDOM_VALUES)}"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    problems = check_patterns(copy)
+    for p in problems:
+        assert p.file.endswith(".toml") and p.line >= 0 and p.message, (seed, p)
+    if problems:
+        with pytest.raises(PatternError):
+            load_patterns(copy)
+    else:
+        load_patterns(copy)

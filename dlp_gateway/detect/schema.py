@@ -170,7 +170,7 @@ class Problem:
 class LineFinder:
     """Where a key or table header sits in TOML text (1-based lines)."""
 
-    _HEADER = regex.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
+    _HEADER = regex.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_\-.]+)\s*\]\]?\s*(?:#.*)?$")
     _KEY = regex.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_\-]+))\s*=""")
 
     def __init__(self, text: str):

@@ -40,6 +40,11 @@ class RetainedStore:
         self.dir = data_dir / DIRECTORY
         self.key_path = data_dir / KEY_FILE
         self.days, self.max_bytes = days, max_bytes
+        # Running size and last full prune, so a busy relay does not list the
+        # directory for every message: a full prune runs when the cap is passed
+        # or at most once an hour (for age).
+        self._total: int | None = None
+        self._pruned_at: dt.datetime | None = None
 
     def _key(self, create: bool) -> bytes | None:
         try:
@@ -70,7 +75,11 @@ class RetainedStore:
         tmp = self.dir / (name + ".tmp")
         tmp.write_bytes(nonce + tag + body)
         os.replace(tmp, self.dir / name)
-        self.prune(now)
+        if self._total is not None:
+            self._total += _NONCE + _TAG + len(body)
+        due = self._pruned_at is None or now - self._pruned_at >= dt.timedelta(hours=1)
+        if due or self._total is None or self._total > self.max_bytes:
+            self.prune(now)
         return self.dir / name
 
     def prune(self, now: dt.datetime | None = None) -> int:
@@ -92,6 +101,7 @@ class RetainedStore:
             total -= oldest.stat().st_size
             oldest.unlink(missing_ok=True)
             removed += 1
+        self._total, self._pruned_at = total, now
         return removed
 
     def entries(self, since: dt.datetime | None = None) -> Iterator[RetainedMail]:

@@ -150,7 +150,7 @@ def test_retention_prunes_by_age_and_size(tmp_path):
     store = RetainedStore(tmp_path, days=3, max_bytes=cap)
     start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     for i in range(80):
-        at = start + dt.timedelta(hours=i * 2)
+        at = start + dt.timedelta(hours=i * 2, minutes=rng.choice([0, 0, 0, 30]))
         store.add(f"s{i:03d}", "a@b.jp", ["c@d.jp"], rng.randbytes(rng.randint(500, 3000)),
                   "pass", now=at)
         total = sum(p.stat().st_size for p in (tmp_path / "retained").glob("*.bin"))

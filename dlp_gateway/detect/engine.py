@@ -18,7 +18,7 @@ import regex
 from dlp_gateway.detect.allow import ValueFilter
 from dlp_gateway.detect.birth import find_birth_dates
 from dlp_gateway.detect.findings import Finding
-from dlp_gateway.detect.idtypes import find_id_type
+from dlp_gateway.detect.idtypes import find_id_type, find_id_types_in_table
 from dlp_gateway.detect.names import NameFinder
 from dlp_gateway.detect.normalize import LabelIndex, fold
 from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_numbers
@@ -119,7 +119,11 @@ class DetectionEngine:
     def scan_table(self, unit: TableUnit) -> list[Finding]:
         if self.allow:
             unit = _without_allowed_cells(unit, self.allow)
-        return self.tables.scan(unit, self.today)
+        findings = self.tables.scan(unit, self.today)
+        if self.p.id_types:
+            seen = {f.location for f in findings}
+            findings += find_id_types_in_table(unit, self.p.id_types, seen)
+        return findings
 
 
 def _without_allowed_cells(unit: TableUnit, allow: ValueFilter) -> TableUnit:

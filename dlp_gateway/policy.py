@@ -28,6 +28,9 @@ REASON_LABELS_JA = {
     "too_deep": "圧縮の入れ子が深すぎる",
     "too_large": "展開後のサイズが大きすぎる（zip bomb の疑い）",
     "timeout": "検査時間の上限を超えた",
+    "unsupported_format": "対応していない形式",
+    "no_text_layer": "文字情報のないPDF（スキャン画像）",
+    "encrypted_pdf": "パスワード付きPDF",
 }
 
 
@@ -47,19 +50,20 @@ def decide(
     unscannable: Sequence[Unscannable],
 ) -> Verdict:
     """Apply every rule; the strongest action wins and gathers the reasons of its rules."""
+    counted = [u for u in unscannable if u.reason not in policy.unscannable_ignore]
     metrics = {
         **counts,
         "records": records.total,
         "body_records": records.in_body,
         "attachment_records": records.total - records.in_body,
-        "unscannable": len(unscannable),
+        "unscannable": len(counted),
     }
     fired = [rule for rule in policy.rules if metrics.get(rule.metric, 0) >= rule.min]
     if not fired:
         return Verdict(policy.default_action, (), ())
     action = max((r.action for r in fired), key=ACTION_STRENGTH.__getitem__)
     chosen = [r for r in fired if r.action == action]
-    context = _reason_context(counts, unscannable)
+    context = _reason_context(counts, counted)
     reasons = tuple(_reason(rule, metrics, context) for rule in chosen)
     if action == "hold" or action == "encrypt":
         reasons += _breakdown(counts)

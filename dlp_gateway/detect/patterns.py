@@ -123,6 +123,7 @@ class Rule:
 class Policy:
     rules: tuple[Rule, ...]
     default_action: str = "pass"
+    unscannable_ignore: tuple[str, ...] = ()  # reasons not counted in the unscannable metric
 
 
 @dataclass(frozen=True)
@@ -283,4 +284,7 @@ def _policy(doc: dict[str, Any]) -> Policy:
     default = doc.get("default_action", "pass")
     if default not in ACTIONS:
         raise PatternError(f"policy.toml: default_action must be one of {ACTIONS}")
-    return Policy(tuple(rules), default)
+    ignore = doc.get("unscannable_ignore", [])
+    if not isinstance(ignore, list) or not all(isinstance(r, str) for r in ignore):
+        raise PatternError("policy.toml: unscannable_ignore must be a list of reasons")
+    return Policy(tuple(rules), default, tuple(ignore))

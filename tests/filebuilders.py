@@ -448,3 +448,20 @@ BUILDERS: dict[str, Callable[[Rows], bytes]] = {
     "名簿.7z": lambda rows: sevenz_of({"名簿.csv": csv_bytes(rows)}),
     "名簿.lzh": lambda rows: lzh_of({"meibo.csv": csv_bytes(rows)}),
 }
+
+
+def rar4_of(files: dict[str, bytes]) -> bytes:
+    """A RAR 4 archive with stored (method 0x30) members, as WinRAR writes with -m0."""
+    import zlib
+
+    def block(head_type: int, flags: int, body: bytes) -> bytes:
+        rest = struct.pack("<BHH", head_type, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(rest) & 0xFFFF) + rest
+
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, bytes(6))
+    for name, data in files.items():
+        raw = name.encode("ascii")
+        body = struct.pack("<IIBIIBBHI", len(data), len(data), 0, zlib.crc32(data),
+                           0x21, 20, 0x30, len(raw), 0x20) + raw
+        out += block(0x74, 0x8000, body) + data
+    return out + block(0x7B, 0x4000, b"")

@@ -446,7 +446,7 @@ BUILDERS: dict[str, Callable[[Rows], bytes]] = {
     "名簿.tar.bz2": lambda rows: tar_of({"名簿.csv": csv_bytes(rows)}, "w:bz2"),
     "名簿.tar.xz": lambda rows: tar_of({"名簿.csv": csv_bytes(rows)}, "w:xz"),
     "名簿.7z": lambda rows: sevenz_of({"名簿.csv": csv_bytes(rows)}),
-    "名簿.lzh": lambda rows: lzh_of({"meibo.csv": csv_bytes(rows)}),
+    "名簿.lzh": lambda rows: lzh_of({"名簿.csv": csv_bytes(rows)}),
 }
 
 

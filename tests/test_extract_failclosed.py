@@ -272,3 +272,10 @@ def test_every_part_ends_scanned_skipped_or_unscannable(seed: int) -> None:
         result = scanner.scan_file(name, data)
         if result.unscannable:
             assert result.verdict.action == "hold", (seed, name)
+
+
+def test_lzh_with_cp932_names(scanner: Scanner) -> None:
+    pytest.importorskip("libarchive")
+    result = scanner.scan_file("名簿.lzh", fb.lzh_of({"名簿.csv": CSV, "メモ.txt": b"memo"}))
+    assert result.unscannable == [] and result.counts["records"] == 12
+    assert {f.part for f in result.findings} == {"名簿.lzh/名簿.csv"}

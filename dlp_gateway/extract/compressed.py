@@ -309,19 +309,62 @@ def extract_libarchive(path: str, data: bytes, ctx: Context, depth: int, dispatc
 
 
 def _libarchive_members(path: str, data: bytes, ctx: Context, libarchive) -> Iterator:  # type: ignore[no-untyped-def]
-    """(member path, bytes) pairs, or Unscannable for what cannot be read."""
+    """(member path, bytes) pairs, or Unscannable for what cannot be read.
+
+    Names in lzh/rar headers without a Unicode flag are cp932 on Japanese Windows;
+    if they do not convert, the archive is read again with latin-1 names, which
+    always convert, and each name is re-decoded here.
+    """
+    first = _libarchive_pass(path, data, ctx, b"hdrcharset=CP932")
+    if first and isinstance(first[-1], Unscannable) and first[-1].reason == "corrupt":
+        second = _libarchive_pass(path, data, ctx, b"hdrcharset=ISO-8859-1", _relatin)
+        if not (second and isinstance(second[-1], Unscannable)):
+            return iter(second)
+    return iter(first)
+
+
+def _relatin(name: str) -> str:
+    raw = name.encode("latin-1", errors="replace")
+    for encoding in ("utf-8", "cp932"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return name
+
+
+def _set_options(archive_p: object, options: bytes) -> None:
+    from ctypes import c_char_p, c_int, c_void_p
+
+    from libarchive import ffi
+
+    setter = ffi.libarchive.archive_read_set_options
+    setter.argtypes, setter.restype = [c_void_p, c_char_p], c_int
+    setter(archive_p, options)
+
+
+def _libarchive_pass(path: str, data: bytes, ctx: Context, options: bytes,
+                     rename: Callable[[str], str] = str) -> list:  # type: ignore[type-arg]
+    from ctypes import c_void_p, cast
+
+    from libarchive import ffi
+    from libarchive.read import ArchiveRead, new_archive_read
+
     results: list[object] = []
     count = 0
     try:
-        with libarchive.memory_reader(data, header_codec="cp932") as reader:
-            for entry in reader:
+        with new_archive_read("all", "all", None) as archive_p:
+            _set_options(archive_p, options)
+            ffi.read_open_memory(archive_p, cast(data, c_void_p), len(data))
+            for entry in ArchiveRead(archive_p, "utf-8"):
                 count += 1
                 if count > ctx.limits.max_members:
                     results.append(Unscannable(path, "too_large", "members over the limit"))
                     break
                 if not entry.isfile:
                     continue
-                name = f"{path}/{str(entry.pathname).replace(chr(92), '/').strip('/')}"
+                inner = rename(str(entry.pathname)).replace(chr(92), "/").strip("/")
+                name = f"{path}/{inner}"
                 if _entry_encrypted(entry):
                     results.append(Unscannable(name, "encrypted_archive", "encrypted member"))
                     continue
@@ -336,7 +379,7 @@ def _libarchive_members(path: str, data: bytes, ctx: Context, libarchive) -> Ite
         message = str(exc)
         reason = "encrypted_archive" if "ncrypt" in message or "assword" in message else "corrupt"
         results.append(Unscannable(path, reason, f"{type(exc).__name__}: {message[:200]}"))
-    return iter(results)
+    return results
 
 
 def _bounded_blocks(blocks: Iterator[bytes], budget: _Budget) -> Iterator[bytes]:

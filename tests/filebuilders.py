@@ -465,3 +465,36 @@ def rar4_of(files: dict[str, bytes]) -> bytes:
                            0x21, 20, 0x30, len(raw), 0x20) + raw
         out += block(0x74, 0x8000, body) + data
     return out + block(0x7B, 0x4000, b"")
+
+
+def doc_bytes(rows: Rows, intro: str = "名簿を送ります。") -> bytes:
+    """A Word 97-2003 .doc: FIB + one UTF-16 piece; rows as a Word table (cell marks)."""
+    text = intro + "\r" + "".join("\x07".join(r) + "\x07\x07" for r in rows) + "\r"
+    encoded = text.encode("utf-16-le")
+    text_at = 0x800
+    fib = bytearray(text_at)
+    struct.pack_into("<HH", fib, 0, 0xA5EC, 0x00C1)
+    struct.pack_into("<H", fib, 0x0A, 0x0200)  # fWhichTblStm: 1Table
+    pos = 32
+    struct.pack_into("<H", fib, pos, 14)
+    pos += 2 + 28
+    struct.pack_into("<H", fib, pos, 22)
+    pos += 2 + 88
+    struct.pack_into("<H", fib, pos, 93)
+    clx = b"\x02" + struct.pack("<I", 4 * 2 + 8) + struct.pack("<II", 0, len(text)) + (
+        struct.pack("<HIH", 0, text_at, 0))
+    struct.pack_into("<II", fib, pos + 2 + 66 * 4, 0, len(clx))
+    return cfb({"WordDocument": bytes(fib) + encoded, "1Table": clx})
+
+
+def ppt_bytes(lines: Sequence[str]) -> bytes:
+    """A PowerPoint 97-2003 .ppt stream: a container of TextCharsAtom records."""
+    atoms = b"".join(struct.pack("<HHI", 0, 0x0FA0, len(t.encode("utf-16-le")))
+                     + t.encode("utf-16-le") for t in lines)
+    document = struct.pack("<HHI", 0x000F, 0x03E8, len(atoms)) + atoms
+    return cfb({"PowerPoint Document": document, "Current User": bytes(20)})
+
+
+BUILDERS["名簿.doc"] = doc_bytes
+BUILDERS["名簿.ppt"] = lambda rows: ppt_bytes(
+    [f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}" for r in rows[1:]])

@@ -101,7 +101,7 @@ def _dispatch(
 
 
 def _binary(path: str, data: bytes, ctx: Context, depth: int, kind: Kind) -> Iterator[Unit]:
-    from dlp_gateway.extract import compressed, msg, packages
+    from dlp_gateway.extract import compressed, legacy, msg, packages
 
     k = kind.kind
     if k == "harmless":
@@ -118,6 +118,10 @@ def _binary(path: str, data: bytes, ctx: Context, depth: int, kind: Kind) -> Ite
         yield from archive.extract_tnef(path, data, ctx, depth, _member_dispatch)
     elif k in compressed.READERS:
         yield from compressed.READERS[k](path, data, ctx, depth, _member_dispatch)
+    elif k == "doc":
+        yield from legacy.extract_doc(path, data)
+    elif k == "ppt":
+        yield from legacy.extract_ppt(path, data)
     elif k == "msg":
         yield from msg.extract_msg(path, data, ctx, depth, _member_dispatch)
     elif k == "ole_package":

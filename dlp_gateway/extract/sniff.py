@@ -240,10 +240,11 @@ def _sniff_ole(data: bytes) -> Kind:
         if "worddocument" in lowered:
             if _word_encrypted(ole):
                 return Kind("encrypted_office", detail="encrypted Word 97-2003 document")
-            return Kind("unsupported", "application/msword", "Word 97-2003 (.doc) is not read")
+            return Kind("doc", "application/msword")
         if "powerpoint document" in lowered:
-            return Kind("unsupported", "application/vnd.ms-powerpoint",
-                        "PowerPoint 97-2003 (.ppt) is not read")
+            if "encryptedsummary" in lowered:
+                return Kind("encrypted_office", detail="encrypted PowerPoint 97-2003 file")
+            return Kind("ppt", "application/vnd.ms-powerpoint")
         if any(s.startswith("__substg1.0_") for s in lowered):
             return Kind("msg", "application/vnd.ms-outlook")
         if "package" in lowered or "\x01ole10native" in lowered:

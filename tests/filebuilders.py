@@ -498,3 +498,49 @@ def ppt_bytes(lines: Sequence[str]) -> bytes:
 BUILDERS["名簿.doc"] = doc_bytes
 BUILDERS["名簿.ppt"] = lambda rows: ppt_bytes(
     [f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}" for r in rows[1:]])
+
+
+def _rtf_escape(text: str) -> str:
+    return "".join(c if c.isascii() else "".join(f"\\'{b:02x}" for b in c.encode("cp932"))
+                   for c in text)
+
+
+def rtf_bytes(rows: Rows) -> bytes:
+    """An RTF document (as Word saves it, \\ansicpg932) with the rows as a table."""
+    body = "".join("\\trowd " + "".join(f"\\cellx{1500 * (i + 1)}" for i in range(len(r)))
+                   + "".join(f"\\pard\\intbl {_rtf_escape(v)}\\cell " for v in r) + "\\row\n"
+                   for r in rows)
+    return ("{\\rtf1\\ansi\\ansicpg932\\deff0{\\fonttbl{\\f0\\fnil MS Mincho;}}"
+            "{\\*\\generator test;}\n" + body + "}").encode("ascii")
+
+
+def compressed_rtf(rtf: bytes) -> bytes:
+    """PR_RTF_COMPRESSED in LZFu form (all literals, then the end reference)."""
+    out = bytearray()
+    write = 207
+    for i in range(0, len(rtf), 8):
+        out.append(0)
+        out += rtf[i : i + 8]
+        write = (write + len(rtf[i : i + 8])) % 4096
+    if len(rtf) % 8 == 0:
+        out.append(0x01)
+        out += struct.pack(">H", write << 4)
+    else:  # the end token takes the bit after the last literal of a short group
+        group_start = len(out) - (len(rtf) % 8) - 1
+        out[group_start] |= 1 << (len(rtf) % 8)
+        out += struct.pack(">H", write << 4)
+    return struct.pack("<IIII", len(out) + 12, len(rtf), 0x75465A4C, 0) + bytes(out)
+
+
+def msg_rtf_only(rows: Rows) -> bytes:
+    """An Outlook .msg whose body exists only as compressed RTF."""
+    lines = "\\par ".join(_rtf_escape(f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}")
+                          for r in rows[1:])
+    rtf = ("{\\rtf1\\ansi\\ansicpg932 " + lines + "\\par }").encode("ascii")
+    return cfb({"__substg1.0_0037001F": "名簿".encode("utf-16-le"),
+                "__substg1.0_10090102": compressed_rtf(rtf),
+                "__properties_version1.0": bytes(32)})
+
+
+BUILDERS["名簿.rtf"] = rtf_bytes
+BUILDERS["名簿_rtf.msg"] = msg_rtf_only

@@ -27,7 +27,7 @@ _HTML_EXTENSIONS = {".html", ".htm", ".xhtml", ".mht", ".mhtml"}
 _MESSAGE_EXTENSIONS = {".eml"}
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
 # Readers whose failure to open means "maybe this is text after all".
-_TEXT_FALLBACK = {"pdf", "spreadsheetml", "vcard"}
+_TEXT_FALLBACK = {"pdf", "spreadsheetml", "vcard", "rtf"}
 
 
 @dataclass(slots=True)
@@ -154,10 +154,10 @@ def _or_text(
     path: str, data: bytes, ctx: Context, depth: int, kind: Kind, charset: str | None
 ) -> Iterator[Unit]:
     """The marked format's reader; if it cannot open the file and it reads as text, text."""
-    from dlp_gateway.extract import pdf, spreadsheetml, vcard
+    from dlp_gateway.extract import pdf, rtf, spreadsheetml, vcard
 
     readers = {"pdf": pdf.extract_pdf, "spreadsheetml": spreadsheetml.extract_spreadsheetml,
-               "vcard": vcard.extract_vcard}
+               "vcard": vcard.extract_vcard, "rtf": rtf.extract_rtf}
     units = readers[kind.kind](path, data)
     first = next(units, None)
     opened = not (

@@ -58,6 +58,15 @@ class _Msg:
         return None
 
 
+def _rtf_body(compressed: bytes) -> str | None:
+    from dlp_gateway.extract.rtf import decompress_rtf, rtf_to_text
+
+    try:
+        return rtf_to_text(decompress_rtf(compressed))
+    except (ValueError, struct.error, IndexError):
+        return None
+
+
 def extract_msg(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
                 ) -> Iterator[Unit]:
     """Headers, body and attachments of an Outlook .msg file."""
@@ -84,8 +93,11 @@ def _message(path: str, msg: _Msg, ctx: Context, depth: int, dispatch: Dispatch
             body = html_to_text(decode_bytes(html))
         elif html_text is not None:
             body = html_to_text(html_text)
-    if body is None and msg.stream("__substg1.0_10090102") is not None:
-        yield Unscannable(f"{path}!body", "unsupported_format", "body stored only as RTF")
+    compressed_rtf = msg.stream("__substg1.0_10090102")
+    if body is None and compressed_rtf is not None:
+        body = _rtf_body(compressed_rtf)
+        if body is None:
+            yield Unscannable(f"{path}!body", "corrupt", "unreadable compressed RTF body")
     text = "\n".join([*headers, "", body or ""])
     yield TextUnit(text, part=path, location=f"{path}!body")
     attachments = [c for c in msg.children() if c.startswith(_ATTACH)]

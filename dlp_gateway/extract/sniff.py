@@ -103,6 +103,8 @@ def _marked(data: bytes) -> Kind | None:
     """Formats announced by a text marker; their reader falls back to text if they fail."""
     if b"%PDF-" in data[:1024]:
         return Kind("pdf", "application/pdf")
+    if data.lstrip()[:5] == b"{\\rtf":
+        return Kind("rtf", "application/rtf")
     head = data[:4096]
     if head.lstrip().startswith(b"<") and _SPREADSHEETML.search(head):
         return Kind("spreadsheetml", "application/vnd.ms-excel (SpreadsheetML 2003)")

@@ -544,3 +544,31 @@ def msg_rtf_only(rows: Rows) -> bytes:
 
 BUILDERS["名簿.rtf"] = rtf_bytes
 BUILDERS["名簿_rtf.msg"] = msg_rtf_only
+
+
+def emf_bytes() -> bytes:
+    """An Enhanced Metafile: EMR_HEADER (88 bytes, " EMF") and EMR_EOF."""
+    header = bytearray(88)
+    struct.pack_into("<II", header, 0, 1, 88)
+    header[40:44] = b" EMF"
+    struct.pack_into("<IIIHH", header, 44, 0x00010000, 108, 2, 1, 0)
+    eof = struct.pack("<IIIII", 14, 20, 0, 16, 20)
+    return bytes(header) + eof
+
+
+def wmf_bytes() -> bytes:
+    """A placeable Windows Metafile with only the EOF record."""
+    placeable = struct.pack("<IHhhhhHIH", 0x9AC6CDD7, 0, 0, 0, 100, 100, 1440, 0, 0)
+    header = struct.pack("<HHHIHIH", 1, 9, 0x0300, 12, 0, 3, 0)
+    return placeable + header + struct.pack("<IH", 3, 0)
+
+
+def add_members(package: bytes, members: dict[str, bytes]) -> bytes:
+    """The same Office package with more members (as a sender's tool might leave)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(package)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        for name, data in members.items():
+            dst.writestr(name, data)
+    return out.getvalue()

@@ -279,3 +279,25 @@ def test_lzh_with_cp932_names(scanner: Scanner) -> None:
     result = scanner.scan_file("名簿.lzh", fb.lzh_of({"名簿.csv": CSV, "メモ.txt": b"memo"}))
     assert result.unscannable == [] and result.counts["records"] == 12
     assert {f.part for f in result.findings} == {"名簿.lzh/名簿.csv"}
+
+
+def test_package_media_and_data_stores_are_read_by_content(scanner: Scanner) -> None:
+    docx = fb.add_members(fb.docx_bytes([["件名"], ["お知らせ"]]), {
+        "word/media/image1.png": fb.image_bytes("PNG"),
+        "word/media/image2.emf": fb.emf_bytes(),
+        "word/media/image3.wmf": fb.wmf_bytes(),
+        "word/media/image4.png": CSV,  # a csv under an image name is still a csv
+    })
+    result = scanner.scan_file("通知.docx", docx)
+    assert {(s["part"], s["kind"]) for s in result.to_json()["skipped"]} == {
+        ("通知.docx/word/media/image1.png", "image/png"),
+        ("通知.docx/word/media/image2.emf", "image/emf"),
+        ("通知.docx/word/media/image3.wmf", "image/wmf")}
+    assert result.counts["records"] == 12
+    assert {f.part for f in result.findings} == {"通知.docx/word/media/image4.png"}
+
+
+def test_plain_office_files_have_nothing_unread(scanner: Scanner) -> None:
+    for name in ("a.xlsx", "a.docx"):
+        result = scanner.scan_file(name, fb.BUILDERS[f"名簿{name[1:]}"](ROWS))
+        assert result.unscannable == [] and result.skipped == [], name

@@ -247,7 +247,29 @@ def _ds_store(data: bytes) -> int | None:
     return len(data)
 
 
+def _emf(data: bytes) -> int | None:
+    """EMF: header record (type 1) with " EMF" signature; nBytes is the file size."""
+    if len(data) < 88 or data[40:44] != b" EMF":
+        return None
+    (size,) = struct.unpack_from("<I", data, 48)
+    return size if size <= len(data) else None
+
+
+def _wmf(data: bytes) -> int | None:
+    """WMF (optionally placeable): the header's size field (in 16-bit words)."""
+    base = 22 if data[:4] == b"\xd7\xcd\xc6\x9a" else 0
+    if len(data) < base + 18:
+        return None
+    header_words, _version, size_words = struct.unpack_from("<HHI", data, base + 2)
+    if header_words != 9:
+        return None
+    end = base + 2 * size_words
+    return end if end <= len(data) else None
+
+
 CHECKS: dict[str, Check] = {
+    "emf": _emf,
+    "wmf": _wmf,
     "empty": _empty,
     "png": _png,
     "jpeg": _jpeg,

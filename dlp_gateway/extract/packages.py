@@ -28,10 +28,12 @@ from dlp_gateway.extract.units import Row, TableUnit, TextUnit, Unit, Unscannabl
 if TYPE_CHECKING:
     from dlp_gateway.extract.files import Context
 
-# Members the package readers themselves read, or that carry no user data.
+# Members the package readers themselves read, or that carry no user data (printer
+# settings, VBA projects, embedded fonts, customXml data stores: office.py). Everything
+# else (media, embeddings, members nobody put there by the standard) is a file of its own.
 _OOXML_OWN = re.compile(
-    r"(\[Content_Types\]\.xml|_rels/.*|docProps/.*|customXml/.*|_xmlsignatures/.*"
-    r"|(word|xl|ppt)/(?!embeddings/).*)",
+    r"(\[Content_Types\]\.xml|(.*/)?_rels/.*\.rels|docProps/.*|customXml/.*|_xmlsignatures/.*"
+    r"|(word|xl|ppt)/(?!embeddings/|media/)(.*\.(xml|rels|vml|bin|odttf|fntdata|sigs)))",
     re.IGNORECASE,
 )
 _ODF_OWN = re.compile(

@@ -301,3 +301,10 @@ def test_plain_office_files_have_nothing_unread(scanner: Scanner) -> None:
     for name in ("a.xlsx", "a.docx"):
         result = scanner.scan_file(name, fb.BUILDERS[f"名簿{name[1:]}"](ROWS))
         assert result.unscannable == [] and result.skipped == [], name
+
+
+@pytest.mark.parametrize("name", ["名簿_xml.xls", "名簿_html.xls", "連絡先.vcf", "名簿.txt"])
+def test_table_readers_draw_on_the_cell_budget(name: str) -> None:
+    data = fb.BUILDERS[name](ROWS)
+    result = Scanner(limits=Limits(max_cells=10)).scan_file(name, data)
+    assert [u.reason for u in result.unscannable] == ["too_large"], name

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -158,6 +159,10 @@ def _or_text(
 
     readers = {"pdf": pdf.extract_pdf, "spreadsheetml": spreadsheetml.extract_spreadsheetml,
                "vcard": vcard.extract_vcard, "rtf": rtf.extract_rtf}
+    cells = _cell_estimate(kind.kind, data)
+    if cells and not ctx.take_cells(cells):
+        yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
+        return
     units = readers[kind.kind](path, data)
     first = next(units, None)
     opened = not (
@@ -170,6 +175,20 @@ def _or_text(
         yield from _text(path, data, ctx, depth, "text", None, charset)
     elif first is not None:
         yield first
+
+
+_CELL_MARKERS = {"spreadsheetml": re.compile(rb"<(?:ss:)?Cell[\s>/]"),
+                 "vcard": re.compile(rb"BEGIN:VCARD", re.IGNORECASE),
+                 "html": re.compile(rb"<t[dh][\s>]", re.IGNORECASE)}
+
+
+def _cell_estimate(kind: str, data: bytes) -> int:
+    """Cells a table-producing reader will make, for the message-wide cell budget."""
+    marker = _CELL_MARKERS.get(kind)
+    if marker is None:
+        return 0
+    count = sum(1 for _ in marker.finditer(data))
+    return count * 7 if kind == "vcard" else count
 
 
 def _workbook(path: str, data: bytes, ctx: Context, ooxml: bool) -> Iterator[Unit]:
@@ -216,6 +235,10 @@ def _text(
     if kind == "html" or ext in _HTML_EXTENSIONS or content_type == "text/html" or (
         looks_like_html(head)
     ):
+        cells = _cell_estimate("html", data)
+        if cells and not ctx.take_cells(cells):
+            yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
+            return
         yield from _html(path, data, charset)
         return
     if text_profile(data) == "text":
@@ -236,7 +259,7 @@ def _text_table(unit: TextUnit) -> tuple[TextUnit | TableUnit, int]:
     table = fixedwidth.fixed_width_table(unit.text, unit.part, unit.location)
     if table is None:
         return unit, 0
-    return table, 0
+    return table, unit.text.count("\n") * 8
 
 
 def _html(path: str, data: bytes, charset: str | None) -> Iterator[Unit]:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench browser clean
+.PHONY: run test lint bench browser clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(TSTAMP)
 test: $(TSTAMP) browser
 	$(BIN)/ruff check dlp_gateway tests bench
 	$(BIN)/python -m pytest -q
+
+# Big generated sweeps (issue 8): 20,000 generated tables and mails; DLP_FUZZ_N scales it.
+fuzz: $(TSTAMP)
+	DLP_FUZZ=1 $(BIN)/python -m pytest -q -m fuzz
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py

@@ -47,12 +47,10 @@ def my_number_value(cells: Sequence[CellValue], mask: str) -> str | None:
     digits = cell_digits(first)
     if digits is None:
         return None
-    if (
-        len(digits) < 12
-        and (len(cells) == 1 or len(digits) >= 10)
-        and isinstance(first, int | float)
-    ):
-        digits = digits.zfill(12)  # Excel dropped the leading zero
+    lost_zero = len(digits) < 12 and (len(cells) == 1 or len(digits) >= 10)
+    plain_text = isinstance(first, str) and first.strip().isdigit() and len(digits) >= 6
+    if len(digits) == 11 or (lost_zero and (plain_text or isinstance(first, int | float))):
+        digits = digits.zfill(12)  # Excel dropped the leading zero (also in its csv exports)
     if len(digits) == 12:
         return digits if is_valid_my_number(digits) else None
     if len(cells) == 1:
@@ -145,6 +143,7 @@ def birth_value(cells: Sequence[CellValue], today: dt.date) -> dt.date | None:
 
 def _joined_date(cells: Sequence[CellValue]) -> str | None:
     parts = [str(c).strip() for c in cells if c is not None and c != ""]
+    parts = [p for p in parts if p not in ("年", "月", "日")]  # unit cells: 令和 | 5 | 年 | 9 | 月
     parts = [p[:-1] if p[-1:] in "年月日" and len(p) > 1 else p for p in parts]
     if len(parts) >= 4 and parts[0] in _ERA_NAMES:
         era = parts[0]

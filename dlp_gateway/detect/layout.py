@@ -589,6 +589,19 @@ class LayoutReader:
     def title_plain(self, value: CellValue) -> bool:
         return isinstance(value, str) and self.classify.key(value.strip()) in self._title_plain
 
+    def _titled_number_column(self, rows: list[Row], index: int, context: str) -> bool:
+        """番号 alone over a column of numbers, in a table titled 被保険者一覧."""
+        value = non_empty(rows[index])[0][1]
+        if not self.title_plain(value):
+            return False
+        title = " ".join([context, *self._titles(rows[:index])])
+        below = rows[index + 1 : index + 4]
+        return (
+            self.title_says_insured(title)
+            and len(below) >= 2
+            and not any(self.classify.is_label(v) for r in below for _, v in non_empty(r))
+        )
+
     def _symbol_run(self, labels: dict[int, str], i: int) -> int:
         """記号 | 番号 | 枝番 side by side: one health-insurance number over the run."""
         subs = self._symbol_words
@@ -648,7 +661,16 @@ class LayoutReader:
             if index + 1 >= len(rows):
                 break
             if not self.label_row(row):
-                if len(non_empty(row)) == 1:
+                cells = non_empty(row)
+                if len(cells) == 1 and self._titled_number_column(rows, index, context):
+                    labels = {cells[0][0]: str(cells[0][1]).strip()}
+                    title = " ".join([context, *self._titles(rows[:index])])
+                    below = rows[index + 1 : index + 1 + SHAPE_ROWS]
+                    fields = self._fields({}, labels, below, title)
+                    return ListLayout(
+                        (row.number,), fields, labels, signature=self._signature(row), title=title
+                    )
+                if len(cells) == 1:
                     continue  # a title line
                 break
             below = rows[index + 1 : index + 1 + SHAPE_ROWS]

@@ -28,6 +28,7 @@ from dlp_gateway.detect.columns import (
     my_number_value,
     name_value,
 )
+from dlp_gateway.detect.dates import ERAS
 from dlp_gateway.detect.findings import Finding, mask_name, mask_number
 from dlp_gateway.detect.layout import (
     NAME_KINDS,
@@ -54,6 +55,7 @@ SAMPLE_ROWS = 50
 MIN_DIGITS_FOR_TEXT = 6
 _DIGITS = regex.compile(r"\d")
 _HAS_DIGIT = regex.compile(r"\d")
+_ERA_WORDS = {e.name for e in ERAS} | {e.letter for e in ERAS} | {e.kanji for e in ERAS}
 _KANA_ONLY = regex.compile(r"^[\p{Hiragana}\p{Katakana}ー・ 　]+$")
 
 TextHits = Callable[[str, str], list[Hit]]
@@ -234,8 +236,15 @@ class TableScanner:
             if _KANA_ONLY.match(text):
                 return True
             name = name_value([text], self.p.name.max_cell_length)
-            return name is not None and self.names.looks_like_name(name)
+            if name is None:
+                return False
+            parts = name.replace("\u3000", " ").split()
+            if len(parts) == 2 and all(len(x) <= 6 for x in parts):
+                return True  # 姓 名 with a space: the way rosters write names
+            return self.names.looks_like_name(name)
         if kind is Kind.BIRTH_DATE:
+            if isinstance(value, str) and (value.strip() in _ERA_WORDS or value.strip().isdigit()):
+                return True  # 元号 | 年 | 月 | 日 split over cells
             return cell_date(value) is not None or isinstance(value, int | float)
         digits = cell_digits(value)
         return digits is not None and len(digits) >= 2
@@ -463,8 +472,8 @@ class _FormPass:
                     if governing in NAME_KINDS:
                         if not named and self._cell(governing, fold_cell(value), row, i):
                             named = True
-                    else:
-                        self._cell(governing, fold_cell(value), row, i)
+                    elif not self._cell(governing, fold_cell(value), row, i) and pending:
+                        self._split(governing, row, i)
                     pending = None
                 elif isinstance(value, str) and len(value) >= 10:
                     self._free_text(value, row, i)
@@ -493,6 +502,30 @@ class _FormPass:
             self.sink.add("birth_date", location, MASKED_DATE, 0.9, self.group)
             return True
         return False
+
+    def _split(self, kind: Kind, row: Row, i: int) -> None:
+        """A value spread over the cells right of its label (令和 | 5 | 年 | 9 | 月 | 6 | 日)."""
+        cells: list[CellValue] = []
+        for value in row.cells[i:]:
+            if value is None or value == "":
+                continue
+            if self.s.classify(value) is not None:
+                break
+            cells.append(fold_cell(value))
+        if len(cells) < 2:
+            return
+        location = self.table.cell_location(row.number, i)
+        p = self.s.p
+        if kind is Kind.BIRTH_DATE and birth_value(cells, self.today):
+            self.sink.add("birth_date", location, MASKED_DATE, 0.9, self.group)
+        elif kind is Kind.MY_NUMBER and not all(_single_digit(c) for c in cells):
+            digits = my_number_value(cells, p.my_number.mask_characters)
+            if digits:  # (one digit per cell is _box_digits' work)
+                self.sink.add("my_number", location, mask_number(digits), 0.9, self.group)
+        elif kind is Kind.INSURED:
+            digits = insured_value(cells, p.insured_number, by_title=self.by_title)
+            if digits:
+                self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
 
     def _free_text(self, value: str, row: Row, i: int) -> None:
         if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:

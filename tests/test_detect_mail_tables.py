@@ -112,3 +112,12 @@ def test_birth_dates_in_a_pasted_table_are_dated_today_or_before(scanner: Scanne
     future = dt.date.today() + dt.timedelta(days=400)
     body = "氏名\t生年月日\n山田太郎\t" + f"{future:%Y/%m/%d}\n佐藤花子\t{future:%Y/%m/%d}\n"
     assert scanner.scan_message(mail(body)).counts["records"] == 0
+
+
+def test_one_column_list_pasted_under_an_insured_title(scanner: Scanner) -> None:
+    numbers = [str(p["insured"]) for p in people(12)]
+    body = "各位\n\n令和8年度 介護保険被保険者一覧\n\n番号\n\n" + "\n\n".join(numbers)
+    body += "\n\nよろしくお願いします。\n"
+    result = scanner.scan_message(mail(body))
+    assert (result.counts["insured_number"], result.counts["records"]) == (12, 12)
+    assert result.verdict.action == "hold"

@@ -26,7 +26,7 @@ from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_number
 from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.detect.records import count_records
 from dlp_gateway.detect.tables import HeaderClassifier, Kind, TableScanner
-from dlp_gateway.detect.textblocks import TextTable, find_text_tables
+from dlp_gateway.detect.textblocks import TextTable, find_number_columns, find_text_tables
 from dlp_gateway.extract.units import Row, TableUnit, TextUnit
 
 _PARAGRAPH_BREAK = regex.compile(r"\n[ \t\u3000]*\n")
@@ -65,7 +65,7 @@ class DetectionEngine:
         if unit.in_body and hits:
             hits = self._without_correspondents(text, hits, correspondents)
         findings = self._text_findings(unit, text, hits)
-        tables = find_text_tables(text)
+        tables = find_text_tables(text) + find_number_columns(text)
         if tables:
             findings = self._with_tables(unit, findings, tables)
         return findings

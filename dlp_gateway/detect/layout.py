@@ -341,7 +341,7 @@ class LayoutReader:
         upper = [v for _, v in non_empty(rows[0])]
         lower = [v for _, v in non_empty(rows[1])]
         widths = [len(r.cells) for r in rows[2:12]]
-        width = max(set(widths), key=widths.count)
+        width = max(set(widths), key=lambda w: (widths.count(w), w))
         if len(upper) >= width and len(lower) >= width:
             return rows
         best: tuple[int, list[CellValue]] | None = None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import regex
+
 from dlp_gateway.extract.units import Row
 
 # Delimiters tried in order; a block needs this many lines ...
@@ -83,9 +85,49 @@ def find_text_tables(text: str) -> list[TextTable]:
     return tables
 
 
+_NUMBER_LINE = regex.compile(r"^[ \t\u3000]*[0-9０-９][0-9０-９\-－ ]{5,22}[ \t\u3000]*$")
+_LABEL_LINE = regex.compile(r"^[ \u3000]*[^\d\s、。]{1,12}[ \u3000]*$")
+
+
+def find_number_columns(text: str) -> list[TextTable]:
+    """A one-column list pasted as lines: a label line (番号) over two or more lines that
+    each hold one number (blank lines between allowed)."""
+    if "\n" not in text:
+        return []
+    lines = text.split("\n")
+    offsets = []
+    position = 0
+    for line in lines:
+        offsets.append(position)
+        position += len(line) + 1
+    tables: list[TextTable] = []
+    i = 0
+    while i < len(lines):
+        if not _LABEL_LINE.match(lines[i]) or "\t" in lines[i]:
+            i += 1
+            continue
+        j, values = i + 1, []
+        while j < len(lines) and (not lines[j].strip() or _NUMBER_LINE.match(lines[j])):
+            if lines[j].strip():
+                values.append(j)
+            j += 1
+        if len(values) >= 2:
+            rows = (
+                Row(i + 1, [lines[i].strip()]),
+                *(Row(k + 1, [lines[k].strip()]) for k in values),
+            )
+            title = " ".join(x.strip() for x in lines[max(0, i - TITLE_LINES) : i] if x.strip())
+            end = offsets[values[-1]] + len(lines[values[-1]])
+            tables.append(TextTable(offsets[i], end, i + 1, rows, title))
+            i = j
+        else:
+            i += 1
+    return tables
+
+
 def _logical_rows(lines: list[str], i: int, j: int, delimiter: str, widths: list[int]) -> list[Row]:
     """Lines -> rows; a cell with a line break inside (氏名(ふ / りがな)) spans lines."""
-    width = max(set(widths), key=widths.count)
+    width = max(set(widths), key=lambda w: (widths.count(w), w))  # ties: the widest
     rows: list[Row] = []
     k = i
     while k < j:

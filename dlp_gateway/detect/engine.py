@@ -95,14 +95,7 @@ class DetectionEngine:
         for index, block in enumerate(tables, 1):
             first, last = block.first_line, block.rows[-1].number
             inside = [f for f in findings if first <= _line_of(f, unit) <= last]
-            rows = self._text_table_rows(block)
-            table = TableUnit(
-                part=unit.part,
-                location=f"{unit.location}!table{index}",
-                rows=lambda r=rows: iter(r),
-                in_body=unit.in_body,
-            )
-            found = self.scan_table(table, context=block.title)
+            found = self._read_text_table(unit, block, index)
             headed = self.tables.layouts.label_row(block.rows[0])
             if headed or (
                 count_records(found).total >= count_records(inside).total
@@ -112,17 +105,27 @@ class DetectionEngine:
                 findings = [f for f in findings if id(f) not in ids] + found
         return findings
 
-    def _text_table_rows(self, block: TextTable) -> list[Row]:
+    def _read_text_table(self, unit: TextUnit, block: TextTable, index: int) -> list[Finding]:
         """A header split over lines is either a merged two-row header or cells with line
-        breaks inside; take the reading whose header names more kinds."""
+        breaks inside: read both ways and keep the reading that finds more records."""
         layouts = self.tables.layouts
-        plain = layouts.realign_spanned(list(block.rows))
-        if not block.joined_rows or len(block.joined_rows) == len(block.rows):
-            return plain
-        joined = list(block.joined_rows)
-        if len(layouts.kinds(joined[0])) > len(layouts.kinds(plain[0])):
-            return joined
-        return plain
+        readings = [layouts.realign_spanned(list(block.rows))]
+        if block.joined_rows and len(block.joined_rows) != len(block.rows):
+            readings.append(layouts.realign_spanned(list(block.joined_rows)))
+        best: list[Finding] = []
+        best_key = (-1, -1)
+        for rows in readings:
+            table = TableUnit(
+                part=unit.part,
+                location=f"{unit.location}!table{index}",
+                rows=lambda r=rows: iter(r),
+                in_body=unit.in_body,
+            )
+            found = self.scan_table(table, context=block.title)
+            key = (count_records(found).total, _id_codes(found))
+            if key > best_key:
+                best, best_key = found, key
+        return best
 
     def _text_findings(self, unit: TextUnit, text: str, hits: list[Hit]) -> list[Finding]:
         if not hits:

@@ -302,7 +302,9 @@ class LayoutReader:
         best: tuple[int, int] | None = None
         for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
             if not self.label_row(row):
-                if self._single_column_header(row, rows[index + 1 : index + 4]):
+                if self._single_column_header(row, rows[index + 1 : index + 4]) or (
+                    self._stacked_single(row, rows[index + 1 : index + 5])
+                ):
                     best = best or (1, index)
                 continue
             kinds = self.kinds(row)
@@ -335,26 +337,68 @@ class LayoutReader:
 
     def realign_spanned(self, rows: list[Row]) -> list[Row]:
         """Text renderings of merged headers lose the empty cells (HTML colspan/rowspan,
-        pasted text): rebuild a two-row header to the width of the data rows below."""
+        pasted text): rebuild the header to the width of the data rows below."""
+        rows = self._widen_header(rows)
         if len(rows) < 3 or not self.label_row(rows[0], 1) or not self.label_row(rows[1], 1):
             return rows
-        upper = [v for _, v in non_empty(rows[0])]
-        lower = [v for _, v in non_empty(rows[1])]
-        widths = [len(r.cells) for r in rows[2:12]]
-        width = max(set(widths), key=lambda w: (widths.count(w), w))
-        if len(upper) >= width and len(lower) >= width:
+        merged = self._uncompressed(rows[0], rows[1], rows[2:12])
+        if merged is None:
             return rows
+        return [Row(rows[0].number, merged), *rows[2:]]
+
+    def _uncompressed(
+        self, upper_row: Row, lower_row: Row, below: list[Row]
+    ) -> list[CellValue] | None:
+        """A two-row header whose empty cells were lost (HTML colspan/rowspan rendered as
+        text): ``番号 | 生年月日`` over ``元号 | 年 | 月 | 日`` above six-cell rows. Returns the
+        one-row header that fits the data width, or None."""
+        if not self.label_row(upper_row, 1) or not self.label_row(lower_row, 1):
+            return None
+        if not lower_row.cells or lower_row.cells[0] in (None, ""):
+            return None  # the second header row kept its positions
+        upper = [v for _, v in non_empty(upper_row)]
+        lower = [v for _, v in non_empty(lower_row)]
+        widths = [len(r.cells) for r in below if not self.label_row(r, 1)]
+        if not widths or len(non_empty(upper_row)) != len(upper_row.cells):
+            return None
+        width = max(set(widths), key=lambda w: (widths.count(w), w))
+        if len(upper) >= width or len(upper) - 1 + len(lower) != width:
+            return None
         best: tuple[int, list[CellValue]] | None = None
         for g in range(len(upper)):
-            if len(upper) - 1 + len(lower) != width:
-                break
-            merged = [*upper[:g], *(f"{upper[g]}{x}" for x in lower), *upper[g + 1 :]]
+            merged: list[CellValue] = [
+                *upper[:g],
+                *(f"{upper[g]}{x}" for x in lower),
+                *upper[g + 1 :],
+            ]
             score = sum(1 for v in merged if self.classify(v) is not None)
             if best is None or score > best[0]:
                 best = (score, merged)
         if best is None or best[0] <= sum(1 for v in upper if self.classify(v) is not None):
+            return None
+        return best[1]
+
+    def _widen_header(self, rows: list[Row]) -> list[Row]:
+        """One header narrower than its data: the cell whose value is split over cells
+        (個人番号 over 12 one-digit cells) spans the missing columns."""
+        if len(rows) < 2 or not self.label_row(rows[0], 1) or self.label_row(rows[1], 1):
             return rows
-        return [Row(rows[0].number, best[1]), *rows[2:]]
+        header = list(rows[0].cells)
+        while header and header[-1] in (None, ""):
+            header.pop()
+        widths = [len(r.cells) for r in rows[1:12] if not self.label_row(r, 1)]
+        if not widths:
+            return rows
+        width = max(set(widths), key=lambda w: (widths.count(w), w))
+        extra = width - len(header)
+        if extra <= 0 or any(v in (None, "") for v in header):
+            return rows
+        for kind in SPLITTABLE:
+            at = next((i for i, v in enumerate(header) if self.classify(v) is kind), None)
+            if at is not None:
+                widened = [*header[: at + 1], *([None] * extra), *header[at + 1 :]]
+                return [Row(rows[0].number, widened), *rows[1:]]
+        return rows
 
     def _values_fit(self, kinds: dict[int, Kind], below: list[Row]) -> bool:
         """Under a list header, some kind column holds values of its kind (names under
@@ -374,6 +418,14 @@ class LayoutReader:
         return not any(
             r.cells[c] not in (None, "") for r in below for c in kinds if c < len(r.cells)
         )
+
+    def _stacked_single(self, row: Row, below: list[Row]) -> bool:
+        """出生年月日 over フリガナ in one column, values alternating below: two rows per
+        person in a one-column list."""
+        if len(non_empty(row)) != 1 or len(below) < 3 or len(non_empty(below[0])) != 1:
+            return False
+        first, second = self.kinds(row), self.kinds(below[0])
+        return bool(first) and bool(second) and first != second and _alternating(below[1:])
 
     def _single_column_header(self, row: Row, below: list[Row]) -> bool:
         """被保険者番号 over a column of numbers: a one-column list."""
@@ -433,7 +485,17 @@ class LayoutReader:
         labels: dict[int, str]
         header_rows: tuple[int, ...]
         second: dict[int, Kind] | None = None
-        if (
+        compressed = (
+            self._uncompressed(header, lower, rows[index + 2 : index + 12])
+            if lower is not None and lower.number == header.number + 1
+            else None
+        )
+        if compressed is not None:
+            header = Row(header.number, compressed)
+            kinds = self.kinds(header)
+            labels = {i: str(v).strip() for i, v in non_empty(header)}
+            header_rows = (header.number, header.number + 1)
+        elif (
             lower is not None
             and lower.number == header.number + 1
             and self._is_lower(header, lower, rows[index + 2 : index + 2 + SHAPE_ROWS])
@@ -451,7 +513,7 @@ class LayoutReader:
             kinds = self.kinds(header)
             labels = {i: str(v).strip() for i, v in non_empty(header)}
             header_rows = (header.number,)
-        signature = self._signature(rows[rows.index(header)])
+        signature = self._signature(rows[index])
         body = [r for r in rows if r.number > header_rows[-1]]
         title = " ".join([context, *self._titles([r for r in rows if r.number < header_rows[0]])])
         fields = self._fields(kinds, labels, body, title)
@@ -538,7 +600,8 @@ class LayoutReader:
             ):
                 kind = up_kind
             kinds[i] = kind
-            labels[i] = "".join(x for x in (up, low) if x)
+            # under a merged group header with nothing of its own: the merge's continuation
+            labels[i] = "".join(x for x in (up if direct or low else "", low) if x)
         return kinds, labels, (second if stacked else None)
 
     def _fields(

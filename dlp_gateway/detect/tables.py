@@ -323,9 +323,14 @@ class _ListPass:
         kinds = reader.kinds(row)
         labels = non_empty(row)
         if len(labels) == 1:
-            if not after_blank or not isinstance(labels[0][1], str):
+            if not isinstance(labels[0][1], str):
                 return False
-            return any(reader.label_row(r) and reader.kinds(r) for r in rows.peek(4))
+            ahead = rows.peek(4)
+            if not after_blank:  # a title line right above a new header (表題 / 番号 | 氏名)
+                return (
+                    bool(ahead) and reader.label_row(ahead[0]) and len(reader.kinds(ahead[0])) >= 2
+                )
+            return any(reader.label_row(r) and reader.kinds(r) for r in ahead)
         if not reader.label_row(row):
             return False
         if len(kinds) >= 2 or (after_blank and (kinds or not self.layout.fields)):

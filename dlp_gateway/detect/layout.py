@@ -269,16 +269,21 @@ class LayoutReader:
         plain = self._plain_layout(rows, context)
         if plain.header_rows:
             return Analysis("headerless", plain)
-        if self._is_form(rows[:HEADER_SEARCH_ROWS]):
+        titles = " ".join([context, *self._titles(rows[:HEADER_SEARCH_ROWS])])
+        if self._is_form(rows[:HEADER_SEARCH_ROWS], self.title_says_insured(titles)):
             return Analysis("form", block_rows=self._form_extent(window))
         return Analysis("headerless", self._plain_layout(rows))
 
-    def _is_form(self, rows: list[Row]) -> bool:
-        """Labels we know, in a block small enough or labelled enough to be one person's."""
+    def _is_form(self, rows: list[Row], titled: bool = False) -> bool:
+        """Labels we know, in a block small enough or labelled enough to be one person's.
+        記号 over 番号, or 番号 under a title such as 被保険者一覧, are insured labels."""
         kinds: set[Kind] = set()
         labelled = 0
         for row in rows:
             here = self.kinds(row)
+            first = non_empty(row)[:1]
+            if not here and first and self.form_insured_label(first[0][1], titled):
+                here = {first[0][0]: Kind.INSURED}
             if here:
                 labelled += 1
                 kinds.update(here.values())
@@ -359,24 +364,68 @@ class LayoutReader:
         upper = [v for _, v in non_empty(upper_row)]
         lower = [v for _, v in non_empty(lower_row)]
         widths = [len(r.cells) for r in below if not self.label_row(r, 1)]
-        if not widths or len(non_empty(upper_row)) != len(upper_row.cells):
+        if not widths:
             return None
+        if len(non_empty(upper_row)) != len(upper_row.cells):
+            return self._under_groups(upper_row, lower, below)
         width = max(set(widths), key=lambda w: (widths.count(w), w))
         if len(upper) >= width or len(upper) - 1 + len(lower) != width:
             return None
-        best: tuple[int, list[CellValue]] | None = None
+        data = [r for r in below if not self.label_row(r, 1)][:SHAPE_ROWS]
+        best: tuple[float, list[CellValue]] | None = None
         for g in range(len(upper)):
             merged: list[CellValue] = [
                 *upper[:g],
                 *(f"{upper[g]}{x}" for x in lower),
                 *upper[g + 1 :],
             ]
-            score = sum(1 for v in merged if self.classify(v) is not None)
+            score = self._header_fit(merged, data)
             if best is None or score > best[0]:
                 best = (score, merged)
-        if best is None or best[0] <= sum(1 for v in upper if self.classify(v) is not None):
+        if best is None or best[0] <= self._header_fit(upper, data):
             return None
         return best[1]
+
+    def _under_groups(
+        self, upper_row: Row, lower: list[CellValue], below: list[Row]
+    ) -> list[CellValue] | None:
+        """Colspans kept, rowspans lost: the lower cells sit under the spanning upper cells
+        (申請者 | (empty) over 個人番号 | 契約者名)."""
+        cells = list(upper_row.cells)
+        groups: list[tuple[int, int]] = []
+        i = 0
+        while i < len(cells):
+            j = i + 1
+            while j < len(cells) and cells[j] in (None, ""):
+                j += 1
+            if cells[i] not in (None, "") and j - i > 1:
+                groups.append((i, j - i))
+            i = j
+        if not groups or sum(span for _, span in groups) != len(lower):
+            return None
+        merged = list(cells)
+        taken = 0
+        for start, span in groups:
+            for k in range(span):
+                merged[start + k] = f"{cells[start]}{lower[taken]}"
+                taken += 1
+        data = [r for r in below if not self.label_row(r, 1)][:SHAPE_ROWS]
+        return merged if self._header_fit(merged, data) > self._header_fit(cells, data) else None
+
+    def _header_fit(self, header: list[CellValue], data: list[Row]) -> float:
+        """How well a header's kinds fit the values under them (kinds, weighted by fit)."""
+        score = 0.0
+        for col, value in enumerate(header):
+            kind = self.classify(value)
+            if kind is None:
+                continue
+            values = [r.cells[col] for r in data if col < len(r.cells)]
+            values = [v for v in values if v not in (None, "")]
+            if self.fits is None or not values:
+                score += 0.5
+                continue
+            score += 0.5 + sum(1 for v in values if self.fits(kind, v)) / len(values)
+        return score
 
     def _widen_header(self, rows: list[Row]) -> list[Row]:
         """One header narrower than its data: the cell whose value is split over cells
@@ -649,6 +698,21 @@ class LayoutReader:
             return False
         return any(w in key for w in self._title_words)
 
+    def form_insured_label(self, value: CellValue, titled: bool) -> bool:
+        """記号 (the first of 記号 / 番号 / 枝番), or 番号 in a form titled 被保険者一覧."""
+        if not isinstance(value, str):
+            return False
+        key = self.classify.key(value.strip())
+        return (
+            (bool(self._symbol_words)
+            and key == self._symbol_words[0])
+            or (titled and key in self._title_plain)
+        )
+
+    def is_symbol_part(self, value: CellValue) -> bool:
+        """番号 or 枝番: the rest of a health-insurance number after 記号."""
+        return isinstance(value, str) and self.classify.key(value.strip()) in self._symbol_words[1:]
+
     def title_plain(self, value: CellValue) -> bool:
         return isinstance(value, str) and self.classify.key(value.strip()) in self._title_plain
 
@@ -692,6 +756,7 @@ class LayoutReader:
         while lead < min(len(rows), 6) and len(non_empty(rows[lead])) <= 1:
             lead += 1  # title lines and blank rows above the block
         label_rows = plain_rows = span = 0
+        narrow = False
         first_col: int | None = None
         previous = rows[lead].number - 1 if lead < len(rows) else 0
         for row in rows[lead:]:
@@ -705,14 +770,17 @@ class LayoutReader:
                 break
             values = cells[1:]
             if self.classify(value) is not None:
-                if len(values) < 3 or any(self.classify(v) is not None for _, v in values):
+                if len(values) < 2 or any(self.classify(v) is not None for _, v in values):
                     return 0
                 label_rows += 1
-            elif not self.classify.is_label(value) or len(values) < 3:
+                narrow = narrow or len(values) < 3
+            elif not self.classify.is_label(value) or len(values) < 2:
                 return 0  # not a label + values row: not a transposed block
             else:
                 plain_rows += 1
             span += 1
+        if narrow and label_rows < 2:
+            return 0  # two people side by side need two labels we know
         if label_rows >= 2 or (label_rows == 1 and plain_rows >= 1):
             return lead + span
         return 0

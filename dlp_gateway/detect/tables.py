@@ -16,6 +16,7 @@ import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import regex
 
@@ -448,11 +449,15 @@ class _FormPass:
         self.group = f"{self.table.location}!{name}"
         self.context = context
         self.by_title = False
+        self.after_symbol = False
 
     def _label(self, value: CellValue) -> Kind | None:
         kind = self.s.classify(value)
-        if kind is None and self.by_title and self.s.layouts.title_plain(value):
-            return Kind.INSURED  # 番号 in a form titled 被保険者一覧
+        layouts = self.s.layouts
+        if kind is None and self.after_symbol and layouts.is_symbol_part(value):
+            return _SKIP  # type: ignore[no-any-return]  # 番号 / 枝番 after 記号: counted with it
+        if kind is None and layouts.form_insured_label(value, self.by_title):
+            return Kind.INSURED  # 記号, or 番号 in a form titled 被保険者一覧
         return kind
 
     def run(self, rows: list[Row]) -> None:
@@ -464,11 +469,17 @@ class _FormPass:
             labels_here: dict[int, Kind] = {}
             pending: Kind | None = None
             box_kind: Kind | None = None
+            symbol_row = False
             for i, value in enumerate(row.cells):
                 if value is None or value == "":
                     continue
                 kind = self._label(value)
                 if kind is not None:
+                    symbol_row = (
+                        symbol_row
+                        or (kind is Kind.INSURED and not self.s.classify(value))
+                        or kind is _SKIP
+                    )
                     labels_here[i] = kind
                     pending = box_kind = kind
                     continue
@@ -484,8 +495,11 @@ class _FormPass:
                     self._free_text(value, row, i)
             self._box_digits(row, box_kind or _single_kind(above))
             above = labels_here
+            self.after_symbol = symbol_row
 
     def _cell(self, kind: Kind, value: CellValue, row: Row, i: int) -> bool:
+        if kind is _SKIP:
+            return True
         location = self.table.cell_location(row.number, i)
         p = self.s.p
         if kind in NAME_KINDS:
@@ -604,6 +618,10 @@ class _TransposedPass:
                         self.sink.add("insured_number", location, mask_number(digits), 0.9, group)
                 elif kind is Kind.BIRTH_DATE and birth_value([value], self.today):
                     self.sink.add("birth_date", location, MASKED_DATE, 0.9, group)
+
+
+# A label whose value is already counted (番号 and 枝番 right after 記号 in a form).
+_SKIP: Any = object()
 
 
 def _restricted(rows: Iterator[Row], band: tuple[int, int]) -> Iterator[Row]:

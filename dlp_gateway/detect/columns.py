@@ -1,8 +1,10 @@
 """Column validators: the cells of one field in one row -> the value found, or None.
 
 Layout (``layout.py``) says which columns make up a field and what kind it is; these
-functions only judge values. A field's cells arrive already folded (``fold_cell``),
-so full-width digits and dashes read as ASCII here, as they do in body text.
+functions only judge values. Every value goes through the fold body text gets
+(``fold_cell``: NFKC and dashes) before it is judged, so full-width digits and dashes
+read as ASCII here, as they do in body text; validators fold on a cache miss, so a
+roster's repeated values are folded once.
 They are per row today; a column-at-a-time engine can replace them one by one.
 """
 
@@ -41,6 +43,7 @@ def is_masked(value: CellValue, mask: str) -> bool:
 
 def my_number_value(cells: Sequence[CellValue], mask: str) -> str | None:
     """A My Number in one cell, or spread over adjacent cells (4-4-4 or one digit each)."""
+    cells = [fold_cell(c) for c in cells]
     first = cells[0]
     if first is None or first == "" or is_masked(first, mask):
         return None
@@ -91,7 +94,7 @@ def insured_value(
     """An insured number (記号・番号 joined or spread over 記号 | 番号 | 枝番 cells)."""
     mask = patterns.mask_characters
     parts = []
-    for value in cells:
+    for value in map(fold_cell, cells):
         if value is None or value == "":
             continue
         if is_masked(value, mask):
@@ -168,9 +171,9 @@ def name_value(cells: Sequence[CellValue], max_length: int) -> str | None:
         except KeyError:
             if len(_NAMES) > _CACHE_LIMIT:
                 _NAMES.clear()
-            found = _NAMES[value] = _name_parts(cells, max_length)
+            found = _NAMES[value] = _name_parts([fold_cell(value)], max_length)
             return found
-    return _name_parts(cells, max_length)
+    return _name_parts([fold_cell(c) for c in cells], max_length)
 
 
 def _name_parts(cells: Sequence[CellValue], max_length: int) -> str | None:

@@ -355,7 +355,7 @@ class _ListPass:
             if kind in NAME_KINDS:
                 if named or (kana is not None and kind is not Kind.NAME):
                     continue
-                values = [fold_cell(cells[c]) for c in f.columns if c < n]
+                values = [cells[c] for c in f.columns if c < n]
                 name = name_value(values, self.max_name)
                 if name is None:
                     continue
@@ -368,7 +368,7 @@ class _ListPass:
                 elif kana is None:
                     kana = (first, f.confidence, name)
                 continue
-            values = [fold_cell(cells[c]) for c in f.columns if c < n]
+            values = [cells[c] for c in f.columns if c < n]
             self._typed(f, values, row, group)
         if not named and kana is not None:
             i, confidence, name = kana

@@ -423,3 +423,42 @@ def test_facility_list_title_does_not_make_insured_numbers(scanner: Scanner) -> 
     result = scanner.scan_file("事業所.xlsx", xlsx(rows))
     check(result, 0)
     assert result.verdict.action == "pass"
+
+
+# -- health insurance symbol / number / branch --------------------------------------------
+def test_symbol_number_branch_columns_are_one_insured_number(scanner: Scanner) -> None:
+    rows: list[list[object]] = [["記号", "番号", "枝番", "氏名", "性別"]]
+    rows += [["12-34", str(1000 + i), "00", p["name"], "男"] for i, p in enumerate(people(9))]
+    check(scanner.scan_file("国保.csv", csv_bytes(rows, "cp932")), 9, insured=9)
+
+
+def test_symbol_number_branch_rows_in_a_form(scanner: Scanner) -> None:
+    rows: list[list[object]] = [
+        ["国民健康保険 資格取得届"],
+        ["申請日", "令和8年10月10日"],
+        ["記号", "９７９４１５２６"],
+        ["番号", "８８１３１８６"],
+        ["枝番", "０３"],
+        ["性別", "女"],
+    ]
+    check(scanner.scan_file("届.docx", docx_table(rows)), 1, insured=1)
+
+
+def test_my_numbers_that_lost_leading_zeros_in_a_csv_export(scanner: Scanner) -> None:
+    from stdnum.jp import in_
+
+    bases = [f"0{i:010d}" for i in range(123456, 123456 + 60)]
+    numbers = [b + in_.calc_check_digit(b) for b in bases][:6]
+    rows: list[list[object]] = [["氏名", "個人番号"]]
+    rows += [[p["name"], n.lstrip("0")] for p, n in zip(people(6), numbers, strict=True)]
+    check(scanner.scan_file("番号.csv", csv_bytes(rows)), 6, my_number=6)
+
+
+def test_transposed_table_of_two_people(scanner: Scanner) -> None:
+    ps = people(2)
+    rows = [
+        ["氏名", *[p["name"] for p in ps]],
+        ["誕生日", *[wareki(p["born"]) for p in ps]],  # type: ignore[arg-type]
+        ["性別", "男", "女"],
+    ]
+    check(scanner.scan_file("世帯.xlsx", xlsx(rows)), 2)

@@ -121,3 +121,22 @@ def test_one_column_list_pasted_under_an_insured_title(scanner: Scanner) -> None
     result = scanner.scan_message(mail(body))
     assert (result.counts["insured_number"], result.counts["records"]) == (12, 12)
     assert result.verdict.action == "hold"
+
+
+def test_html_merged_header_over_one_digit_cells(scanner: Scanner) -> None:
+    ps = people(4)
+    numbers = valid_my_numbers(4, seed=61)
+    body_rows = "".join(
+        "<tr><td>"
+        + str(i + 1)
+        + "</td>"
+        + "".join(f"<td>{d}</td>" for d in n)
+        + f"<td>{p['name']}</td><td>{p['born']:%Y/%m/%d}</td></tr>"  # type: ignore[str-format]
+        for i, (p, n) in enumerate(zip(ps, numbers, strict=True))
+    )
+    html = (
+        "<table><tr><th>No</th><th colspan=12>マイナンバー</th><th>氏名</th><th>生年月日</th></tr>"
+        f"{body_rows}</table>"
+    )
+    result = scanner.scan_message(mail("添付なし", html=html))
+    assert (result.counts["my_number"], result.counts["records"]) == (4, 4)

@@ -769,11 +769,13 @@ class LayoutReader:
             if col != first_col:
                 break
             values = cells[1:]
-            if self.classify(value) is not None:
+            kind = self.classify(value)
+            if kind is not None:
                 if len(values) < 2 or any(self.classify(v) is not None for _, v in values):
                     return 0
                 label_rows += 1
-                narrow = narrow or len(values) < 3
+                fitting = self.fits is None or all(self.fits(kind, v) for _, v in values)
+                narrow = narrow or (len(values) < 3 and not fitting)
             elif not self.classify.is_label(value) or len(values) < 2:
                 return 0  # not a label + values row: not a transposed block
             else:

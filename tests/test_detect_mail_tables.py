@@ -145,7 +145,9 @@ def test_html_merged_header_over_one_digit_cells(scanner: Scanner) -> None:
 def test_order_list_pasted_with_a_broken_header_passes(scanner: Scanner) -> None:
     numbers = valid_my_numbers(12, seed=71)
     lines = ["注文", "番号\t品名\t数量\t納品日\t担当者"]
-    lines += [f"{n[:4]}ー{n[4:8]}ー{n[8:]}\tボールペン\t3\t令和8年2月19日\t谷口 健一" for n in numbers]
+    lines += [
+        f"{n[:4]}ー{n[4:8]}ー{n[8:]}\tボールペン\t3\t令和8年2月19日\t谷口 健一" for n in numbers
+    ]
     result = scanner.scan_message(mail("発注一覧です。\n\n" + "\n".join(lines) + "\n"))
     assert result.counts["my_number"] == 0
     assert result.verdict.action == "pass"

@@ -151,3 +151,16 @@ def test_order_list_pasted_with_a_broken_header_passes(scanner: Scanner) -> None
     result = scanner.scan_message(mail("発注一覧です。\n\n" + "\n".join(lines) + "\n"))
     assert result.counts["my_number"] == 0
     assert result.verdict.action == "pass"
+
+
+def test_list_after_a_rule_line_mentioning_a_section_still_counts(scanner: Scanner) -> None:
+    body = (
+        "お世話になっております。\n\n"
+        "━━━━━━━━━━━━\n"
+        "福祉課 対象者一覧\n"
+        "佐藤花子（昭和45年3月2日生）\n"
+        "田中一郎（昭和50年1月1日生）\n"
+    )
+    result = scanner.scan_message(mail(body))
+    assert result.counts["records"] == 2
+    assert result.verdict.action == "hold"

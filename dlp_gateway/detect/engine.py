@@ -73,11 +73,19 @@ class DetectionEngine:
     def _without_correspondents(
         self, text: str, hits: list[Hit], correspondents: frozenset[str]
     ) -> list[Hit]:
-        """Drop names in the salutation, the signature and the display names."""
-        spans = self.correspondent_spans.spans(text)
+        """Drop names in the salutation, the signature and the display names, unless the
+        name stands on a line with a birth date (then it is data about that person), and
+        never a signature-like block that carries numbers or dates of people."""
+        data = [h for h in hits if h.type != "name"]
+        spans = [
+            (start, end)
+            for start, end in self.correspondent_spans.spans(text)
+            if not any(start <= h.start < end for h in data)
+        ]
+        dated_lines = {_line_span(text, h.start) for h in data if h.type == "birth_date"}
         kept = []
         for hit in hits:
-            if hit.type == "name":
+            if hit.type == "name" and _line_span(text, hit.start) not in dated_lines:
                 if in_spans(hit.start, spans):
                     continue
                 name = compact_name(text[hit.start : hit.end])
@@ -217,6 +225,12 @@ def _without_allowed_cells(unit: TableUnit, allow: ValueFilter) -> TableUnit:
             yield row
 
     return dataclasses.replace(unit, rows=filtered)
+
+
+def _line_span(text: str, position: int) -> tuple[int, int]:
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    return start, len(text) if end < 0 else end
 
 
 def _line_of(finding: Finding, unit: TextUnit) -> int:

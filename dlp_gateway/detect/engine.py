@@ -104,7 +104,10 @@ class DetectionEngine:
             first, last = block.first_line, block.rows[-1].number
             inside = [f for f in findings if first <= _line_of(f, unit) <= last]
             found = self._read_text_table(unit, block, index)
-            headed = self.tables.layouts.label_row(block.rows[0])
+            layouts = self.tables.layouts
+            headed = any(layouts.label_row(r) for r in block.rows[:2]) or (
+                bool(block.joined_rows) and layouts.label_row(block.joined_rows[0])
+            )
             if headed or (
                 count_records(found).total >= count_records(inside).total
                 and _id_codes(found) >= _id_codes(inside)

@@ -539,6 +539,10 @@ class LayoutReader:
             if lower is not None and lower.number == header.number + 1
             else None
         )
+        if compressed is None and upper is not None and upper.number == header.number - 1:
+            compressed = self._uncompressed(upper, header, rows[index + 1 : index + 11])
+            if compressed is not None:
+                header = Row(upper.number, compressed)
         if compressed is not None:
             header = Row(header.number, compressed)
             kinds = self.kinds(header)

@@ -62,13 +62,15 @@ def find_text_tables(text: str) -> list[TextTable]:
         min_lines, min_fields = _PROSE_DELIMITERS.get(delimiter, (MIN_LINES, 2))
         widths = [lines[k].count(delimiter) + 1 for k in range(i, j) if delimiter in lines[k]]
         tabbed = delimiter == "\t" and max(widths, default=0) >= 2
+        before = lines[i - 1].strip() if i > 0 else ""
         if (
             tabbed
-            and i > 0
-            and lines[i - 1].strip()
-            and delimiter not in lines[i - 1]
-            and len(lines[i - 1].strip()) <= 12
-            and widths[0] < max(widths)
+            and before
+            and delimiter not in before
+            and (
+                (len(before) <= 12 and widths[0] < max(widths))
+                or (len(before) <= 6 and not any(ch.isdigit() for ch in before))
+            )
         ):
             i -= 1  # the header's first cell broke before its first tab (保険 / 証番号)
         if j - i >= min_lines and (tabbed or _consistent(widths, min_fields)):

@@ -364,8 +364,8 @@ class LayoutReader:
         upper = [v for _, v in non_empty(upper_row)]
         lower = [v for _, v in non_empty(lower_row)]
         widths = [len(r.cells) for r in below if not self.label_row(r, 1)]
-        if not widths:
-            return None
+        if not widths or len(upper) < 2:
+            return None  # one cell above a header is a title line
         if len(non_empty(upper_row)) != len(upper_row.cells):
             return self._under_groups(upper_row, lower, below)
         width = max(set(widths), key=lambda w: (widths.count(w), w))

@@ -49,10 +49,10 @@ def find_text_tables(text: str) -> list[TextTable]:
         j = i
         while j < len(lines) and (
             _fits(lines[j], delimiter)
-            # a line without the delimiter between two that have it: a cell's line break
+            # a line without the delimiter between two that have it: a cell's line break,
+            # or one blank line between rows (a second row per person left empty)
             or (
                 j + 1 < len(lines)
-                and lines[j].strip()
                 and _fits(lines[j + 1], delimiter)
                 and delimiter == "\t"
                 and j > i

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dlp_gateway.commands import audit, held, scan, serve, users
+from dlp_gateway.commands import audit, held, scan, serve, staff, users
 
-COMMANDS = (scan, serve, held, users, audit)
+COMMANDS = (scan, serve, held, users, audit, staff)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,6 +53,8 @@ class Config:
     lockout_minutes: int = 15
     escalate_hours: float = 24.0
     expire_hours: float = 72.0
+    # Approval routing / sender side (issue 9)
+    timezone: str = "Asia/Tokyo"  # every time people read: notices, pages, CSV
 
     # -- derived values -------------------------------------------------
     @property
@@ -109,6 +111,9 @@ class Config:
             raise ConfigError("tls_cert and tls_key go together")
         if self.require_auth and not self.tls_cert:
             raise ConfigError("require_auth needs tls_cert/tls_key (AUTH only after STARTTLS)")
+        from dlp_gateway.timefmt import zone
+
+        _check("timezone", zone, self.timezone)
         if "@" not in self.gateway_address:
             raise ConfigError("gateway_address must be a mail address")
         return self

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = actions.add_parser("list", help="list held mail")
     add_common_arguments(p)
-    p.add_argument("--status", choices=["held", "released", "rejected", "expired"])
+    p.add_argument("--status",
+                   choices=["held", "released", "rejected", "expired", "withdrawn"])
     p.add_argument("--format", choices=["text", "json"], default="text",
                    help="json: one object per line")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import pyzipper
 
+from dlp_gateway.store.staff import StaffStore
 from tests.conftest import APPROVER, RECIPIENT, SENDER, roster_mail, send
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,6 +44,7 @@ def test_approver_releases_roster_encrypted_in_chromium(gateway_factory, upstrea
     sync_api = pytest.importorskip("playwright.sync_api")
     gw = gateway_factory()
     gw.gateway.users.add(APPROVER, "section_head", APPROVER_PASSWORD, "介護保険課")
+    StaffStore(gw.gateway.db).add(SENDER, "介護 花子", "介護保険課")
 
     code, text = send(gw.smtp_port, roster_mail(25, subject="要介護認定者名簿の送付"))
     assert code == 250 and "held for approval" in text, text
@@ -70,7 +72,7 @@ def test_approver_releases_roster_encrypted_in_chromium(gateway_factory, upstrea
             page.check("input[name=mode][value=encrypted]")
             page.fill("form.release textarea[name=comment]", "委託先への送付を確認しました")
             page.click("#release")
-            page.wait_for_selector("text=承認しました")
+            page.wait_for_selector("text=送信しました")
         finally:
             browser.close()
 

@@ -31,6 +31,7 @@ TYPE_LABELS = {
     "birth_date": "生年月日",
 }
 PREVIEW_ROWS = 5
+HEADER_SEARCH_ROWS = 10
 MAX_TABLES = 10
 MAX_COLUMNS = 12
 PREVIEW_SECONDS = 5.0
@@ -124,21 +125,33 @@ def _looks_like_header(cells: list[object]) -> bool:
 
 
 def preview_table(part: str, location: str, rows: Iterable[Any]) -> TablePreview:
-    """Header row (the first row that looks like labels) and the next data rows."""
+    """Header row (the first of the first ten rows that looks like labels; title rows
+    above it are left out) and the next data rows, masked."""
     sheet = location[len(part) + 1:] if location.startswith(part + "!") else ""
     preview = TablePreview(part, sheet, [], None)
-    for seen, row in enumerate(rows):
+    head: list[tuple[int, list[object]]] = []
+    iterator = iter(rows)
+    for row in iterator:
         cells = list(row.cells)[:MAX_COLUMNS]
-        if not any(c not in (None, "") for c in cells):
-            continue
-        if preview.header_row is None and not preview.rows and seen < 10 \
-                and _looks_like_header(cells):
-            preview.header = [header_label(c) for c in cells]
-            preview.header_row = row.number
-            continue
-        preview.rows.append((row.number, [mask_cell(c) for c in cells]))
+        if any(c not in (None, "") for c in cells):
+            head.append((row.number, cells))
+            if len(head) >= HEADER_SEARCH_ROWS:
+                break
+    at = next((i for i, (_, cells) in enumerate(head) if _looks_like_header(cells)), None)
+    if at is not None:
+        preview.header_row, header = head[at]
+        preview.header = [header_label(c) for c in header]
+        head = head[at + 1:]
+    for number, cells in head:
+        if len(preview.rows) >= PREVIEW_ROWS:
+            return preview
+        preview.rows.append((number, [mask_cell(c) for c in cells]))
+    for row in iterator:
         if len(preview.rows) >= PREVIEW_ROWS:
             break
+        cells = list(row.cells)[:MAX_COLUMNS]
+        if any(c not in (None, "") for c in cells):
+            preview.rows.append((row.number, [mask_cell(c) for c in cells]))
     return preview
 
 

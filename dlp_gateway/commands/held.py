@@ -14,6 +14,7 @@ import json
 import sys
 
 from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.timefmt import local
 
 QUEUE_NOTE = (
     "The mail is put in the durable outbound queue; a running `dlp-gateway serve` "
@@ -108,7 +109,8 @@ def _list(gateway, status: str | None, fmt: str) -> None:  # type: ignore[no-unt
         if fmt == "json":
             print(json.dumps(held.summary_json(), ensure_ascii=False))
         else:
-            print(f"{held.id}  {held.received}  {held.status:8}  {held.approver_role or '-':12}  "
+            received = local(held.received, gateway.config.timezone)
+            print(f"{held.id}  {received}  {held.status:9}  {held.approver_role or '-':12}  "
                   f"{held.sender} -> {', '.join(held.recipients)}  {held.subject}")
 
 

@@ -1,7 +1,7 @@
 """End to end in a real headless Chromium (Debian's package, driven by Playwright):
 a roster mailed over SMTP is held; an approver logs in, opens it, releases it
 encrypted; the upstream sink receives the AES zip, which opens with the password
-sent to the sender only. Saves docs/held-detail.png for the README."""
+sent to the sender only. (The README screenshots come from test_browser_departments.)"""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 APPROVER_PASSWORD = "kacho-password-1"
 
 pytestmark = [
@@ -66,8 +65,6 @@ def test_approver_releases_roster_encrypted_in_chromium(gateway_factory, upstrea
             page.click("text=要介護認定者名簿の送付")
             page.wait_for_url(re.compile(rf"/held/{re.escape(held_id)}$"))
             assert page.locator("text=介護名簿.xlsx").count() >= 1
-            DOCS.mkdir(exist_ok=True)
-            page.screenshot(path=str(DOCS / "held-detail.png"), full_page=True)
 
             page.check("input[name=mode][value=encrypted]")
             page.fill("form.release textarea[name=comment]", "委託先への送付を確認しました")

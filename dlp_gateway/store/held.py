@@ -187,9 +187,19 @@ class HeldStore:
         return [_message(r) for r in rows]
 
     def search(self, filters: HeldFilter) -> list[HeldMessage]:
-        """Held mail matching every given filter, newest first (filtering in Python:
-        recipients and rules are JSON lists, and the held table stays small)."""
-        return [m for m in self.list(filters.status or None) if filters.matches(m)]
+        """Held mail matching every given filter, newest first, *without* findings
+        (a list page needs counts, not up to 5,000 findings per row). The status is
+        filtered in SQL, the rest in Python (recipients and rules are JSON lists)."""
+        columns = ", ".join(
+            "'[]' AS findings" if c == "findings" else c for c in _columns(self.db)
+        )
+        sql = f"SELECT {columns} FROM held"
+        params: tuple[str, ...] = ()
+        if filters.status:
+            sql += " WHERE status = ?"
+            params = (filters.status,)
+        rows = self.db.query(sql + " ORDER BY received DESC, rowid DESC", params)
+        return [m for m in map(_message, rows) if filters.matches(m)]
 
     def set_release_mode(
         self, held_id: str, mode: str, conn: sqlite3.Connection | None = None
@@ -245,6 +255,10 @@ class HeldStore:
             conn.execute(
                 "UPDATE held SET escalated_at = ? WHERE id = ?", (at or utc_now(), held_id)
             )
+
+
+def _columns(db: Database) -> list[str]:
+    return [r["name"] for r in db.query("PRAGMA table_info(held)")]
 
 
 @contextmanager

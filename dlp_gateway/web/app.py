@@ -36,7 +36,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dlp_gateway import timefmt
-from dlp_gateway.approval import ApprovalRefused, Approvals, default_mode
+from dlp_gateway.approval import (
+    ApprovalRefused,
+    Approvals,
+    default_mode,
+    may_see,
+    refusal,
+    route_refusal,
+)
 from dlp_gateway.gateway import attachment_names
 from dlp_gateway.status_link import LinkError, load_key, read_token
 from dlp_gateway.store.held import (
@@ -243,7 +250,8 @@ class AdminApp:
             )
             return self._login_page(
                 request, "ログインの失敗が続いたため、一時的にロックされています。"
-                f"{render.local_time(until)} 以降にもう一度お試しください。", 429, email,
+                f"{render.local_time(until, self.cfg.timezone)} 以降にもう一度お試しください。",
+                429, email,
             )
         ok = await run_in_threadpool(users.verify_password, email, password)
         if not ok:
@@ -283,21 +291,25 @@ class AdminApp:
 
     def _list_rows(self, user: User, flt: HeldFilter) -> tuple[list[dict[str, Any]], list[str]]:
         now = self.clock()
+        route = self.approvals.router()  # accounts read once per page, not once per row
+        me = self.gw.users.get(user.email)
+        my_department = me.department if me else None
         rows = []
         for m in self.gw.held.search(flt):
-            if not self.approvals.visible(user.email, user.role, m):
+            r = route(m)
+            if not may_see(user.email, user.role, my_department, m, r):
                 continue
-            route = self.approvals.route(m)
             due = timefmt.deadline(m.received, self.cfg.expire_hours)
+            may_act = m.status == "held" and refusal(user.email, user.role, m) is None \
+                and route_refusal(user.email, user.role, my_department, m, r) is None
             rows.append({
                 "m": m,
                 "why": render.why_held(m.counts, m.reasons, m.unscannable),
                 "waited": render.waited(m.received, now),
                 "left": timefmt.remaining(due, now),
                 "due": due,
-                "route": route,
-                "may_act": m.status == "held"
-                and self.approvals.refusal_for(user.email, user.role, m) is None,
+                "route": r,
+                "may_act": may_act,
             })
         rules = sorted({r for row in rows for r in row["m"].rules})
         return rows, rules

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dlp_gateway.store.db import Database, utc_now
+from dlp_gateway.store.staff import normalize_department
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def route_refusal(
 ) -> str | None:
     """Why the actor is not among those the hold is routed to (Japanese), or None."""
     if route.role == "section_head":
-        same = (actor_department or "").strip() == route.department
+        same = normalize_department(actor_department) == normalize_department(route.department)
         if actor_role == "section_head" and same:
             return None
         if actor_role == "ciso" and getattr(held, "escalated_at", None):

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import sqlite3
+import unicodedata
 
 import pytest
 from argon2 import PasswordHasher
@@ -56,7 +57,8 @@ def test_import_any_encoding_then_reimport(tmp_path, capsys, encoding):
         store = StaffStore(db)
         for email, name, dept in rows:
             member = store.get(email.upper())
-            assert member is not None and (member.name, member.department) == (name, dept)
+            assert member is not None and member.name == name
+            assert member.department == unicodedata.normalize("NFKC", dept)  # ｼｽﾃﾑ -> システム
     finally:
         db.close()
 
@@ -128,6 +130,9 @@ def test_users_add_department_and_deputy(tmp_path, monkeypatch, capsys):
         assert [(u.email, u.deputy) for u in heads] == [
             ("kacho@city.example", False), ("dairi@city.example", True)]
         assert UserStore(db).section_heads("税務課") == []
+        UserStore(db).add("sys@city.example", "section_head", "password-s", " ｼｽﾃﾑ管理室　")
+        assert [u.email for u in UserStore(db).section_heads("システム管理室")] == [
+            "sys@city.example"]
         with pytest.raises(UserError):
             UserStore(db).add("x@city.example", "operator", "password-x", deputy=True)
     finally:

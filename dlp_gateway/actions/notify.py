@@ -11,6 +11,7 @@ import email.utils
 from collections.abc import Iterable
 from email.message import EmailMessage
 from email.policy import SMTP
+from types import SimpleNamespace
 from typing import Any
 
 from dlp_gateway.config import Config
@@ -210,7 +211,10 @@ def escalation_notice(config: Config, held: HeldMessage, recipients: list[str]) 
         "承認待ちのまま期限を過ぎた送信メールがあります。統括情報セキュリティ責任者として"
         "判断してください。判断がない場合、最終期限で自動的に差し戻されます。"
     )
-    return _review_request(config, held, recipients, "[承認期限超過]", intro)
+    escalated = SimpleNamespace(
+        label="統括情報セキュリティ責任者", why="承認待ちの期限を過ぎたため"
+    )
+    return _review_request(config, held, recipients, "[承認期限超過]", intro, escalated)
 
 
 def expiry_notice(config: Config, held: HeldMessage) -> EmailMessage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -62,8 +63,9 @@ def normalize_email(email: str) -> str:
 
 
 def normalize_department(value: str | None) -> str:
-    """Departments compare after trimming (incl. full-width spaces)."""
-    return (value or "").strip().strip("\u3000").strip()
+    """Departments compare after NFKC (half-width ｶﾅ from old systems, full-width
+    digits) and trimming, so a head typed by hand matches the exported directory."""
+    return unicodedata.normalize("NFKC", value or "").strip()
 
 
 def decode_csv(data: bytes) -> str:

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from dlp_gateway.store.db import Database
+from dlp_gateway.store.staff import normalize_department
 
 ROLES: tuple[str, ...] = ("section_head", "ciso", "operator")
 ROLE_LABELS: dict[str, str] = {
@@ -84,7 +85,7 @@ class UserStore:
         deputy: bool = False,
     ) -> User:
         email = normalize_email(email)
-        department = (department or "").strip().strip("\u3000").strip() or None
+        department = normalize_department(department) or None
         if deputy and role != "section_head":
             raise UserError("代理（--deputy）は所属長（section_head）にだけ指定できます")
         if role not in ROLES:
@@ -124,7 +125,7 @@ class UserStore:
         rows = self.db.query(
             "SELECT * FROM users WHERE role = 'section_head' AND enabled = 1"
             " AND department = ? ORDER BY deputy, email",
-            (department,),
+            (normalize_department(department),),
         )
         return [_user(r) for r in rows]
 

@@ -25,7 +25,9 @@ from dlp_gateway.approval import (
 )
 from dlp_gateway.config import load_config
 from dlp_gateway.gateway import Gateway
+from dlp_gateway.store.db import Database
 from dlp_gateway.store.staff import StaffStore
+from dlp_gateway.store.users import UserStore
 
 SEED = int(os.environ.get("DLP_SEED", random.randrange(1 << 30)))
 N_ORGS = int(os.environ.get("DLP_FUZZ_N", "300"))
@@ -225,3 +227,21 @@ def test_missing_approvers_lists_departments_without_head(gateway):
     _org(gateway)
     warnings = missing_approvers(gateway)
     assert len(warnings) == 1 and "市民課" in warnings[0] and "介護保険課" not in warnings[0]
+
+
+def test_serve_warns_at_start_up_when_a_role_has_no_account(gateway_factory, caplog):
+    caplog.set_level("WARNING", logger="dlp_gateway.server")
+    gw = gateway_factory(web=False)
+    text = caplog.text
+    for role in ("section_head", "ciso", "operator"):
+        assert f"no enabled {role} account" in text, text
+    gw.stop()
+    caplog.clear()
+    db = Database.in_data_dir(gw.config.data_dir)  # then restart on the same data dir
+    users = UserStore(db)
+    users.add("kacho@city.example", "section_head", "password-1", "市民課")
+    users.add("ciso@city.example", "ciso", "password-2")
+    users.add("ops@city.example", "operator", "password-3")
+    db.close()
+    gateway_factory(web=False)
+    assert "no enabled" not in caplog.text

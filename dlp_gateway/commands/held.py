@@ -122,6 +122,8 @@ def _show(gateway, held_id: str) -> None:  # type: ignore[no-untyped-def]
         "counts": held.counts, "unscannable": held.unscannable, "decided_by": held.decided_by,
         "decided_at": held.decided_at, "comment": held.comment,
         "escalated_at": held.escalated_at,
+        "sender_name": held.sender_name, "department": held.department,
+        "release_mode": held.release_mode,
         "findings": held.findings[:50], "findings_total": len(held.findings),
     })
     print(json.dumps(data, ensure_ascii=False, indent=2))

@@ -148,11 +148,12 @@ class AdminApp:
 
     def refuse(
         self, request: Request, message: str, status: int, user: User | None = None,
-        session: Session | None = None,
+        session: Session | None = None, public: bool = False,
     ) -> HTMLResponse:
+        """An error page; ``public`` for the sender's status page (no login link)."""
         return self.page(
             request, "error.html",
-            {"message": message, "status": status, "user": user,
+            {"message": message, "status": status, "user": user, "public": public,
              "csrf_token": session.csrf_token if session else ""},
             status,
         )
@@ -535,18 +536,18 @@ class AdminApp:
         token = request.path_params["token"]
         held, reason = await run_in_threadpool(self._claim, token)
         if held is None:
-            return self.refuse(request, reason, 404)
+            return self.refuse(request, reason, 404, public=True)
         return await run_in_threadpool(
             self._status_page, request, held, token, request.query_params.get("done", "")
         )
 
     async def withdraw(self, request: Request) -> Response:
         if self.cross_site(request):
-            return self.refuse(request, "他のサイトからの送信は受け付けません。", 403)
+            return self.refuse(request, "他のサイトからの送信は受け付けません。", 403, public=True)
         token = request.path_params["token"]
         held, reason = await run_in_threadpool(self._claim, token)
         if held is None:
-            return self.refuse(request, reason, 404)
+            return self.refuse(request, reason, 404, public=True)
         if held.status != "held":
             return await run_in_threadpool(
                 self._status_page, request, held, token, "too_late", 409

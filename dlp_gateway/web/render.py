@@ -252,6 +252,8 @@ def _detail_value(key: str, value: object, tz: str | None) -> str:
         return "、".join(f"{DETAIL_LABELS.get(str(k), k)}: {_detail_value(str(k), v, tz)}"
                         for k, v in value.items()) or "—"
     text = str(value)
+    if key == "rules":
+        return RULE_LABELS.get(text, text)
     if key in ("locked_until", "received", "at"):
         return local_time(text, tz)
     if key == "sha256":

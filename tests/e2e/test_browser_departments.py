@@ -207,6 +207,7 @@ def test_two_departments_end_to_end(gateway_factory, upstream_sink, width):
             page.goto(f"{base}/audit")
             assert page.locator("text=差出人による取り消し").count() >= 1
             assert_no_sideways_scroll(page, "audit page")
+            page.screenshot(path=str(DOCS / f"audit{suffix}.png"), full_page=False)
         finally:
             browser.close()
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench browser clean
+.PHONY: run test lint bench browser clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,13 @@ lint: $(TSTAMP)
 
 test: $(TSTAMP) browser
 	$(BIN)/ruff check dlp_gateway tests bench
+	$(BIN)/dlp-gateway patterns check
+	$(BIN)/dlp-gateway patterns test > /dev/null || $(BIN)/dlp-gateway patterns test
 	$(BIN)/python -m pytest -q
+
+# Big generated sweeps (not part of `make test`); DLP_FUZZ_N scales the count.
+fuzz: $(TSTAMP)
+	DLP_FUZZ_N=$${DLP_FUZZ_N:-2000} $(BIN)/python -m pytest -q tests/test_patterns_check.py -k random
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py

@@ -28,6 +28,9 @@ REASON_LABELS_JA = {
     "too_deep": "圧縮の入れ子が深すぎる",
     "too_large": "展開後のサイズが大きすぎる（zip bomb の疑い）",
     "timeout": "検査時間の上限を超えた",
+    "unsupported_format": "対応していない形式",
+    "no_text_layer": "文字情報のないPDF（スキャン画像）",
+    "encrypted_pdf": "パスワード付きPDF",
 }
 
 
@@ -57,19 +60,20 @@ def decide(
     ``Verdict.monitor``. With ``recipients_allowed`` (every recipient is in an
     allow-listed domain) a rule with ``allowed_recipient_action`` acts like that.
     """
+    counted = [u for u in unscannable if u.reason not in policy.unscannable_ignore]
     metrics = {
         **counts,
         "records": records.total,
         "body_records": records.in_body,
         "attachment_records": records.total - records.in_body,
-        "unscannable": len(unscannable),
+        "unscannable": len(counted),
     }
     fired = [
         _lowered(rule) if recipients_allowed and rule.allowed_recipient_action else rule
         for rule in policy.rules
         if metrics.get(rule.metric, 0) >= rule.min
     ]
-    context = _reason_context(counts, unscannable)
+    context = _reason_context(counts, counted)
     enforced = _strongest([r for r in fired if not r.monitor], metrics, counts, context)
     monitored = [r for r in fired if r.monitor]
     watched = _strongest(monitored, metrics, counts, context)

@@ -40,6 +40,7 @@ class ScanResult:
             "counts": self.counts,
             "findings": [f.to_json() for f in self.findings],
             "unscannable": [{"part": u.part, "reason": u.reason} for u in self.unscannable],
+            "skipped": [{"part": s.part, "kind": s.kind} for s in self.skipped],
         }
 
     def parts_with_findings(self) -> set[str]:

@@ -168,6 +168,7 @@ class PolicyExample:
 class Policy:
     rules: tuple[Rule, ...]
     default_action: str = "pass"
+    unscannable_ignore: tuple[str, ...] = ()  # reasons not counted in the unscannable metric
     examples: tuple[PolicyExample, ...] = ()
 
 
@@ -380,7 +381,8 @@ def _policy(doc: dict[str, Any]) -> Policy:
         )
         for raw in doc.get("examples", [])
     )
-    return Policy(rules, doc.get("default_action", "pass"), examples)
+    ignore = tuple(doc.get("unscannable_ignore", []))
+    return Policy(rules, doc.get("default_action", "pass"), ignore, examples)
 
 
 def _id_type(raw: dict[str, Any]) -> IdType:

@@ -31,14 +31,14 @@ BUILTIN_METRICS = (
     "unscannable",
 )
 PATTERN_FILES = ("my_number", "insured_number", "birth_date", "name")
-OPTIONAL_FILES = ("id_types", "allow")
+OPTIONAL_FILES = ("id_types", "allow", "harmless")
 ID_TYPE_ID = regex.compile(r"[a-z][a-z0-9_]{1,40}")
 HASH_HEX = regex.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class Key:
-    """One key: ``kind`` is int, float, bool, str, words, ints, regex or rows."""
+    """One key: ``kind`` is int, float, bool, str, hex, words, ints, regex or rows."""
 
     kind: str
     required: bool = True
@@ -105,7 +105,10 @@ SCHEMA: dict[str, dict[str, dict[str, Key]]] = {
         "[[examples]]": TEXT_EXAMPLE,
     },
     "policy": {
-        "": {"default_action": Key("str", required=False, choices=ACTIONS)},
+        "": {
+            "default_action": Key("str", required=False, choices=ACTIONS),
+            "unscannable_ignore": Key("words", required=False),
+        },
         "[[rules]]": {
             "id": Key("str"),
             "metric": Key("str"),  # BUILTIN_METRICS + id types, checked in _check_policy
@@ -126,6 +129,9 @@ SCHEMA: dict[str, dict[str, dict[str, Key]]] = {
             "recipients": Key("words", required=False),
             "verdict": Key("str", choices=ACTIONS),
         },
+    },
+    "harmless": {
+        "[[harmless]]": {"kind": Key("str"), "magic": Key("hex"), "check": Key("str")},
     },
     "id_types": {
         "[[id_types]]": {
@@ -429,9 +435,15 @@ def check_value(spec: Key, value: Any) -> str | None:
         return _range(spec, value)
     if kind == "bool":
         return None if isinstance(value, bool) else f"must be true or false, not {_type(value)}"
+    if kind == "hex":
+        if not isinstance(value, str) or not regex.fullmatch(r"(?:[0-9A-Fa-f]{2}\s*)*", value):
+            return "must be hex bytes such as \"89 50 4E 47\" (may be empty)"
+        return None
     if kind == "str":
-        if not isinstance(value, str) or not value.strip():
-            return f"must be a non-empty string, not {_type(value)}"
+        if not isinstance(value, str):
+            return f"must be a string, not {_type(value)}"
+        if not value.strip():
+            return "must not be empty"
         if spec.choices and value not in spec.choices:
             return f"'{value}' is not one of {', '.join(spec.choices)}"
         return None

@@ -171,8 +171,14 @@ class Gateway:
     def withdraw(self, held_id: str, actor: str) -> HeldMessage:
         """The sender takes the mail back: never delivered, off the approvers' lists."""
         held = self._require_held(held_id)
+        route = self.route(held)
         with self.db.transaction() as conn:
-            self.held.set_status(held_id, "withdrawn", actor, "差出人が取り消しました", conn=conn)
+            decided = self.held.set_status(
+                held_id, "withdrawn", actor, "差出人が取り消しました", conn=conn
+            )
+            if route.approvers:  # those asked to review need not any more
+                notice = notify.withdrawal_notice(self.config, decided, route)
+                self.enqueue_notice(notice, held_id, conn)
         self.audit.append(
             "withdraw", actor, held_id, {"sha256": held.sha256, "recipients": held.recipients}
         )

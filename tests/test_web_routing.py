@@ -249,6 +249,9 @@ async def test_sender_withdraws_through_the_link(app, gateway, tmp_path, capsys)
         assert again.status_code == 409
     assert gateway.held.get(held.id).status == "withdrawn"
     assert [e.event for e in gateway.audit.entries(held_id=held.id)] == ["withdraw"]
+    told = [t for t in notices_to(gateway, "kaigo-kacho@city.example") if "取り消しました" in t]
+    assert len(told) == 1 and "判断は不要" in told[0]
+    assert not [t for t in notices_to(gateway, "zeimu-kacho@city.example")]
     async with login(app, "kaigo-kacho@city.example") as head:
         assert "名簿の送付" not in (await head.get("/held")).text
         r = await post(head, f"/held/{held.id}/release", {"mode": "encrypted"})

@@ -217,6 +217,19 @@ def escalation_notice(config: Config, held: HeldMessage, recipients: list[str]) 
     return _review_request(config, held, recipients, "[承認期限超過]", intro, escalated)
 
 
+def withdrawal_notice(config: Config, held: HeldMessage, route: Any) -> EmailMessage:
+    """To the approvers: the sender withdrew the mail; nothing to decide any more."""
+    body = (
+        "承認をお願いしていた次の送信メールは、差出人が取り消しました。"
+        "このメールは送信されません。判断は不要です。\n\n"
+        f"取り消し日時: {local(held.decided_at, config.timezone)}\n\n"
+        f"{_held_block(config, held, route)}\n"
+    )
+    return _message(
+        config, route.approvers, f"[取り消し] {mask_numbers_in_text(held.subject)}", body
+    )
+
+
 def expiry_notice(config: Config, held: HeldMessage) -> EmailMessage:
     body = (
         "保留されていたあなたの送信メールは期限までに承認されなかったため、送信されませんでした。"

@@ -7,6 +7,7 @@ notices it queued."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 from email import message_from_bytes
@@ -22,6 +23,7 @@ from dlp_gateway.approval import (
     missing_approvers,
     plan_route,
     route_refusal,
+    run_expiry,
 )
 from dlp_gateway.config import load_config
 from dlp_gateway.gateway import Gateway
@@ -245,3 +247,16 @@ def test_serve_warns_at_start_up_when_a_role_has_no_account(gateway_factory, cap
     db.close()
     gateway_factory(web=False)
     assert "no enabled" not in caplog.text
+
+
+def test_ciso_may_decide_a_department_hold_once_escalated(gateway):
+    _org(gateway)
+    held = _hold(gateway, "kaigo@city.example")
+    approvals = Approvals(gateway)
+    assert not approvals.visible("ciso@city.example", "ciso", gateway.held.get(held.id))
+    received = dt.datetime.fromisoformat(held.received)
+    assert run_expiry(gateway, received + dt.timedelta(hours=25))["escalate"] == [held.id]
+    escalated = gateway.held.get(held.id)
+    assert approvals.visible("ciso@city.example", "ciso", escalated)
+    assert "ciso@city.example" in _notified(gateway, held.id)
+    assert approvals.approve("ciso@city.example", "ciso", held.id, "encrypted").released

@@ -232,7 +232,16 @@ def missing_approvers(gateway: Any) -> list[str]:
     ]
     from dlp_gateway.store.staff import StaffStore
 
-    headless = [d for d in StaffStore(gateway.db).departments() if not users.section_heads(d)]
+    departments = StaffStore(gateway.db).departments()
+    headless = [d for d in departments if not users.section_heads(d)]
+    known = set(departments)
+    stray = sorted({u.department or "(none)" for u in users.list()
+                    if u.role == "section_head" and u.enabled and u.department not in known})
+    if departments and stray:
+        warnings.append(
+            "section head department(s) not in the staff directory (typo?), nobody's mail"
+            f" goes to them: {', '.join(stray[:10])}"
+        )
     if headless:
         shown = ", ".join(headless[:10]) + (" ..." if len(headless) > 10 else "")
         warnings.append(

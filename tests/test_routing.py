@@ -228,7 +228,13 @@ def test_no_approver_account_tells_operators_and_warns(gateway, caplog):
 def test_missing_approvers_lists_departments_without_head(gateway):
     _org(gateway)
     warnings = missing_approvers(gateway)
-    assert len(warnings) == 1 and "市民課" in warnings[0] and "介護保険課" not in warnings[0]
+    assert len(warnings) == 2
+    [headless] = [w for w in warnings if "have no section head" in w]
+    assert "市民課" in headless and "介護保険課" not in headless
+    [stray] = [w for w in warnings if "not in the staff directory" in w]
+    assert "税務課" in stray  # a head whose department nobody in the directory has
+    StaffStore(gateway.db).add("zeimu@city.example", "税務 次郎", "税務課")
+    assert len(missing_approvers(gateway)) == 1
 
 
 def test_serve_warns_at_start_up_when_a_role_has_no_account(gateway_factory, caplog):

@@ -57,6 +57,7 @@ test: $(TSTAMP) browser syspkgs
 fuzz: $(TSTAMP)
 	DLP_FUZZ=1 $(BIN)/python -m pytest -q -m fuzz
 	DLP_FUZZ_N=2000 $(BIN)/python -m pytest -q tests/test_patterns_check.py -k random
+	DLP_FUZZ_N=20000 $(BIN)/python -m pytest -q tests/test_routing.py tests/test_evidence.py -k "random_organisations or masked_cell"
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py

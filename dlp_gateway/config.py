@@ -57,6 +57,8 @@ class Config:
     patterns_poll_seconds: float = 2.0  # 0: reload on SIGHUP only
     retain_passed_days: int = 0  # 0: passed mail is not kept (replay sees held mail only)
     retain_max_mb: int = 1024
+    # Approval routing / sender side (issue 9)
+    timezone: str = "Asia/Tokyo"  # every time people read: notices, pages, CSV
 
     # -- derived values -------------------------------------------------
     @property
@@ -117,6 +119,9 @@ class Config:
             raise ConfigError("tls_cert and tls_key go together")
         if self.require_auth and not self.tls_cert:
             raise ConfigError("require_auth needs tls_cert/tls_key (AUTH only after STARTTLS)")
+        from dlp_gateway.timefmt import zone
+
+        _check("timezone", zone, self.timezone)
         if "@" not in self.gateway_address:
             raise ConfigError("gateway_address must be a mail address")
         return self

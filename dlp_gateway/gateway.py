@@ -81,21 +81,34 @@ class Gateway:
             conn=conn,
         )
 
-    def approver_emails(self, role: str | None) -> list[str]:
-        """Enabled users of ``role``; a hold for a section head also reaches the CISO if
-        nobody holds the section-head role, so a hold never goes unnoticed."""
-        emails = self.users.emails_for_role(role or "ciso")
-        if not emails and role != "ciso":
-            emails = self.users.emails_for_role("ciso")
-        return emails
+    def route(self, held: HeldMessage) -> Any:
+        """Who the hold waits for (``approval.Route``): own department's heads, CISO, ..."""
+        from dlp_gateway.approval import route_for
+
+        return route_for(self, held)
+
+    def status_url(self, held: HeldMessage) -> str:
+        """The sender's signed link to this mail's status page (valid until the deadline)."""
+        from dlp_gateway.status_link import load_key, make_token
+        from dlp_gateway.timefmt import deadline
+
+        token = make_token(
+            load_key(self.config.data_dir), held.id,
+            deadline(held.received, self.config.expire_hours),
+        )
+        return f"{self.config.admin_base_url}/s/{token}"
 
     def notify_hold(self, held: HeldMessage) -> None:
-        approvers = self.approver_emails(held.approver_role)
-        if approvers:
-            self.enqueue_notice(notify.approver_notice(self.config, held, approvers), held.id)
-        else:
-            log.warning("held %s: no approver account for role %s", held.id, held.approver_role)
-        self.enqueue_notice(notify.sender_hold_notice(self.config, held), held.id)
+        route = self.route(held)
+        if route.approvers:
+            self.enqueue_notice(notify.approver_notice(self.config, held, route), held.id)
+        if route.role == "operator" or not route.approvers:
+            log.warning("held %s: no account can approve it (role %s, department %r); %s",
+                        held.id, held.approver_role, held.department,
+                        "operators notified" if route.approvers else "nobody notified")
+        self.enqueue_notice(
+            notify.sender_hold_notice(self.config, held, route, self.status_url(held)), held.id
+        )
 
     # -- decisions --------------------------------------------------------------------
     def release(
@@ -119,6 +132,7 @@ class Gateway:
                   ("X-DLP-Scan-Id", held.scan_id or held.id)]
         )
         with self.db.transaction() as conn:
+            self.held.set_release_mode(held_id, mode, conn=conn)
             decided = self.held.set_status(held_id, "released", actor, comment, conn=conn)
             self.queue.enqueue(
                 held.sender, held.recipients, data, kind="release", ref=held_id, conn=conn
@@ -152,6 +166,23 @@ class Gateway:
             {"sha256": held.sha256, "comment": comment, "recipients": held.recipients},
         )
         log.info("held %s rejected by %s", held_id, actor)
+        return self.held.get(held_id)
+
+    def withdraw(self, held_id: str, actor: str) -> HeldMessage:
+        """The sender takes the mail back: never delivered, off the approvers' lists."""
+        held = self._require_held(held_id)
+        route = self.route(held)
+        with self.db.transaction() as conn:
+            decided = self.held.set_status(
+                held_id, "withdrawn", actor, "差出人が取り消しました", conn=conn
+            )
+            if route.approvers:  # those asked to review need not any more
+                notice = notify.withdrawal_notice(self.config, decided, route)
+                self.enqueue_notice(notice, held_id, conn)
+        self.audit.append(
+            "withdraw", actor, held_id, {"sha256": held.sha256, "recipients": held.recipients}
+        )
+        log.info("held %s withdrawn by its sender", held_id)
         return self.held.get(held_id)
 
     def expire(self, held_id: str, now: dt.datetime | None = None) -> HeldMessage:

@@ -84,6 +84,7 @@ async def start(
     active = await asyncio.to_thread(patterns.snapshot)  # PatternError: refuse to start
     gateway = Gateway(config)
     gateway.spool.clean_tmp()
+    _warn_missing_approvers(gateway)
     upstream = upstream or make_upstream(config)
 
     def make_pool(path: Any) -> ScanPool:
@@ -165,6 +166,14 @@ async def _start_web(gateway: Gateway, running: RunningServer) -> Any:
     else:
         log.error("admin web server did not start on %s:%d", host, port)
     return server
+
+
+def _warn_missing_approvers(gateway: Gateway) -> None:
+    """Say at start-up when some holds could not be approved by anyone."""
+    from dlp_gateway.approval import missing_approvers
+
+    for warning in missing_approvers(gateway):
+        log.warning("%s", warning)
 
 
 def _start_expiry(gateway: Gateway, running: RunningServer) -> None:

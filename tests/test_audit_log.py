@@ -106,6 +106,8 @@ def test_cli_list_and_export_csv_with_bom(data_dir, tmp_path, capsys):
     data = target.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    assert rows[0][:4] == ["連番", "日時(UTC)", "イベント", "実行者"]
-    assert [r[2] for r in rows[1:]] == ["login", "hold", "release", "logout"]
+    assert rows[0][:4] == ["連番", "日時", "イベント", "実行者"]
+    assert [r[2] for r in rows[1:]] == ["ログイン", "保留", "送信（承認済み）", "ログアウト"]
+    assert [r[-1] for r in rows[1:]] == ["login", "hold", "release", "logout"]
+    assert all(r[1].endswith("+09:00") for r in rows[1:])  # one time zone: Asia/Tokyo
     assert b"\r\n" in data

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.audit_action == "list":
             return _list(entries, args.format)
-        return _export(entries, db, config.data_dir, Path(args.csv_file))
+        return _export(entries, db, config.data_dir, Path(args.csv_file), config.timezone)
     finally:
         db.close()
 
@@ -102,7 +102,9 @@ def _list(entries: list[AuditEntry], fmt: str) -> int:
     return 0
 
 
-def _export(entries: list[AuditEntry], db: Database, data_dir: Path, target: Path) -> int:
+def _export(
+    entries: list[AuditEntry], db: Database, data_dir: Path, target: Path, tz: str | None = None
+) -> int:
     held = HeldStore(db, Spool(data_dir / "spool"))
     facts = {}
     for held_id in {e.held_id for e in entries if e.held_id}:
@@ -110,6 +112,6 @@ def _export(entries: list[AuditEntry], db: Database, data_dir: Path, target: Pat
             facts[held_id] = held.get(held_id)
         except KeyError:
             continue
-    target.write_text(audit_csv(entries, facts), encoding="utf-8", newline="")
+    target.write_text(audit_csv(entries, facts, tz), encoding="utf-8", newline="")
     print(f"wrote {len(entries)} entries to {target}")
     return 0

@@ -14,6 +14,7 @@ import json
 import sys
 
 from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.timefmt import local
 
 QUEUE_NOTE = (
     "The mail is put in the durable outbound queue; a running `dlp-gateway serve` "
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = actions.add_parser("list", help="list held mail")
     add_common_arguments(p)
-    p.add_argument("--status", choices=["held", "released", "rejected", "expired"])
+    p.add_argument("--status",
+                   choices=["held", "released", "rejected", "expired", "withdrawn"])
     p.add_argument("--format", choices=["text", "json"], default="text",
                    help="json: one object per line")
 
@@ -107,7 +109,8 @@ def _list(gateway, status: str | None, fmt: str) -> None:  # type: ignore[no-unt
         if fmt == "json":
             print(json.dumps(held.summary_json(), ensure_ascii=False))
         else:
-            print(f"{held.id}  {held.received}  {held.status:8}  {held.approver_role or '-':12}  "
+            received = local(held.received, gateway.config.timezone)
+            print(f"{held.id}  {received}  {held.status:9}  {held.approver_role or '-':12}  "
                   f"{held.sender} -> {', '.join(held.recipients)}  {held.subject}")
 
 
@@ -119,6 +122,8 @@ def _show(gateway, held_id: str) -> None:  # type: ignore[no-untyped-def]
         "counts": held.counts, "unscannable": held.unscannable, "decided_by": held.decided_by,
         "decided_at": held.decided_at, "comment": held.comment,
         "escalated_at": held.escalated_at,
+        "sender_name": held.sender_name, "department": held.department,
+        "release_mode": held.release_mode,
         "findings": held.findings[:50], "findings_total": len(held.findings),
     })
     print(json.dumps(data, ensure_ascii=False, indent=2))

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from dlp_gateway.store.db import Database
+from dlp_gateway.store.staff import normalize_department
 
 ROLES: tuple[str, ...] = ("section_head", "ciso", "operator")
 ROLE_LABELS: dict[str, str] = {
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS users (
     department     TEXT,
     password_hash  TEXT NOT NULL,
     enabled        INTEGER NOT NULL DEFAULT 1,
-    created_at     TEXT NOT NULL
+    created_at     TEXT NOT NULL,
+    deputy         INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS login_failures (
     email         TEXT PRIMARY KEY,
@@ -54,10 +56,12 @@ class User:
     department: str | None
     enabled: bool
     created_at: str
+    deputy: bool = False
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS.get(self.role, self.role)
+        label = ROLE_LABELS.get(self.role, self.role)
+        return f"{label}（代理）" if self.deputy else label
 
 
 def normalize_email(email: str) -> str:
@@ -72,13 +76,18 @@ class UserStore:
     def __init__(self, db: Database):
         self.db = db
         db.ensure_schema("users", SCHEMA)
+        add_missing_columns(db, "users", {"deputy": "INTEGER NOT NULL DEFAULT 0"})
 
     # -- accounts -------------------------------------------------------------------------
 
     def add(
-        self, email: str, role: str, password: str, department: str | None = None
+        self, email: str, role: str, password: str, department: str | None = None,
+        deputy: bool = False,
     ) -> User:
         email = normalize_email(email)
+        department = normalize_department(department) or None
+        if deputy and role != "section_head":
+            raise UserError("代理（--deputy）は所属長（section_head）にだけ指定できます")
         if role not in ROLES:
             raise UserError(f"不明な役割です: {role}（{', '.join(ROLES)} のいずれか）")
         if "@" not in email:
@@ -90,11 +99,11 @@ class UserStore:
         created = _now().isoformat(timespec="seconds")
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO users (email, role, department, password_hash, enabled, created_at)"
-                " VALUES (?, ?, ?, ?, 1, ?)",
-                (email, role, department, _HASHER.hash(password), created),
+                "INSERT INTO users (email, role, department, password_hash, enabled, created_at,"
+                " deputy) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                (email, role, department, _HASHER.hash(password), created, int(deputy)),
             )
-        return User(email, role, department, True, created)
+        return User(email, role, department, True, created, deputy)
 
     def get(self, email: str) -> User | None:
         rows = self.db.query("SELECT * FROM users WHERE email = ?", (normalize_email(email),))
@@ -110,6 +119,15 @@ class UserStore:
                 "UPDATE users SET enabled = 0 WHERE email = ?", (normalize_email(email),)
             )
         return cur.rowcount > 0
+
+    def section_heads(self, department: str) -> list[User]:
+        """Enabled heads and deputies of ``department``."""
+        rows = self.db.query(
+            "SELECT * FROM users WHERE role = 'section_head' AND enabled = 1"
+            " AND department = ? ORDER BY deputy, email",
+            (normalize_department(department),),
+        )
+        return [_user(r) for r in rows]
 
     def emails_for_role(self, role: str) -> list[str]:
         rows = self.db.query(
@@ -194,4 +212,18 @@ def _user(row) -> User:  # type: ignore[no-untyped-def]
         department=row["department"],
         enabled=bool(row["enabled"]),
         created_at=row["created_at"],
+        deputy=bool(row["deputy"]),
     )
+
+
+def add_missing_columns(db: Database, table: str, columns: dict[str, str]) -> None:
+    """Add columns a newer version declares to a table an older version created."""
+    present = {r["name"] for r in db.query(f"PRAGMA table_info({table})")}
+    missing = {name: ddl for name, ddl in columns.items() if name not in present}
+    if not missing:
+        return
+    with db.transaction() as conn:
+        present = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, ddl in missing.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")

@@ -11,6 +11,7 @@ import pytest
 import pyzipper
 
 from dlp_gateway.cli import main as cli_main
+from dlp_gateway.store.staff import StaffStore
 from tests.conftest import (
     APPROVER,
     RECIPIENT,
@@ -49,7 +50,8 @@ def test_roster_is_held_survives_restart_and_is_listed(
     gateway_factory, upstream_sink, capsys, tmp_path
 ):
     gw = gateway_factory()
-    gw.gateway.users.add(APPROVER, "section_head", "approver-password")
+    gw.gateway.users.add(APPROVER, "section_head", "approver-password", "介護保険課")
+    StaffStore(gw.gateway.db).add(SENDER, "職員 一郎", "介護保険課")
     code, reply = send(gw.smtp_port, roster_mail(30))
     assert code == 250
     held_id = _held_id(reply)

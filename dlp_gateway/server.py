@@ -89,6 +89,7 @@ async def start(
         smtp_factory(handler, loop, build_tls_context(config), limiter), host, port
     )
     running = RunningServer(gateway, handler, smtp_server, scanner=scanner)
+    gateway.runtime = running  # type: ignore[attr-defined]  # for /healthz (web/ops.py)
     worker = QueueWorker(gateway, upstream)
     running.tasks.append(asyncio.create_task(worker.run(), name="outbound-queue"))
     if web:

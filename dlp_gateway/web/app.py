@@ -36,6 +36,7 @@ from dlp_gateway.store.held import HeldIntegrityError, HeldNotFound, HeldStateEr
 from dlp_gateway.store.users import User, normalize_email
 from dlp_gateway.web import render
 from dlp_gateway.web.auth import COOKIE_NAME, LOGIN_CSRF_COOKIE, Session, SessionStore, tokens_match
+from dlp_gateway.web.ops import ops_routes
 
 HERE = Path(__file__).resolve().parent
 STATUSES = ("held", "released", "rejected", "expired")
@@ -460,6 +461,7 @@ def create_app(gateway: Any, clock: Clock | None = None) -> Starlette:
         Route("/audit", need(admin.audit_page), methods=["GET"]),
         Route("/audit.csv", need(admin.audit_csv), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        *ops_routes(gateway),  # /healthz, /metrics (unauthenticated, counts only)
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

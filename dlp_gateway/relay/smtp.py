@@ -144,7 +144,7 @@ class RelayHandler:
             log.info("scan %s: monitor mode, would %s; passing", scan_id, action)
             await asyncio.to_thread(self._audit_monitor, scan_id, sender, rcpts, raw, outcome)
             action = "pass"
-        metrics.scanned(action, outcome.seconds)
+        metrics.scanned(action if external else "pass", outcome.seconds)  # what was done
         if action == "pass" or not external:
             return await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
         if action == "encrypt":

@@ -382,9 +382,8 @@ def test_gateway_down_postfix_defers_then_redelivers(chain: Chain) -> None:
     try:
         start = chain.postfix.log_size()
         chain.swaks(_subject_mail(subject))
-        chain.postfix.wait_log(
-            rf"relay=none.*status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:"
-            rf"{chain.gateway_port}: Connection refused", after=start)
+        # "connect to ...: Connection refused" (or, on a cached connection, "lost connection")
+        chain.postfix.wait_log(rf"to=<{re.escape(RECIPIENT)}>.*status=deferred \(", after=start)
         time.sleep(0.5)
         assert _arrived(chain, subject, timeout=0) == []
     finally:

@@ -97,15 +97,18 @@ class Setup:
     smtp_port: int
     sink: SmtpSink
 
-    def cli(self, user: User | None, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, user: User | None, *args: str, stdin: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
         """Run ``dlp-gateway ARGS`` as ``user`` (None: root)."""
         argv = [*self.python, "-m", "dlp_gateway.cli", *args, "--config", str(self.config)]
         env = {**self.env, "USER": user.name if user else "root"}
         if user is None:
-            return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+            return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                                  input=stdin)
         groups = [self.svc.gid] if user is self.op else []
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
-                              user=user.uid, group=user.gid, extra_groups=groups, umask=0o022)
+                              user=user.uid, group=user.gid, extra_groups=groups, umask=0o022,
+                              input=stdin)
 
     def held_status(self, held_id: str) -> str:
         done = self.cli(None, "held", "list", "--format", "json")
@@ -226,6 +229,23 @@ def test_release_by_group_member_is_delivered_by_the_service(setup: Setup) -> No
     assert done.returncode == 0, done.stderr
     assert len(setup.wait_delivered(subject)) == 1
     assert _foreign_files(setup.data, setup.svc) == []
+
+
+def test_users_added_by_root_are_used_by_the_service(setup: Setup) -> None:
+    """`users add` as root: the service (another user) reads the account and writes on."""
+    approver = "kacho-owner@city.example.lg.jp"
+    done = setup.cli(None, "users", "add", approver, "--role", "section_head",
+                     stdin="correct horse battery staple 7\n")
+    assert done.returncode == 0, done.stderr
+    assert _foreign_files(setup.data, setup.svc) == []
+    subject = "名簿 owner-users"
+    setup.hold_one(subject)  # the service writes the database after root did
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the hold notice goes to the new approver
+        if setup.sink.to(approver):
+            break
+        time.sleep(0.1)
+    assert setup.sink.to(approver), "the service did not see the account root added"
 
 
 def test_release_by_outsider_fails_visibly_and_changes_nothing(setup: Setup) -> None:

@@ -352,8 +352,8 @@ def test_roster_held_then_released_through_postfix(chain: Chain) -> None:
     time.sleep(0.5)
     assert _arrived(chain, subject, timeout=0) == []
     assert _arrived(chain, subject, rcpt=ARCHIVE, timeout=0) == []
-    cli = [sys.executable, "-m", "dlp_gateway.cli", "held", "release", held.id,
-           "--data-dir", str(chain.config.data_dir), "--actor", "cli:postfix-test"]
+    cli = [sys.executable, "-m", "dlp_gateway.cli", "held", "release",
+           "--data-dir", str(chain.config.data_dir), "--actor", "cli:postfix-test", "--", held.id]
     done = subprocess.run(cli, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     [delivered] = _arrived(chain, subject, timeout=30)
@@ -409,11 +409,11 @@ def test_gateway_451_means_postfix_retries(chain: Chain) -> None:
     real_scan = scanner.scan
     failures = {"left": 1}
 
-    async def failing_once(raw: bytes) -> Any:
+    async def failing_once(raw: bytes, *args: Any) -> Any:
         if b"retry-1" in raw and failures["left"] > 0:
             failures["left"] -= 1
             raise RuntimeError("injected scan failure")
-        return await real_scan(raw)
+        return await real_scan(raw, *args)
 
     scanner.scan = failing_once
     try:
@@ -458,8 +458,9 @@ def _sized_mail(subject: str, pad: int) -> bytes:
     msg["To"] = RECIPIENT
     msg["Subject"] = subject
     msg.set_content("資料を添付します。\n")
-    msg.add_attachment(b"\x00" * pad, maintype="application", subtype="octet-stream",
-                       filename="data.bin")
+    line = b"meeting room booking list, no personal data\n"
+    msg.add_attachment((line * (pad // len(line) + 1))[:pad], maintype="text",
+                       subtype="plain", filename="notes.txt")
     return msg.as_bytes(policy=default_policy.clone(linesep="\r\n"))
 
 

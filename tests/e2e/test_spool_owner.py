@@ -100,7 +100,8 @@ class Setup:
     def cli(self, user: User | None, *args: str, stdin: str | None = None
             ) -> subprocess.CompletedProcess[str]:
         """Run ``dlp-gateway ARGS`` as ``user`` (None: root)."""
-        argv = [*self.python, "-m", "dlp_gateway.cli", *args, "--config", str(self.config)]
+        argv = [*self.python, "-m", "dlp_gateway.cli", *args[:2], "--config", str(self.config),
+                *args[2:]]
         env = {**self.env, "USER": user.name if user else "root"}
         if user is None:
             return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
@@ -215,7 +216,7 @@ def _foreign_files(data: Path, svc: User) -> list[str]:
 def test_release_by_root_is_delivered_by_the_service(setup: Setup) -> None:
     subject = "名簿 owner-root"
     held_id = setup.hold_one(subject)
-    done = setup.cli(None, "held", "release", held_id, "--comment", "root")
+    done = setup.cli(None, "held", "release", "--comment", "root", "--", held_id)
     assert done.returncode == 0, done.stderr
     assert "released" in done.stdout
     assert len(setup.wait_delivered(subject)) == 1
@@ -225,7 +226,8 @@ def test_release_by_root_is_delivered_by_the_service(setup: Setup) -> None:
 def test_release_by_group_member_is_delivered_by_the_service(setup: Setup) -> None:
     subject = "名簿 owner-member"
     held_id = setup.hold_one(subject)
-    done = setup.cli(setup.op, "held", "release", held_id, "--comment", "member")
+    done = setup.cli(setup.op, "held", "release", "--comment", "member", "--",
+                      held_id)
     assert done.returncode == 0, done.stderr
     assert len(setup.wait_delivered(subject)) == 1
     assert _foreign_files(setup.data, setup.svc) == []
@@ -251,7 +253,8 @@ def test_users_added_by_root_are_used_by_the_service(setup: Setup) -> None:
 def test_release_by_outsider_fails_visibly_and_changes_nothing(setup: Setup) -> None:
     subject = "名簿 owner-outsider"
     held_id = setup.hold_one(subject)
-    done = setup.cli(setup.outsider, "held", "release", held_id, "--comment", "outsider")
+    done = setup.cli(setup.outsider, "held", "release", "--comment", "outsider", "--",
+                      held_id)
     assert done.returncode != 0
     assert "released" not in done.stdout
     assert done.stderr.strip(), "the operator must be told"

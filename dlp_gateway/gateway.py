@@ -22,9 +22,10 @@ from typing import Any
 from dlp_gateway.actions import notify
 from dlp_gateway.actions.encrypt import encrypt_attachments, new_password
 from dlp_gateway.config import Config
+from dlp_gateway.ownership import share_database_files
 from dlp_gateway.relay.headers import prepend_headers
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import DB_FILENAME, Database
 from dlp_gateway.store.held import (
     HeldIntegrityError,
     HeldMessage,
@@ -59,6 +60,7 @@ class Gateway:
         data_dir = config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database.in_data_dir(data_dir)
+        share_database_files(data_dir, DB_FILENAME)  # operators' CLI writes it too
         self.spool = Spool(data_dir / "spool")
         self.audit = AuditLog(self.db)
         self.held = HeldStore(self.db, self.spool)

@@ -102,6 +102,7 @@ async def start(
         smtp_factory(handler, loop, build_tls_context(config), limiter), host, port
     )
     running = RunningServer(gateway, handler, smtp_server, scanner=scanner)
+    gateway.runtime = running  # type: ignore[attr-defined]  # for /healthz (web/ops.py)
     running.reloader = Reloader(patterns, running, make_pool)
     if config.patterns_poll_seconds > 0:
         running.tasks.append(asyncio.create_task(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sqlite3
 import sys
 
 from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
@@ -68,12 +69,18 @@ def default_actor() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from dlp_gateway.gateway import Gateway, HeldNotFound, HeldStateError, ReleaseError
+    from dlp_gateway.ownership import become_data_owner
 
     try:
-        gateway = Gateway(config_from_args(args))
+        config = config_from_args(args)
+        become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
+        gateway = Gateway(config)
     except ConfigError as exc:
         print(f"dlp-gateway held: {exc}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"dlp-gateway held: cannot open the data directory: {exc}", file=sys.stderr)
+        return 1
     try:
         return _dispatch(gateway, args)
     except HeldNotFound:
@@ -81,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except (HeldStateError, ReleaseError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:  # e.g. SpoolPermissionError: nothing was changed
+        print(f"error: {exc}; nothing was changed", file=sys.stderr)
         return 1
     finally:
         gateway.close()

@@ -12,8 +12,9 @@ import json
 import sys
 
 from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.ownership import become_data_owner, share_database_files
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import DB_FILENAME, Database
 from dlp_gateway.store.users import ROLES, UserError, UserStore
 from dlp_gateway.web.auth import SessionStore
 
@@ -71,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dlp-gateway users: {exc}", file=sys.stderr)
         return 2
+    become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
     db = Database.in_data_dir(config.data_dir)
+    share_database_files(config.data_dir, DB_FILENAME)
     try:
         return _ACTIONS[args.users_action](args, db)
     except UserError as exc:

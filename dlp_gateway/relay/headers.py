@@ -20,6 +20,16 @@ def prepend_headers(raw: bytes, headers: list[tuple[str, str]]) -> bytes:
     return lines + raw
 
 
+def strip_dlp_headers(data: bytes) -> bytes:
+    """``data`` without the leading X-DLP-* lines ``prepend_headers`` put in front."""
+    while data[:6].lower() == b"x-dlp-":
+        end = data.find(b"\n")
+        if end == -1:
+            return data
+        data = data[end + 1 :]
+    return data
+
+
 def header_bytes(raw: bytes) -> bytes:
     """The header block of ``raw`` (up to the first empty line)."""
     for sep in (b"\r\n\r\n", b"\n\n"):

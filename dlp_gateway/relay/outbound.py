@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 
+from dlp_gateway import metrics
 from dlp_gateway.actions import notify
 from dlp_gateway.gateway import Gateway
 from dlp_gateway.relay.headers import decoded_subject
@@ -87,6 +88,7 @@ class QueueWorker:
                 self.upstream.deliver, item.mail_from, item.rcpts, data
             )
         except DeliveryError as exc:
+            metrics.upstream_error(exc.permanent)
             await asyncio.to_thread(self._failed, item, data, exc)
             return False
         await asyncio.to_thread(self.queue.mark_sent, item.id)

@@ -148,8 +148,8 @@ class ScanPool:
     ) -> ScanOutcome:
         """Scan in a worker; a timeout gives a hold outcome, a dead pool raises."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.pool, _scan, raw, envelope)
-        try:
+        try:  # submit inside: a pool broken while idle (worker killed) raises here
+            future = loop.run_in_executor(self.pool, _scan, raw, envelope)
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError:
             log.warning("scan timed out after %.0fs; recycling scan workers", self.timeout_seconds)

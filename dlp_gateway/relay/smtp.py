@@ -27,6 +27,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from dlp_gateway import metrics
 from dlp_gateway.actions import notify
 from dlp_gateway.actions.encrypt import EncryptError, encrypt_attachments, new_password
 from dlp_gateway.gateway import Gateway
@@ -104,6 +105,7 @@ class RelayHandler:
                                       raw)
         except Exception:
             log.exception("scan %s: internal error; answered 451", scan_id)
+            metrics.scanned("tempfail", None)
             return TEMP_FAIL.format(scan_id=scan_id)
 
     def authenticate(
@@ -150,6 +152,7 @@ class RelayHandler:
             log.info("scan %s: monitor mode, would %s; passing", scan_id, action)
             await asyncio.to_thread(self._audit_monitor, scan_id, sender, rcpts, raw, outcome)
             action = "pass"
+        metrics.scanned(action if external else "pass", outcome.seconds)  # what was done
         if action == "pass" or not external:
             return await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
         if action == "encrypt":
@@ -294,6 +297,7 @@ class RelayHandler:
         try:
             refused = await asyncio.to_thread(self.upstream.deliver, sender, rcpts, data)
         except DeliveryError as exc:
+            metrics.upstream_error(exc.permanent)
             if exc.permanent and may_reject:
                 log.warning("scan %s: upstream refused: %s", scan_id, exc)
                 return f"554 5.0.0 Upstream refused the message: {exc}"[:400]

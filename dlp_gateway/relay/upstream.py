@@ -7,6 +7,7 @@ upstream refused individually ({rcpt: (code, message)}) and raises
 
 from __future__ import annotations
 
+import logging
 import mailbox
 import os
 import smtplib
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Protocol
 
 from dlp_gateway.config import Config
+from dlp_gateway.relay.headers import strip_dlp_headers
+
+log = logging.getLogger("dlp_gateway.relay.upstream")
 
 Refused = dict[str, tuple[int, str]]
 
@@ -45,6 +49,7 @@ class SmtpUpstream:
         try:
             with smtplib.SMTP(self.host, self.port, self.helo, timeout=self.timeout) as smtp:
                 smtp.ehlo_or_helo_if_needed()
+                data = fit_advertised_size(data, smtp.esmtp_features.get("size", ""))
                 options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else []
                 if not all(a.isascii() for a in [mail_from, *rcpts]) and smtp.has_extn(
                     "smtputf8"
@@ -64,6 +69,27 @@ class SmtpUpstream:
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         return {rcpt: (code, _text(msg)) for rcpt, (code, msg) in refused.items()}
+
+
+def fit_advertised_size(data: bytes, size_param: str) -> bytes:
+    """Keep a message within the upstream's EHLO ``SIZE`` (RFC 1870).
+
+    The gateway's own X-DLP-* headers are optional: when they would push the mail
+    over the limit they are left off (logged). A mail over the limit even without
+    them is refused here as permanent (552), the upstream would refuse it anyway.
+    """
+    limit = int(size_param) if size_param.strip().isdigit() else 0
+    if limit <= 0 or len(data) <= limit:
+        return data
+    stripped = strip_dlp_headers(data)
+    if len(stripped) <= limit:
+        log.warning("upstream SIZE %d: delivering without the X-DLP-* headers (%d bytes)",
+                    limit, len(data))
+        return stripped
+    raise DeliveryError(
+        f"552 5.3.4 message size {len(stripped)} exceeds the upstream's SIZE {limit}",
+        permanent=True, code=552,
+    )
 
 
 class MaildirUpstream:

@@ -140,7 +140,9 @@ class HeldStore:
         unscannable: list[dict[str, Any]] | None = None,
     ) -> HeldMessage:
         """Spool ``raw`` (fsync'd) and commit its row; only then is it held."""
-        held_id = secrets.token_urlsafe(9)
+        held_id = "-"
+        while held_id.startswith("-"):  # `held release -xyz` would read it as an option
+            held_id = secrets.token_urlsafe(9)
         digest = hashlib.sha256(raw).hexdigest()
         spool_name = self.spool.write(self.SPOOL_AREA, raw, name=held_id)
         member = StaffStore(self.db).get(sender) if sender else None

@@ -55,6 +55,7 @@ from dlp_gateway.store.held import (
 from dlp_gateway.store.users import User, normalize_email
 from dlp_gateway.web import evidence, render
 from dlp_gateway.web.auth import COOKIE_NAME, LOGIN_CSRF_COOKIE, Session, SessionStore, tokens_match
+from dlp_gateway.web.ops import ops_routes
 
 HERE = Path(__file__).resolve().parent
 STATUSES = ("held", "released", "rejected", "expired", "withdrawn")
@@ -607,6 +608,7 @@ def create_app(gateway: Any, clock: Clock | None = None) -> Starlette:
         Route("/s/{token}", admin.status_page, methods=["GET"]),
         Route("/s/{token}/withdraw", admin.withdraw, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        *ops_routes(gateway),  # /healthz, /metrics (unauthenticated, counts only)
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from dlp_gateway.config import ConfigError, config_from_args
+from dlp_gateway.ownership import become_data_owner, share_database_files
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import DB_FILENAME, Database
 from dlp_gateway.store.staff import StaffError, StaffStore, decode_csv, parse_csv
 
 
@@ -60,7 +61,15 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dlp-gateway staff: {exc}", file=sys.stderr)
         return 2
+    if args.staff_action == "import":
+        try:  # read the export before dropping to the data owner, who may not be able to
+            args.csv_bytes = Path(args.file).read_bytes()
+        except OSError as exc:
+            print(f"dlp-gateway staff: {exc}", file=sys.stderr)
+            return 1
+    become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
     db = Database.in_data_dir(config.data_dir)
+    share_database_files(config.data_dir, DB_FILENAME)
     try:
         return _ACTIONS[args.staff_action](args, db)
     except (StaffError, OSError) as exc:
@@ -77,7 +86,7 @@ def _operator() -> str:
 
 
 def _import(args: argparse.Namespace, db: Database) -> int:
-    members, skipped = parse_csv(decode_csv(Path(args.file).read_bytes()))
+    members, skipped = parse_csv(decode_csv(args.csv_bytes))
     result = StaffStore(db).import_members(members, replace=args.replace)
     AuditLog(db).append(
         "staff_imported", _operator(), None,

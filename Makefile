@@ -72,6 +72,10 @@ fuzz: $(TSTAMP)
 	DLP_FUZZ_N=2000 $(BIN)/python -m pytest -q tests/test_patterns_check.py -k random
 	DLP_FUZZ_N=20000 $(BIN)/python -m pytest -q tests/test_routing.py tests/test_evidence.py -k "random_organisations or masked_cell"
 
+# Refresh the admin-page screenshots in docs/ from the browser test.
+screenshots: $(TSTAMP) browser
+	DLP_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_browser_departments.py
+
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py
 	$(BIN)/python bench/relay_bench.py

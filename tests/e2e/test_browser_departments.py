@@ -17,7 +17,9 @@ are stacked. Screenshots for the README go to docs/.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -33,7 +35,10 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Screenshots refresh docs/ only when asked (DLP_SCREENSHOTS=1, `make screenshots`), so a
+# test run leaves the checkout clean; otherwise they go to a temporary directory.
+DOCS = (Path(__file__).resolve().parents[2] / "docs" if os.environ.get("DLP_SCREENSHOTS")
+        else Path(tempfile.mkdtemp(prefix="dlp-shots-")))
 CLERK = "kaigo-tanto@city.example.lg.jp"
 KAIGO_HEAD = "kaigo-kacho@city.example.lg.jp"
 ZEIMU_HEAD = "zeimu-kacho@city.example.lg.jp"

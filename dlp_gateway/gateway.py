@@ -22,7 +22,8 @@ from typing import Any
 from dlp_gateway.actions import notify
 from dlp_gateway.actions.encrypt import encrypt_attachments, new_password
 from dlp_gateway.config import Config
-from dlp_gateway.relay.headers import prepend_headers
+from dlp_gateway.mail.addresses import AddressError, header_addresses, parse_mailbox
+from dlp_gateway.mail.headers import mask_numbers_in_text, prepend_headers
 from dlp_gateway.store.audit import AuditLog
 from dlp_gateway.store.db import Database
 from dlp_gateway.store.held import (
@@ -72,14 +73,41 @@ class Gateway:
 
     # -- notifications --------------------------------------------------------------
     def enqueue_notice(
-        self, msg: EmailMessage, ref: str | None = None, conn: sqlite3.Connection | None = None
+        self,
+        msg: EmailMessage,
+        ref: str | None = None,
+        conn: sqlite3.Connection | None = None,
+        rcpts: list[str] | None = None,
     ) -> int:
-        """Queue a gateway notification (envelope sender: the gateway's address)."""
-        rcpts = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
-        return self.queue.enqueue(
-            self.config.gateway_address, rcpts, notify.to_bytes(msg), kind="notice", ref=ref,
-            conn=conn,
-        )
+        """Queue a gateway notification (envelope sender: the gateway's address).
+
+        One queue item per recipient, each with exactly one envelope address: ``rcpts``
+        when given (the sender of a password notice), else the To header read by the
+        strict address parser, never split on commas. An address that is not one
+        well-formed mailbox gets nothing; the failure is recorded for operators.
+        Returns the last queue id (0 if nothing could be queued).
+        """
+        try:
+            targets = (
+                [parse_mailbox(a).addr_spec for a in rcpts] if rcpts is not None
+                else header_addresses(str(msg["To"]))
+            )
+        except AddressError as exc:
+            subject = mask_numbers_in_text(str(msg["Subject"] or ""))
+            log.error("notice %r not queued: recipient is not one well-formed address (%s)",
+                      subject, exc)
+            self.queue.record_undeliverable(
+                "notice", ref, self.config.gateway_address, list(rcpts or [str(msg["To"])]),
+                f"invalid recipient address: {exc}", subject, conn=conn,
+            )
+            return 0
+        data = notify.to_bytes(msg)
+        item_id = 0
+        for target in dict.fromkeys(targets):  # de-duplicated, order kept
+            item_id = self.queue.enqueue(
+                self.config.gateway_address, [target], data, kind="notice", ref=ref, conn=conn
+            )
+        return item_id
 
     def approver_emails(self, role: str | None) -> list[str]:
         """Enabled users of ``role``; a hold for a section head also reaches the CISO if
@@ -105,6 +133,10 @@ class Gateway:
         if mode not in RELEASE_MODES:
             raise ReleaseError(f"mode must be one of {', '.join(RELEASE_MODES)}")
         held = self._require_held(held_id)
+        if self.config.require_auth_for_release and not held.sender_authenticated:
+            raise ReleaseError(
+                "送信者が認証されていない（SMTP AUTH なし）メールのため、送信を承認できません"
+            )
         raw = self.held.raw(held_id)  # raises HeldIntegrityError if the file changed
         password = None
         files: list[str] = []
@@ -128,7 +160,7 @@ class Gateway:
                     notify.password_notice(
                         self.config, held.sender, held.recipients, held.subject, password, files
                     ),
-                    held_id, conn=conn,
+                    held_id, conn=conn, rcpts=[held.sender],  # the sender, and only the sender
                 )
             self.enqueue_notice(notify.release_notice(self.config, decided, mode), held_id, conn)
         self.audit.append(

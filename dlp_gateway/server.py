@@ -83,7 +83,7 @@ async def start(
     scanner = ScanPool(config.patterns_dir, config.workers, config.scan_timeout_seconds)
     await scanner.warm_up()
     handler = RelayHandler(gateway, scanner, upstream)
-    limiter = ConnectionLimiter(config.max_connections)
+    limiter = ConnectionLimiter(config.max_connections, config.max_connections_per_client)
     host, port = config.listen_host_port
     smtp_server = await loop.create_server(
         smtp_factory(handler, loop, build_tls_context(config), limiter), host, port

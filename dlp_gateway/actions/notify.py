@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 from dlp_gateway.config import Config
-from dlp_gateway.relay.headers import mask_numbers_in_text
+from dlp_gateway.mail.headers import mask_numbers_in_text
 from dlp_gateway.store.held import HeldMessage
 
 ROLE_LABELS = {

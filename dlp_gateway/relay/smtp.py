@@ -17,12 +17,14 @@ recipients the external ones get the verdict (two deliveries).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import logging
+import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -30,24 +32,31 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from dlp_gateway.actions import notify
 from dlp_gateway.actions.encrypt import EncryptError, encrypt_attachments, new_password
 from dlp_gateway.gateway import Gateway
-from dlp_gateway.relay.headers import decoded_subject, prepend_headers
+from dlp_gateway.mail import addresses
+from dlp_gateway.mail.headers import decoded_subject, prepend_headers
 from dlp_gateway.relay.scanpool import ScanOutcome, ScanPool
-from dlp_gateway.relay.upstream import DeliveryError, Upstream
+from dlp_gateway.relay.upstream import DeliveryError, Upstream, deliver_async
 
 log = logging.getLogger("dlp_gateway.relay")
 
 RELAY_DENIED = "554 5.7.1 Relay access denied"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 TEMP_FAIL = "451 4.3.0 Temporary internal error, please retry (scan id {scan_id})"
+BARE_EOL_REFUSED = "550 5.6.11 Bare CR or LF in message data (see RFC 5321 2.3.8)"
+_BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_ANY_EOL = re.compile(rb"\r\n|\r|\n")
 ENCRYPT_FAILED_REASON = "添付ファイルを暗号化できなかったため保留しました"
 
 
 class GatewaySMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced status codes for size, and a connection limit."""
+    """aiosmtpd's SMTP with enhanced status codes for size, connection limits, a shorter
+    idle timeout before MAIL, Postfix's XFORWARD (trusted relays only) and ``AUTH=``."""
 
     def __init__(self, handler: RelayHandler, limiter: ConnectionLimiter, **kwargs: Any):
         super().__init__(handler, **kwargs)
         self._limiter = limiter
+        self._idle_before_mail = handler.config.smtp_idle_before_mail_seconds
+        self.last_activity = time.monotonic()
 
     async def push(self, status: Any) -> None:
         text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
@@ -55,24 +64,103 @@ class GatewaySMTP(SMTP):
             status = TOO_BIG
         await super().push(status)
 
+    @property
+    def client_ip(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.envelope is not None and self.envelope.mail_from is not None)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        self.last_activity = time.monotonic()
+        if duration is None and not self.in_transaction:
+            duration = self._idle_before_mail  # idle clients before MAIL go first
+        super()._reset_timeout(duration)
+
     async def _handle_client(self) -> None:
-        self._limiter.active += 1
+        refusal = self._limiter.admit(self)
         try:
-            if self._limiter.active > self._limiter.maximum:
-                log.warning("connection limit (%d) reached; refusing %r",
-                            self._limiter.maximum, self.session.peer)
+            if refusal:
+                log.warning("%s; refusing %r", refusal, self.session.peer)
                 await self.push("421 4.7.0 Too many connections, try again later")
                 self.transport.close()
                 return
             await super()._handle_client()
         finally:
-            self._limiter.active -= 1
+            self._limiter.release(self)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        """Take RFC 4954 ``AUTH=<identity>`` off the line (case kept) before aiosmtpd parses it."""
+        if arg and self.session is not None:
+            words = arg.split(" ")
+            auth = [w for w in words if w.upper().startswith("AUTH=")]
+            if auth:
+                arg = " ".join(w for w in words if not w.upper().startswith("AUTH="))
+                self.session.mail_auth_param = _xtext_decode(auth[-1][5:])
+        await super().smtp_MAIL(arg)
+
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        """Postfix's XFORWARD: original client attributes, honoured from trusted relays only."""
+        handler = self.event_handler
+        if not handler.trusted_relay(self.session.peer):
+            await self.push("550 5.7.0 XFORWARD not permitted")
+            return
+        attrs: dict[str, str] = getattr(self.session, "xforward", {})
+        for word in (arg or "").split():
+            name, _, value = word.partition("=")
+            attrs[name.upper()] = _xtext_decode(value)
+        self.session.xforward = attrs
+        await self.push("250 2.0.0 Ok")
 
 
 @dataclass(slots=True)
 class ConnectionLimiter:
+    """Global and per-client connection limits; at the global limit the longest-idle
+    connection that has not started a transaction is closed to make room."""
+
     maximum: int
+    per_client: int = 1_000_000
     active: int = 0
+    clients: dict[str, int] = field(default_factory=dict)
+    connections: set[Any] = field(default_factory=set)
+
+    def admit(self, conn: GatewaySMTP) -> str:
+        """'' when admitted (always counted; ``release`` undoes it), else the reason."""
+        ip = conn.client_ip
+        self.active += 1
+        self.clients[ip] = self.clients.get(ip, 0) + 1
+        self.connections.add(conn)
+        if self.clients[ip] > self.per_client:
+            return f"per-client connection limit ({self.per_client}) reached for {ip}"
+        if self.active > self.maximum and not self._evict_idle(conn):
+            return f"connection limit ({self.maximum}) reached"
+        return ""
+
+    def _evict_idle(self, newcomer: GatewaySMTP) -> bool:
+        idle = [c for c in self.connections
+                if c is not newcomer and not c.in_transaction and c.transport is not None
+                and not getattr(c, "_evicted", False)]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.last_activity)
+        victim._evicted = True
+        log.info("connection limit: closing idle connection from %r", victim.session.peer)
+        with contextlib.suppress(Exception):
+            victim.transport.write(b"421 4.4.2 Idle connection closed to make room\r\n")
+            victim.transport.close()
+        return True
+
+    def release(self, conn: GatewaySMTP) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        ip = conn.client_ip
+        self.active -= 1
+        self.clients[ip] = self.clients.get(ip, 1) - 1
+        if self.clients[ip] <= 0:
+            self.clients.pop(ip, None)
 
 
 class RelayHandler:
@@ -82,15 +170,77 @@ class RelayHandler:
         self.scanner = scanner
         self.upstream = upstream
         self.networks = self.config.networks
+        self.trusted = self.config.trusted_networks
         self.upstream_down_until = 0.0  # skip the synchronous attempt while upstream is down
 
     # -- SMTP hooks -------------------------------------------------------------------
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.trusted_relay(session.peer):
+            responses.insert(-1, "250-XFORWARD NAME ADDR PROTO HELO SOURCE LOGIN")
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        mail_options: list,
+    ) -> str:
+        refusal = self.sender_refusal(session, address)
+        param = getattr(session, "mail_auth_param", None)
+        session.mail_auth_param = None
+        if refusal:
+            log.warning("sender refused for %r: %s (%s)", session.peer, refusal,
+                        address.encode("utf-8", "backslashreplace").decode("ascii", "replace"))
+            return refusal
+        envelope.mail_from = "" if address == "<>" else address
+        envelope.mail_options.extend(mail_options)
+        envelope.sender_login = self.sender_login(session, param)
+        return "250 2.1.0 OK"
+
+    def sender_refusal(self, session: Session, address: str) -> str:
+        """'' if this envelope sender may relay here, else the 5xx reply.
+
+        One well-formed mailbox of an allowed domain; with SMTP AUTH (or a login a
+        trusted relay passed on) it must be the login's own address."""
+        if any("\udc80" <= ch <= "\udcff" for ch in address):
+            return "553 5.6.7 Sender address is not valid UTF-8"
+        if address in ("", "<>"):
+            return ""  # the null sender (bounces); it never receives a notice
+        try:
+            mailbox = addresses.parse_mailbox(address)
+        except addresses.AddressError as exc:
+            return f"553 5.1.7 Sender address rejected: not a single well-formed address ({exc})"
+        domains = self.config.allowed_sender_domains
+        if domains and not addresses.in_domains(mailbox.addr_spec, domains):
+            return "553 5.7.1 Sender address rejected: domain not allowed here"
+        login = self.sender_login(session, getattr(session, "mail_auth_param", None))
+        if login and addresses.normalize(login) != addresses.normalize(mailbox.addr_spec):
+            return "553 5.7.1 Sender address rejected: not owned by the authenticated user"
+        return ""
+
+    def sender_login(self, session: Session, auth_param: str | None = None) -> str | None:
+        """Who authenticated: our own SMTP AUTH, or what a trusted relay passed on."""
+        if session.authenticated and session.auth_data:
+            return str(session.auth_data)
+        if not self.trusted_relay(session.peer):
+            return None
+        forwarded = getattr(session, "xforward", {}).get("LOGIN") or auth_param
+        if forwarded and forwarded not in ("<>", "[UNAVAILABLE]", "[TEMPUNAVAIL]"):
+            return forwarded.strip("<>")
+        return None
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list
     ) -> str:
         if not (session.authenticated or self.peer_allowed(session.peer)):
             log.warning("relay denied for %r (rcpt domain %s)", session.peer, _domain(address))
             return RELAY_DENIED
+        if len(envelope.rcpt_tos) >= self.config.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        if not addresses.is_mailbox(address):
+            return "553 5.1.3 Recipient address rejected: not a single well-formed address"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -98,9 +248,15 @@ class RelayHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         scan_id = secrets.token_hex(8)
         raw = envelope.original_content or b""
+        if _BARE_EOL.search(raw):
+            if self.config.bare_line_endings == "reject":
+                log.warning("scan %s: bare CR or LF in DATA from %r; refused", scan_id,
+                            session.peer)
+                return BARE_EOL_REFUSED
+            raw = normalize_line_endings(raw)  # what is scanned is exactly what is relayed
         try:
             return await self.process(scan_id, envelope.mail_from or "", list(envelope.rcpt_tos),
-                                      raw)
+                                      raw, getattr(envelope, "sender_login", None))
         except Exception:
             log.exception("scan %s: internal error; answered 451", scan_id)
             return TEMP_FAIL.format(scan_id=scan_id)
@@ -118,17 +274,15 @@ class RelayHandler:
         return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
     def peer_allowed(self, peer: Any) -> bool:
-        try:
-            host = peer[0] if isinstance(peer, tuple) else str(peer)
-            ip = ipaddress.ip_address(host.split("%", 1)[0])
-        except (ValueError, TypeError, IndexError):
-            return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.networks)
+        return _peer_in(peer, self.networks)
+
+    def trusted_relay(self, peer: Any) -> bool:
+        return _peer_in(peer, self.trusted)
 
     # -- the decision -------------------------------------------------------------------
-    async def process(self, scan_id: str, sender: str, rcpts: list[str], raw: bytes) -> str:
+    async def process(
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, login: str | None = None
+    ) -> str:
         started = time.monotonic()
         outcome = await self.scanner.scan(raw)
         action = outcome.action
@@ -145,9 +299,9 @@ class RelayHandler:
         if action == "pass" or not external:
             return await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
         if action == "encrypt":
-            reply = await self.encrypt(scan_id, sender, external, raw, outcome)
+            reply = await self.encrypt(scan_id, sender, external, raw, outcome, login)
         else:
-            reply = await self.hold(scan_id, sender, external, raw, outcome)
+            reply = await self.hold(scan_id, sender, external, raw, outcome, login=login)
         if internal:  # after the verdict part is safe, so a 451 never duplicates it
             await self.deliver_pass(scan_id, sender, internal, raw, may_reject=False)
         return reply
@@ -168,9 +322,10 @@ class RelayHandler:
         raw: bytes,
         outcome: ScanOutcome,
         extra_reason: str | None = None,
+        login: str | None = None,
     ) -> str:
         held = await asyncio.to_thread(
-            self._persist_hold, scan_id, sender, rcpts, raw, outcome, extra_reason
+            self._persist_hold, scan_id, sender, rcpts, raw, outcome, extra_reason, login
         )
         log.info("scan %s: held as %s for %s", scan_id, held.id, held.approver_role)
         return f"250 2.6.0 held for approval {held.id}"
@@ -183,6 +338,7 @@ class RelayHandler:
         raw: bytes,
         outcome: ScanOutcome,
         extra_reason: str | None,
+        login: str | None = None,
     ) -> Any:
         gw = self.gateway
         reasons = list(outcome.reasons) + ([extra_reason] if extra_reason else [])
@@ -198,28 +354,33 @@ class RelayHandler:
             counts=outcome.counts,
             findings=list(outcome.findings),
             unscannable=list(outcome.unscannable),
+            sender_authenticated=bool(login),
         )
         gw.notify_hold(held)
         gw.audit.append(
             "hold", sender or "<>", held.id,
             {"scan_id": scan_id, "sha256": held.sha256, "recipients": rcpts,
+             "sender_authenticated": bool(login), "login": login,
              "subject": held.subject, "counts": outcome.counts, "rules": held.rules,
              "approver_role": held.approver_role, "total_findings": outcome.total_findings},
         )
         return held
 
     async def encrypt(
-        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome,
+        login: str | None = None,
     ) -> str:
-        if not sender:  # nobody could receive the password: never send it blind
-            return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON)
+        if not addresses.is_mailbox(sender):  # nobody could receive the password: never blind
+            return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON,
+                                   login)
         password = new_password()
         names = set(outcome.parts_with_findings)
         try:
             encrypted = await asyncio.to_thread(encrypt_attachments, raw, names, password)
         except EncryptError as exc:
             log.warning("scan %s: cannot encrypt (%s); holding instead", scan_id, exc)
-            return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON)
+            return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON,
+                                   login)
         subject = decoded_subject(raw)
         notice = notify.password_notice(
             self.config, sender, rcpts, subject, password, sorted(names)
@@ -235,7 +396,7 @@ class RelayHandler:
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome,
         notice: Any, files: list[str],
     ) -> None:
-        self.gateway.enqueue_notice(notice, scan_id)
+        self.gateway.enqueue_notice(notice, scan_id, rcpts=[sender])  # the sender, and only
         self.gateway.audit.append(
             "encrypt", sender or "<>", None,
             {"scan_id": scan_id, "sha256": hashlib.sha256(raw).hexdigest(), "recipients": rcpts,
@@ -271,7 +432,7 @@ class RelayHandler:
             await self._enqueue(scan_id, sender, rcpts, data, "upstream down")
             return f"250 2.0.0 OK: queued (scan id {scan_id})"
         try:
-            refused = await asyncio.to_thread(self.upstream.deliver, sender, rcpts, data)
+            refused = await deliver_async(self.upstream, sender, rcpts, data)
         except DeliveryError as exc:
             if exc.permanent and may_reject:
                 log.warning("scan %s: upstream refused: %s", scan_id, exc)
@@ -282,7 +443,10 @@ class RelayHandler:
             self.upstream_down_until = time.monotonic() + 10.0
             await self._enqueue(scan_id, sender, rcpts, data, str(exc))
             return f"250 2.0.0 OK: queued (scan id {scan_id})"
-        self.upstream_down_until = 0.0
+        if self.upstream_down_until:
+            self.upstream_down_until = 0.0
+            await asyncio.to_thread(self.gateway.queue.expedite)  # drain what waited
+            self.gateway.queue.notify_listeners()
         if refused:
             await self._handle_refused(scan_id, sender, refused, data)
         return f"250 2.0.0 OK (scan id {scan_id})"
@@ -312,7 +476,29 @@ class RelayHandler:
         notice = notify.delivery_failure_notice(
             self.config, sender, rcpts, decoded_subject(data), error
         )
-        self.gateway.enqueue_notice(notice)
+        self.gateway.enqueue_notice(notice, rcpts=[sender])
+
+
+def _peer_in(peer: Any, networks: list) -> bool:
+    try:
+        host = peer[0] if isinstance(peer, tuple) else str(peer)
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except (ValueError, TypeError, IndexError):
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
+
+
+def normalize_line_endings(raw: bytes) -> bytes:
+    """Bare CR and bare LF become CRLF (SMTP smuggling: no line end an upstream could
+    read differently survives)."""
+    return _ANY_EOL.sub(b"\r\n", raw)
+
+
+def _xtext_decode(value: str) -> str:
+    """RFC 3461 xtext: ``+HH`` is a hex-escaped byte."""
+    return re.sub(r"\+([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value)
 
 
 def _domain(address: str) -> str:
@@ -339,6 +525,7 @@ def smtp_factory(handler: RelayHandler, loop: asyncio.AbstractEventLoop, tls_con
             limiter,
             data_size_limit=config.max_message_bytes,
             enable_SMTPUTF8=True,
+            timeout=config.smtp_timeout_seconds,
             decode_data=False,
             hostname=config.hostname,
             ident="dlp-gateway ESMTP",

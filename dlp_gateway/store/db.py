@@ -56,6 +56,14 @@ class Database:
             self._conn.executescript(ddl)
             self._schemas.add(name)
 
+    def ensure_columns(self, table: str, columns: tuple[tuple[str, str], ...]) -> None:
+        """Add columns a newer version needs to a table an older version created."""
+        with self._lock:
+            have = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            for name, ddl in columns:
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception."""

@@ -40,10 +40,26 @@ CREATE TABLE IF NOT EXISTS held (
     decided_by     TEXT,
     decided_at     TEXT,
     comment        TEXT,
-    escalated_at   TEXT
+    escalated_at   TEXT,
+    sender_authenticated INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS held_status ON held (status, received);
 """
+
+# Columns added after the first release: (name, DDL) for ALTER TABLE on older files.
+ADDED_COLUMNS = (
+    ("sender_authenticated", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+# Held ids: letters and digits only, starting with a letter, so an id never looks like
+# a command-line option (``held show -abc``) and survives any copy-paste.
+ID_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+ID_LENGTH = 12
+
+
+def new_held_id() -> str:
+    first = secrets.choice(ID_ALPHABET[:49])  # a letter
+    return first + "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH - 1))
 
 STATUSES = ("held", "released", "rejected", "expired")
 
@@ -81,6 +97,7 @@ class HeldMessage:
     decided_at: str | None = None
     comment: str | None = None
     escalated_at: str | None = None
+    sender_authenticated: bool = False
 
     def summary_json(self) -> dict[str, Any]:
         """The fields of ``held list --format json``, exactly."""
@@ -107,6 +124,7 @@ class HeldStore:
         self.db = db
         self.spool = spool
         db.ensure_schema("held", SCHEMA)
+        db.ensure_columns("held", ADDED_COLUMNS)
 
     def add(
         self,
@@ -122,9 +140,10 @@ class HeldStore:
         counts: dict[str, int] | None = None,
         findings: list[dict[str, Any]] | None = None,
         unscannable: list[dict[str, Any]] | None = None,
+        sender_authenticated: bool = False,
     ) -> HeldMessage:
         """Spool ``raw`` (fsync'd) and commit its row; only then is it held."""
-        held_id = secrets.token_urlsafe(9)
+        held_id = new_held_id()
         digest = hashlib.sha256(raw).hexdigest()
         spool_name = self.spool.write(self.SPOOL_AREA, raw, name=held_id)
         row = {
@@ -144,6 +163,7 @@ class HeldStore:
             "counts": _dumps(counts or {}),
             "findings": _dumps(findings or []),
             "unscannable": _dumps(unscannable or []),
+            "sender_authenticated": int(sender_authenticated),
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
@@ -248,4 +268,5 @@ def _message(row: Any) -> HeldMessage:
         decided_at=row["decided_at"],
         comment=row["comment"],
         escalated_at=row["escalated_at"],
+        sender_authenticated=bool(row["sender_authenticated"]),
     )

@@ -59,7 +59,7 @@ class Gateway:
         self.config = config
         data_dir = config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database.in_data_dir(data_dir)
+        self.db = Database.for_config(config)
         self.spool = Spool(data_dir / "spool")
         self.audit = AuditLog(self.db)
         self.held = HeldStore(self.db, self.spool)

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dlp-gateway users: {exc}", file=sys.stderr)
         return 2
-    db = Database.in_data_dir(config.data_dir)
+    db = Database.for_config(config)
     try:
         return _ACTIONS[args.users_action](args, db)
     except UserError as exc:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 DB_FILENAME = "gateway.db"
 
@@ -43,10 +44,21 @@ class Database:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._schemas: set[str] = set()
+        # Where the audit log keeps its key and anchor (None: next to this file).
+        self.audit_key_file: Path | None = None
+        self.audit_anchor_file: Path | None = None
 
     @classmethod
     def in_data_dir(cls, data_dir: Path | str) -> Database:
         return cls(Path(data_dir) / DB_FILENAME)
+
+    @classmethod
+    def for_config(cls, config: Any) -> Database:
+        """The data dir's database, knowing the configured audit key and anchor files."""
+        db = cls.in_data_dir(config.data_dir)
+        db.audit_key_file = config.audit_key_path
+        db.audit_anchor_file = config.audit_anchor_path
+        return db
 
     def ensure_schema(self, name: str, ddl: str) -> None:
         """Create a module's tables once per process (idempotent DDL)."""

@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dlp_gateway.csvsafe import safe_row
+
 TYPE_LABELS = {
     "my_number": "マイナンバー",
     "insured_number": "被保険者番号",
@@ -188,13 +190,13 @@ def audit_csv(entries: Iterable[Any], facts: Mapping[str, Any]) -> str:
     writer.writerow(CSV_COLUMNS)
     for e in entries:
         held = facts.get(e.held_id or "")
-        writer.writerow([
+        writer.writerow(safe_row([
             e.seq, e.at, e.event, e.actor, e.held_id or "",
             held.sender if held else "",
             " ".join(held.recipients) if held else "",
             mask_digits(held.subject) if held else "",
             _details_text(e.details), e.hash,
-        ])
+        ]))  # formula injection: cells starting = + - @ are escaped
     return "\ufeff" + out.getvalue()
 
 

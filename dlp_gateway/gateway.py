@@ -25,7 +25,8 @@ from dlp_gateway.config import Config
 from dlp_gateway.mail.addresses import AddressError, header_addresses, parse_mailbox
 from dlp_gateway.mail.headers import mask_numbers_in_text, prepend_headers
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import Database, StorageError, StorageState
+from dlp_gateway.store.dedupe import RecentMessages
 from dlp_gateway.store.held import (
     HeldIntegrityError,
     HeldMessage,
@@ -58,12 +59,20 @@ class Gateway:
     def __init__(self, config: Config):
         self.config = config
         data_dir = config.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database.for_config(config)
-        self.spool = Spool(data_dir / "spool")
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.db = Database.for_config(config)
+            self.spool = Spool(data_dir / "spool")
+            self.spool.check_writable()
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"data directory {data_dir} is not usable: {exc}") from exc
         self.audit = AuditLog(self.db)
         self.held = HeldStore(self.db, self.spool)
         self.queue = OutboundQueue(self.db, self.spool)
+        self.storage = StorageState()  # disk full / read-only: logged once per change
+        self.recent = RecentMessages(self.db, config.duplicate_window_seconds)
         from dlp_gateway.store.users import UserStore  # written by the admin-page helper
 
         self.users = UserStore(self.db)
@@ -117,13 +126,14 @@ class Gateway:
             emails = self.users.emails_for_role("ciso")
         return emails
 
-    def notify_hold(self, held: HeldMessage) -> None:
+    def notify_hold(self, held: HeldMessage, conn: sqlite3.Connection | None = None) -> None:
         approvers = self.approver_emails(held.approver_role)
         if approvers:
-            self.enqueue_notice(notify.approver_notice(self.config, held, approvers), held.id)
+            self.enqueue_notice(notify.approver_notice(self.config, held, approvers), held.id,
+                                conn)
         else:
             log.warning("held %s: no approver account for role %s", held.id, held.approver_role)
-        self.enqueue_notice(notify.sender_hold_notice(self.config, held), held.id)
+        self.enqueue_notice(notify.sender_hold_notice(self.config, held), held.id, conn)
 
     # -- decisions --------------------------------------------------------------------
     def release(

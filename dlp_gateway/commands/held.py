@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         gateway = Gateway(config_from_args(args))
-    except ConfigError as exc:
+    except (ConfigError, OSError) as exc:  # OSError: StorageError (data dir unusable)
         print(f"dlp-gateway held: {exc}", file=sys.stderr)
         return 2
     try:

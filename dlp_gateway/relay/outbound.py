@@ -16,6 +16,7 @@ from dlp_gateway.actions import notify
 from dlp_gateway.gateway import Gateway
 from dlp_gateway.mail.headers import decoded_subject
 from dlp_gateway.relay.upstream import DeliveryError, Upstream, deliver_async
+from dlp_gateway.store.db import is_storage_error
 from dlp_gateway.store.queue import QueueItem
 
 log = logging.getLogger("dlp_gateway.relay.outbound")
@@ -59,8 +60,11 @@ class QueueWorker:
                 if stuck:
                     log.warning("outbound queue: %d item(s) stuck in sending are due again", stuck)
                 sent = await self.run_once()
-            except Exception:
-                log.exception("outbound queue pass failed")
+            except Exception as exc:
+                if is_storage_error(exc):
+                    self.gateway.storage.failed(exc)
+                else:
+                    log.exception("outbound queue pass failed")
                 sent = 0
             if sent:
                 continue

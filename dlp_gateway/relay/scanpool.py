@@ -26,6 +26,7 @@ from typing import Any
 log = logging.getLogger("dlp_gateway.relay.scan")
 
 MAX_STORED_FINDINGS = 5000
+CORRUPT_REASON = "スキャン中に処理が異常終了したため保留しました（corrupt）"
 TIMEOUT_REASON = "スキャンが制限時間内に終わらなかったため保留しました（timeout）"
 
 
@@ -54,6 +55,18 @@ class ScanOutcome:
         )
 
 
+    @classmethod
+    def corrupt(cls) -> ScanOutcome:
+        """The scan kept killing its worker: held, never retried forever."""
+        return cls(
+            action="hold",
+            reasons=(CORRUPT_REASON,),
+            rules=("corrupt",),
+            approver_role="section_head",
+            unscannable=({"part": "message", "reason": "corrupt"},),
+        )
+
+
 # -- worker side ---------------------------------------------------------------------
 _scanner: Any = None
 
@@ -61,7 +74,10 @@ _scanner: Any = None
 def _init_worker(patterns_dir: str | None, timeout_seconds: float) -> None:
     global _scanner
     from dlp_gateway.extract.units import Limits
+    from dlp_gateway.relay.lifeline import die_with_parent
     from dlp_gateway.scan import Scanner
+
+    die_with_parent()  # a SIGKILLed forkserver/serve takes this worker with it
 
     # The worker stops itself a little before the relay gives up on it.
     _scanner = Scanner(patterns_dir, Limits(timeout_seconds=max(0.5, timeout_seconds * 0.9)))
@@ -106,12 +122,15 @@ class ScanPool:
         self.workers = workers
         self.timeout_seconds = timeout_seconds
         self._pool: ProcessPoolExecutor | None = None
+        self.scan_fn: Any = _scan  # a picklable module-level function run in the worker
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: never fork the threaded, event-loop-running server process itself.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["dlp_gateway.relay.lifeline_preload"])
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("forkserver"),
+            mp_context=context,
             initializer=_init_worker,
             initargs=(self.patterns_dir, self.timeout_seconds),
         )
@@ -140,7 +159,7 @@ class ScanPool:
     async def scan(self, raw: bytes) -> ScanOutcome:
         """Scan in a worker; a timeout gives a hold outcome, a dead pool raises."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.pool, _scan, raw)
+        future = loop.run_in_executor(self.pool, self.scan_fn, raw)
         try:
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError:

@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,15 +34,19 @@ from dlp_gateway.actions import notify
 from dlp_gateway.actions.encrypt import EncryptError, encrypt_attachments, new_password
 from dlp_gateway.gateway import Gateway
 from dlp_gateway.mail import addresses
-from dlp_gateway.mail.headers import decoded_subject, prepend_headers
+from dlp_gateway.mail.headers import decoded_subject, header_bytes, prepend_headers
 from dlp_gateway.relay.scanpool import ScanOutcome, ScanPool
 from dlp_gateway.relay.upstream import DeliveryError, Upstream, deliver_async
+from dlp_gateway.store.db import is_storage_error
+from dlp_gateway.store.dedupe import message_key
 
 log = logging.getLogger("dlp_gateway.relay")
 
 RELAY_DENIED = "554 5.7.1 Relay access denied"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 TEMP_FAIL = "451 4.3.0 Temporary internal error, please retry (scan id {scan_id})"
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+STORAGE_FULL = "452 4.3.1 Insufficient system storage, please retry later"
 BARE_EOL_REFUSED = "550 5.6.11 Bare CR or LF in message data (see RFC 5321 2.3.8)"
 _BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
@@ -255,11 +260,18 @@ class RelayHandler:
                 return BARE_EOL_REFUSED
             raw = normalize_line_endings(raw)  # what is scanned is exactly what is relayed
         try:
-            return await self.process(scan_id, envelope.mail_from or "", list(envelope.rcpt_tos),
-                                      raw, getattr(envelope, "sender_login", None))
-        except Exception:
+            reply = await self.process(scan_id, envelope.mail_from or "",
+                                       list(envelope.rcpt_tos), raw,
+                                       getattr(envelope, "sender_login", None),
+                                       _client_ip(session.peer))
+        except Exception as exc:
+            if is_storage_error(exc):
+                self.gateway.storage.failed(exc)
+                return STORAGE_FULL
             log.exception("scan %s: internal error; answered 451", scan_id)
             return TEMP_FAIL.format(scan_id=scan_id)
+        self.gateway.storage.recovered()
+        return reply
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -281,10 +293,17 @@ class RelayHandler:
 
     # -- the decision -------------------------------------------------------------------
     async def process(
-        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, login: str | None = None
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, login: str | None = None,
+        client: str = "",
     ) -> str:
+        key = message_key(client, sender, rcpts, _message_id(raw), raw)
+        earlier = await asyncio.to_thread(self.gateway.recent.reply_for, key)
+        if earlier is not None:
+            log.info("scan %s: retry of a message already accepted; answering as before (%s)",
+                     scan_id, earlier)
+            return earlier
         started = time.monotonic()
-        outcome = await self.scanner.scan(raw)
+        outcome = await self.scan(scan_id, raw)
         action = outcome.action
         internal, external = self.split_recipients(rcpts)
         log.info(
@@ -297,14 +316,30 @@ class RelayHandler:
             await asyncio.to_thread(self._audit_monitor, scan_id, sender, rcpts, raw, outcome)
             action = "pass"
         if action == "pass" or not external:
-            return await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
+            reply = await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
+            if reply.startswith("2"):
+                await asyncio.to_thread(self.gateway.recent.remember, key, reply)
+            return reply
+        # The verdict part, the internal recipients' copy and the reply to remember
+        # commit in one transaction: a crash leaves all of them or none.
+        done = Commit(key, scan_id, sender, internal, raw)
         if action == "encrypt":
-            reply = await self.encrypt(scan_id, sender, external, raw, outcome, login)
-        else:
-            reply = await self.hold(scan_id, sender, external, raw, outcome, login=login)
-        if internal:  # after the verdict part is safe, so a 451 never duplicates it
-            await self.deliver_pass(scan_id, sender, internal, raw, may_reject=False)
-        return reply
+            return await self.encrypt(scan_id, sender, external, raw, outcome, login, done)
+        return await self.hold(scan_id, sender, external, raw, outcome, login=login, done=done)
+
+    async def scan(self, scan_id: str, raw: bytes) -> ScanOutcome:
+        """Scan; a message whose scan keeps killing the worker is held as ``corrupt``."""
+        attempts = self.config.scan_max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.scanner.scan(raw)
+            except BrokenProcessPool:
+                log.warning("scan %s: scan worker died (attempt %d of %d)", scan_id, attempt,
+                            attempts)
+                if not await self.scanner.warm_up():
+                    raise  # the workers cannot start at all: not this message's fault (451)
+        log.error("scan %s: scan worker died %d times; holding as corrupt", scan_id, attempts)
+        return ScanOutcome.corrupt()
 
     def split_recipients(self, rcpts: list[str]) -> tuple[list[str], list[str]]:
         domains = set(self.config.internal_domains)
@@ -323,9 +358,10 @@ class RelayHandler:
         outcome: ScanOutcome,
         extra_reason: str | None = None,
         login: str | None = None,
+        done: Commit | None = None,
     ) -> str:
         held = await asyncio.to_thread(
-            self._persist_hold, scan_id, sender, rcpts, raw, outcome, extra_reason, login
+            self._persist_hold, scan_id, sender, rcpts, raw, outcome, extra_reason, login, done
         )
         log.info("scan %s: held as %s for %s", scan_id, held.id, held.approver_role)
         return f"250 2.6.0 held for approval {held.id}"
@@ -339,9 +375,22 @@ class RelayHandler:
         outcome: ScanOutcome,
         extra_reason: str | None,
         login: str | None = None,
+        done: Commit | None = None,
     ) -> Any:
         gw = self.gateway
         reasons = list(outcome.reasons) + ([extra_reason] if extra_reason else [])
+        with gw.db.transaction() as conn:
+            held = self._hold_rows(conn, scan_id, sender, rcpts, raw, outcome, reasons,
+                                   extra_reason, login)
+            if done is not None:
+                self._finish(conn, done, f"250 2.6.0 held for approval {held.id}")
+        return held
+
+    def _hold_rows(
+        self, conn: Any, scan_id: str, sender: str, rcpts: list[str], raw: bytes,
+        outcome: ScanOutcome, reasons: list[str], extra_reason: str | None, login: str | None,
+    ) -> Any:
+        gw = self.gateway
         held = gw.held.add(
             raw,
             sender=sender,
@@ -355,24 +404,35 @@ class RelayHandler:
             findings=list(outcome.findings),
             unscannable=list(outcome.unscannable),
             sender_authenticated=bool(login),
+            conn=conn,
         )
-        gw.notify_hold(held)
+        gw.notify_hold(held, conn)
         gw.audit.append(
             "hold", sender or "<>", held.id,
             {"scan_id": scan_id, "sha256": held.sha256, "recipients": rcpts,
              "sender_authenticated": bool(login), "login": login,
              "subject": held.subject, "counts": outcome.counts, "rules": held.rules,
              "approver_role": held.approver_role, "total_findings": outcome.total_findings},
+            conn=conn,
         )
         return held
 
+    def _finish(self, conn: Any, done: Commit, reply: str) -> None:
+        """Inside the verdict's transaction: the internal copy, and the reply to remember."""
+        if done.internal:
+            data = prepend_headers(done.raw, [("X-DLP-Verdict", "pass"),
+                                              ("X-DLP-Scan-Id", done.scan_id)])
+            self.gateway.queue.enqueue(done.sender, done.internal, data, "mail", done.scan_id,
+                                       conn=conn)
+        self.gateway.recent.remember(done.key, reply, conn)
+
     async def encrypt(
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome,
-        login: str | None = None,
+        login: str | None = None, done: Commit | None = None,
     ) -> str:
         if not addresses.is_mailbox(sender):  # nobody could receive the password: never blind
             return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON,
-                                   login)
+                                   login, done)
         password = new_password()
         names = set(outcome.parts_with_findings)
         try:
@@ -380,28 +440,38 @@ class RelayHandler:
         except EncryptError as exc:
             log.warning("scan %s: cannot encrypt (%s); holding instead", scan_id, exc)
             return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON,
-                                   login)
+                                   login, done)
         subject = decoded_subject(raw)
         notice = notify.password_notice(
             self.config, sender, rcpts, subject, password, sorted(names)
         )
-        await asyncio.to_thread(self._record_encrypt, scan_id, sender, rcpts, raw, outcome,
-                                notice, sorted(names))
         headers = [("X-DLP-Verdict", "encrypt"), ("X-DLP-Scan-Id", scan_id)]
         data = prepend_headers(encrypted, headers)
-        await self.deliver(scan_id, sender, rcpts, data, may_reject=False)
-        return f"250 2.0.0 OK: sent with encrypted attachments (scan id {scan_id})"
+        reply = f"250 2.0.0 OK: sent with encrypted attachments (scan id {scan_id})"
+        await asyncio.to_thread(self._record_encrypt, scan_id, sender, rcpts, raw, outcome,
+                                notice, sorted(names), data, done, reply)
+        return reply
 
     def _record_encrypt(
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome,
-        notice: Any, files: list[str],
+        notice: Any, files: list[str], data: bytes, done: Commit | None, reply: str,
     ) -> None:
-        self.gateway.enqueue_notice(notice, scan_id, rcpts=[sender])  # the sender, and only
-        self.gateway.audit.append(
-            "encrypt", sender or "<>", None,
-            {"scan_id": scan_id, "sha256": hashlib.sha256(raw).hexdigest(), "recipients": rcpts,
-             "subject": decoded_subject(raw), "counts": outcome.counts, "files": files},
-        )
+        """Password notice, encrypted mail, audit row (and the retry answer) in one commit:
+        one password per message, even across a crash and the client's retry. The queue
+        worker delivers the mail at once."""
+        gw = self.gateway
+        with gw.db.transaction() as conn:
+            gw.enqueue_notice(notice, scan_id, conn, rcpts=[sender])  # the sender, and only
+            gw.queue.enqueue(sender, rcpts, data, "encrypt", scan_id, conn=conn)
+            gw.audit.append(
+                "encrypt", sender or "<>", None,
+                {"scan_id": scan_id, "sha256": hashlib.sha256(raw).hexdigest(),
+                 "recipients": rcpts, "subject": decoded_subject(raw), "counts": outcome.counts,
+                 "files": files},
+                conn=conn,
+            )
+            if done is not None:
+                self._finish(conn, done, reply)
 
     def _audit_monitor(
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome
@@ -479,6 +549,23 @@ class RelayHandler:
         self.gateway.enqueue_notice(notice, rcpts=[sender])
 
 
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What the verdict's transaction also commits: the internal recipients' copy and the
+    reply a retry of this message gets."""
+
+    key: str
+    scan_id: str
+    sender: str
+    internal: list[str]
+    raw: bytes
+
+
+def _message_id(raw: bytes) -> str:
+    found = _MESSAGE_ID.search(header_bytes(raw))
+    return found.group(1).decode("ascii", "replace").strip() if found else ""
+
+
 def _peer_in(peer: Any, networks: list) -> bool:
     try:
         host = peer[0] if isinstance(peer, tuple) else str(peer)
@@ -488,6 +575,10 @@ def _peer_in(peer: Any, networks: list) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in net for net in networks)
+
+
+def _client_ip(peer: Any) -> str:
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
 def normalize_line_endings(raw: bytes) -> bytes:

@@ -20,10 +20,12 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from dlp_gateway.store.db import Database, utc_now
+from dlp_gateway.store.held import transaction_or
 
 log = logging.getLogger("dlp_gateway.audit")
 KEY_FILENAME = "audit.key"
@@ -150,12 +152,14 @@ class AuditLog:
         actor: str,
         held_id: str | None = None,
         details: dict[str, object] | None = None,
+        conn: sqlite3.Connection | None = None,
     ) -> AuditEntry:
-        """Append one event. ``details`` must hold masked values only."""
+        """Append one event. ``details`` must hold masked values only. With ``conn`` the
+        row joins the caller's transaction (its anchor is written after that commits)."""
         at = utc_now()
         body = json.dumps(details or {}, ensure_ascii=False, sort_keys=True)
         key = self.key
-        with self.db.transaction() as conn:
+        with transaction_or(self.db, conn) as conn:
             last = conn.execute(
                 "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -167,9 +171,9 @@ class AuditLog:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (seq, at, event, actor, held_id, body, prev, digest),
             )
-        # After the commit: a crash in between leaves a valid row past the last anchor,
-        # never an anchor pointing at a row that does not exist.
-        self._anchor(seq, digest, at)
+            # After the commit: a crash in between leaves a valid row past the last
+            # anchor, never an anchor pointing at a row that does not exist.
+            self.db.after_commit(lambda: self._anchor(seq, digest, at))
         return AuditEntry(seq, at, event, actor, held_id, details or {}, prev, digest)
 
     def entries(

@@ -141,8 +141,10 @@ class HeldStore:
         findings: list[dict[str, Any]] | None = None,
         unscannable: list[dict[str, Any]] | None = None,
         sender_authenticated: bool = False,
+        conn: sqlite3.Connection | None = None,
     ) -> HeldMessage:
-        """Spool ``raw`` (fsync'd) and commit its row; only then is it held."""
+        """Spool ``raw`` (fsync'd) and commit its row; only then is it held. With ``conn``
+        the row joins the caller's transaction."""
         held_id = new_held_id()
         digest = hashlib.sha256(raw).hexdigest()
         spool_name = self.spool.write(self.SPOOL_AREA, raw, name=held_id)
@@ -167,9 +169,10 @@ class HeldStore:
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self.db.transaction() as conn:
+        with transaction_or(self.db, conn) as conn:
             conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
-        return self.get(held_id)
+            return _message(conn.execute("SELECT * FROM held WHERE id = ?", (held_id,))
+                            .fetchone())
 
     def get(self, held_id: str) -> HeldMessage:
         rows = self.db.query("SELECT * FROM held WHERE id = ?", (held_id,))

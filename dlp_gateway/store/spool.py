@@ -41,6 +41,13 @@ class Spool:
         _fsync_dir(target_dir)
         return f"{area}/{name}"
 
+    def check_writable(self) -> None:
+        """Raise OSError now, at start, if files cannot be written here."""
+        probe = self.root / "tmp" / f".probe.{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        probe.unlink()
+
     def read(self, relname: str) -> bytes:
         return self.path(relname).read_bytes()
 

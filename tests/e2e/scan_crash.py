@@ -1,0 +1,15 @@
+"""A scan function for the worker that dies on a marker, as a crashing parser would."""
+
+from __future__ import annotations
+
+import os
+
+from dlp_gateway.relay.scanpool import _scan
+
+MARKER = b"X-Crash-The-Scanner: yes"
+
+
+def crash_on_marker(raw: bytes):  # type: ignore[no-untyped-def]
+    if MARKER in raw:
+        os._exit(70)  # the worker process dies mid-scan
+    return _scan(raw)

@@ -1,0 +1,286 @@
+"""Issue 10, loss and availability: a poisoned outbound queue, 8-bit senders, idle
+connections, recipient limits, crashing scans, duplicate retries, undeliverable
+notices, read-only data dirs. Real sockets, real SQLite, real processes."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from tests.conftest import (
+    RECIPIENT,
+    SENDER,
+    SmtpSink,
+    _SinkHandler,
+    clean_mail,
+    make_config,
+    roster_mail,
+    send,
+)
+from tests.e2e.scan_crash import MARKER, crash_on_marker
+
+
+class AsciiOnlySink(SmtpSink):
+    """An upstream that does not offer SMTPUTF8."""
+
+    def start(self) -> AsciiOnlySink:
+        self._controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port,
+                                      data_size_limit=None, enable_SMTPUTF8=False)
+        self._controller.start()
+        return self
+
+
+def _wait(predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_one_smtputf8_address_does_not_poison_the_queue(tmp_path):
+    from tests.conftest import GatewayThread
+
+    sink = AsciiOnlySink().start()
+    gw = GatewayThread(make_config(tmp_path, sink), web=False).start()
+    try:
+        queue = gw.gateway.queue
+        poisoned = queue.enqueue(SENDER, ["山田@介護.example.jp"], clean_mail(2), "release", "h1")
+        fine = [queue.enqueue(SENDER, [f"r{i}@care.example.com"], clean_mail(2), "release",
+                              f"h{i}") for i in range(2, 6)]
+        assert _wait(lambda: len(sink.messages) >= 5)  # 4 mails + the failure notice
+        items = {i.id: i for i in queue.items()}
+        assert all(items[i].status == "sent" for i in fine)
+        assert items[poisoned].status == "failed" and "SMTPUTF8" in items[poisoned].last_error
+        assert not [i for i in queue.items() if i.status == "sending"]
+        notices = [m for m in sink.messages if m.rcpts == [SENDER]]
+        assert len(notices) == 1  # the sender is told, clearly
+    finally:
+        gw.stop()
+        sink.stop()
+
+
+def test_items_stuck_in_sending_are_picked_up_again(gateway_factory, upstream_sink):
+    gw = gateway_factory(web=False, upstream_timeout_seconds=1)
+    queue = gw.gateway.queue
+    item = queue.enqueue(SENDER, [RECIPIENT], clean_mail(1), "release", "x", delay=3600)
+    with gw.gateway.db.transaction() as conn:  # as a worker that died mid-delivery leaves it
+        conn.execute("UPDATE outbound SET status = 'sending', claimed_at = ? WHERE id = ?",
+                     (time.time() - 3600, item))
+    # the worker recovers it without a restart (a restart recovers everything anyway)
+    assert _wait(lambda: queue.items()[0].status == "sent", 20)
+    assert len(upstream_sink.messages) == 1
+
+
+def test_8bit_non_utf8_sender_gets_5xx_and_nothing_is_written(running_gateway):
+    with socket.create_connection(("127.0.0.1", running_gateway.smtp_port), timeout=10) as s:
+        reader = s.makefile("rb")
+        reader.readline()
+        s.sendall(b"EHLO x\r\n")
+        while not reader.readline().startswith(b"250 "):
+            pass
+        s.sendall(b"MAIL FROM:<\xe5\xb1\xb1\xff\xfe@city.example.lg.jp>\r\n")
+        reply = reader.readline()
+    assert reply.startswith(b"553"), reply
+    spool = running_gateway.config.data_dir / "spool"
+    assert [p for p in spool.rglob("*") if p.is_file()] == []
+
+
+def test_recipient_limit(gateway_factory):
+    gw = gateway_factory(web=False, max_recipients=5)
+    with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.mail(SENDER)
+        codes = [smtp.rcpt(f"r{i}@care.example.com")[0] for i in range(8)]
+    assert codes == [250] * 5 + [452] * 3
+
+
+def _connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                    source_address=(source, 0))
+    return sock
+
+
+def _banner(sock: socket.socket) -> bytes:
+    return sock.recv(512)
+
+
+def test_idle_connections_cannot_lock_everyone_out(gateway_factory, upstream_sink):
+    gw = gateway_factory(web=False, max_connections=10, max_connections_per_client=4,
+                         smtp_idle_before_mail_seconds=1.0)
+    port = gw.smtp_port
+    hogs = [_connect(port) for _ in range(4)]
+    assert all(_banner(s).startswith(b"220") for s in hogs)
+    extra = _connect(port)  # a fifth from the same client: refused
+    assert _banner(extra).startswith(b"421")
+    extra.close()
+    other = _connect(port, "127.0.0.2")  # another client still gets in
+    assert _banner(other).startswith(b"220")
+    other.close()
+    # idle before MAIL: closed after the short timeout, not 300 s
+    time.sleep(1.8)
+    for sock in hogs:
+        sock.settimeout(2)
+        try:
+            data = sock.recv(512)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"" or data.startswith(b"421"), data
+        sock.close()
+    assert send(port, clean_mail(1))[0] == 250
+
+
+def test_at_the_global_limit_idle_connections_make_room(gateway_factory, upstream_sink):
+    gw = gateway_factory(web=False, max_connections=5, max_connections_per_client=100)
+    idle = [_connect(gw.smtp_port) for _ in range(5)]
+    assert all(_banner(s).startswith(b"220") for s in idle)
+    assert send(gw.smtp_port, clean_mail(1))[0] == 250  # a newcomer is served
+    for sock in idle:
+        sock.close()
+
+
+def test_scan_that_kills_its_worker_is_held_as_corrupt(gateway_factory, upstream_sink):
+    gw = gateway_factory(web=False, scan_max_attempts=2)
+    gw.running.scanner.scan_fn = crash_on_marker
+    raw = MARKER + b"\r\n" + clean_mail(1)
+    code, reply = send(gw.smtp_port, raw)
+    assert code == 250 and "held for approval" in reply, reply
+    [held] = gw.gateway.held.list("held")
+    assert "corrupt" in held.rules
+    assert send(gw.smtp_port, clean_mail(1))[0] == 250  # the pool came back
+
+
+def test_retry_after_a_lost_250_is_answered_from_the_first_copy(gateway_factory,
+                                                                 upstream_sink):
+    gw = gateway_factory(web=False)
+    roster = roster_mail(30)
+    first = send(gw.smtp_port, roster)
+    again = send(gw.smtp_port, roster)  # the client never saw the first 250 and retries
+    assert first == again and "held for approval" in first[1]
+    assert len(gw.gateway.held.list("held")) == 1
+    assert len(gw.gateway.audit.entries(event="hold")) == 1
+    small = roster_mail(3, subject="少人数")
+    one = send(gw.smtp_port, small)
+    two = send(gw.smtp_port, small)
+    assert one == two and one[0] == 250
+    upstream_sink.wait_for(3)  # the zipped mail, its password, the hold's sender notice
+    time.sleep(0.5)
+    passwords = [m for m in upstream_sink.messages if m.rcpts == [SENDER]
+                 and "パスワード" in str(m.message.get("Subject", ""))]
+    assert len(passwords) == 1
+    zipped = [m for m in upstream_sink.messages if m.rcpts == [RECIPIENT]]
+    assert len(zipped) == 1
+    # a different message (another Message-ID) is not a retry
+    assert "held for approval" in send(gw.smtp_port, roster_mail(30, subject="別件"))[1]
+    assert len(gw.gateway.held.list("held")) == 2
+
+
+def test_failures_nobody_can_be_mailed_about_are_kept_for_operators(tmp_path):
+    from tests.conftest import GatewayThread
+
+    refusing = SmtpSink()  # never started: every delivery fails
+    gw = GatewayThread(make_config(tmp_path, refusing, queue_max_attempts=1), web=False).start()
+    try:
+        gw.gateway.queue.enqueue(SENDER, [RECIPIENT], clean_mail(1), "release", "h1")
+        assert _wait(lambda: bool(gw.gateway.queue.undeliverable()), 20)
+        [failure] = gw.gateway.queue.undeliverable()
+        assert failure["kind"] == "notice" and failure["rcpts"] == [SENDER]
+    finally:
+        gw.stop()
+
+
+def test_read_only_data_dir_is_a_clear_error(tmp_path):
+    if os.geteuid() == 0:
+        data_dir = Path("/proc/self/fdinfo")  # exists, and not even root may write there
+    else:
+        data_dir = tmp_path / "ro"
+        data_dir.mkdir()
+        data_dir.chmod(0o500)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlp_gateway.cli", "serve", "--data-dir", str(data_dir),
+         "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "data" in proc.stderr
+    assert str(data_dir) in proc.stderr
+
+
+# -- SIGKILL of serve: no child survives ---------------------------------------------
+def _children(pid: int) -> set[int]:
+    """Every descendant of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigkill_of_serve_takes_every_child_with_it(tmp_path):
+    import signal
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'listen = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:0"\n'
+        f'upstream = "maildir:{tmp_path / "maildir"}"\ndata_dir = "{tmp_path / "data"}"\n'
+        "scan_workers = 2\n"
+    )
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "dlp_gateway.cli", "serve", "--config",
+                             str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    children: set[int] = set()
+    try:
+        assert _wait(lambda: _listening(port), 60), log.read_text()
+        assert send(port, roster_mail(30))[0] == 250  # the scan workers are up and used
+        children = _children(proc.pid)
+        assert len(children) >= 3, children  # forkserver, resource tracker, scan workers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert _wait(lambda: not [c for c in children if _alive(c)], 8), \
+            [c for c in children if _alive(c)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for child in children:  # never leave a process behind, even when the test fails
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

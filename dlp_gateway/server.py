@@ -80,7 +80,8 @@ async def start(
     gateway = Gateway(config)
     gateway.spool.clean_tmp()
     upstream = upstream or make_upstream(config)
-    scanner = ScanPool(config.patterns_dir, config.workers, config.scan_timeout_seconds)
+    scanner = ScanPool(config.patterns_dir, config.workers, config.scan_timeout_seconds,
+                       config.small_mail_bytes)
     await scanner.warm_up()
     handler = RelayHandler(gateway, scanner, upstream)
     limiter = ConnectionLimiter(config.max_connections, config.max_connections_per_client)

@@ -117,10 +117,17 @@ def outcome_from_result(result: Any) -> ScanOutcome:
 
 # -- relay side ----------------------------------------------------------------------
 class ScanPool:
-    def __init__(self, patterns_dir: Path | None, workers: int, timeout_seconds: float):
+    """``small_bytes``: messages up to this size have a lane of their own; larger ones
+    may occupy at most ``workers - 1`` workers at a time, so two big scans never
+    make every small mail wait (with one worker there is no lane)."""
+
+    def __init__(self, patterns_dir: Path | None, workers: int, timeout_seconds: float,
+                 small_bytes: int = 0):
         self.patterns_dir = str(patterns_dir) if patterns_dir else None
         self.workers = workers
         self.timeout_seconds = timeout_seconds
+        self.small_bytes = small_bytes
+        self._large_slots: asyncio.Semaphore | None = None
         self._pool: ProcessPoolExecutor | None = None
         self.scan_fn: Any = _scan  # a picklable module-level function run in the worker
 
@@ -158,6 +165,14 @@ class ScanPool:
 
     async def scan(self, raw: bytes) -> ScanOutcome:
         """Scan in a worker; a timeout gives a hold outcome, a dead pool raises."""
+        if self.small_bytes and self.workers > 1 and len(raw) > self.small_bytes:
+            if self._large_slots is None:
+                self._large_slots = asyncio.Semaphore(self.workers - 1)
+            async with self._large_slots:
+                return await self._scan_now(raw)
+        return await self._scan_now(raw)
+
+    async def _scan_now(self, raw: bytes) -> ScanOutcome:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.pool, self.scan_fn, raw)
         try:

@@ -169,10 +169,14 @@ class HeldStore:
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with transaction_or(self.db, conn) as conn:
-            conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
-            return _message(conn.execute("SELECT * FROM held WHERE id = ?", (held_id,))
-                            .fetchone())
+        try:
+            with transaction_or(self.db, conn) as conn:
+                conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
+                return _message(conn.execute("SELECT * FROM held WHERE id = ?", (held_id,))
+                                .fetchone())
+        except BaseException:
+            self.spool.delete(spool_name)  # no row points at it
+            raise
 
     def get(self, held_id: str) -> HeldMessage:
         rows = self.db.query("SELECT * FROM held WHERE id = ?", (held_id,))
@@ -188,6 +192,16 @@ class HeldStore:
             )
         else:
             rows = self.db.query("SELECT * FROM held ORDER BY received DESC, rowid DESC")
+        return [_message(r) for r in rows]
+
+    def list_due(self, escalate_before: str, expire_before: str) -> list[HeldMessage]:
+        """Held messages received before a deadline: only those the expiry pass acts on
+        (uses the (status, received) index; the rest are never loaded)."""
+        rows = self.db.query(
+            "SELECT * FROM held WHERE status = 'held' AND (received <= ? OR"
+            " (escalated_at IS NULL AND received <= ?)) ORDER BY received",
+            (expire_before, escalate_before),
+        )
         return [_message(r) for r in rows]
 
     def raw(self, held_id: str) -> bytes:

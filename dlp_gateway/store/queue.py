@@ -100,14 +100,18 @@ class OutboundQueue:
         if not rcpts:
             raise ValueError("an outbound message needs at least one recipient")
         spool_name = self.spool.write(self.SPOOL_AREA, raw)
-        with transaction_or(self.db, conn) as conn:
-            cur = conn.execute(
-                "INSERT INTO outbound (created, kind, ref, mail_from, rcpts, spool_name, size,"
-                " next_attempt_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due')",
-                (utc_now(), kind, ref, mail_from, json.dumps(rcpts), spool_name, len(raw),
-                 time.time() + delay),
-            )
-            item_id = int(cur.lastrowid or 0)
+        try:
+            with transaction_or(self.db, conn) as conn:
+                cur = conn.execute(
+                    "INSERT INTO outbound (created, kind, ref, mail_from, rcpts, spool_name,"
+                    " size, next_attempt_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due')",
+                    (utc_now(), kind, ref, mail_from, json.dumps(rcpts), spool_name, len(raw),
+                     time.time() + delay),
+                )
+                item_id = int(cur.lastrowid or 0)
+        except BaseException:
+            self.spool.delete(spool_name)  # no row points at it
+            raise
         self.notify_listeners()
         return item_id
 

@@ -424,6 +424,12 @@ class AdminApp:
             headers={"content-disposition": f'attachment; filename="audit-{stamp}.csv"'},
         )
 
+    async def failures(self, request: Request, session: Session, user: User) -> Response:
+        """Deliveries that failed where nobody could be told by mail (issue 10)."""
+        rows = await run_in_threadpool(self.gw.queue.undeliverable, 100)
+        return self.page(request, "failures.html",
+                         {"user": user, "csrf_token": session.csrf_token, "rows": rows})
+
     async def index(self, request: Request) -> Response:
         return RedirectResponse("/held", status_code=303)
 
@@ -466,6 +472,7 @@ def create_app(gateway: Any, clock: Clock | None = None) -> Starlette:
         Route("/held/{held_id}/reject", need(admin.reject), methods=["POST"]),
         Route("/audit", need(admin.audit_page), methods=["GET"]),
         Route("/audit.csv", need(admin.audit_csv), methods=["GET"]),
+        Route("/failures", need(admin.failures), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

@@ -184,15 +184,28 @@ def test_retry_after_a_lost_250_is_answered_from_the_first_copy(gateway_factory,
 
 
 def test_failures_nobody_can_be_mailed_about_are_kept_for_operators(tmp_path):
+    import re
+
+    import httpx
+
     from tests.conftest import GatewayThread
 
     refusing = SmtpSink()  # never started: every delivery fails
-    gw = GatewayThread(make_config(tmp_path, refusing, queue_max_attempts=1), web=False).start()
+    gw = GatewayThread(make_config(tmp_path, refusing, queue_max_attempts=1)).start()
     try:
-        gw.gateway.queue.enqueue(SENDER, [RECIPIENT], clean_mail(1), "release", "h1")
+        gw.gateway.users.add("op@city.example.lg.jp", "operator", "password-123")
+        gw.gateway.queue.enqueue(SENDER, [RECIPIENT], clean_mail(1, "至急の件"), "release",
+                                 "h1")
         assert _wait(lambda: bool(gw.gateway.queue.undeliverable()), 20)
         [failure] = gw.gateway.queue.undeliverable()
         assert failure["kind"] == "notice" and failure["rcpts"] == [SENDER]
+        with httpx.Client(base_url=gw.admin_url, timeout=30) as client:
+            page = client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            client.post("/login", data={"email": "op@city.example.lg.jp",
+                                        "password": "password-123", "csrf_token": token})
+            shown = client.get("/failures")
+        assert shown.status_code == 200 and SENDER in shown.text and "配送失敗" in shown.text
     finally:
         gw.stop()
 
@@ -284,3 +297,62 @@ def _listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_small_mail_has_a_lane_while_large_scans_run(gateway_factory, upstream_sink):
+    import threading
+
+    from tests.e2e.scan_crash import slow_if_large
+
+    gw = gateway_factory(web=False, scan_workers=2, small_mail_bytes=100_000,
+                         scan_timeout_seconds=30)
+    gw.running.scanner.scan_fn = slow_if_large
+    big = [threading.Thread(target=send, args=(gw.smtp_port, clean_mail(300, f"big {i}")))
+           for i in range(2)]
+    for t in big:
+        t.start()
+    time.sleep(0.5)  # both large scans have started
+    started = time.monotonic()
+    assert send(gw.smtp_port, clean_mail(2, "small"))[0] == 250
+    waited = time.monotonic() - started
+    for t in big:
+        t.join()
+    assert waited < 2.0, waited  # not stuck behind two 3-second scans
+
+
+def test_full_disk_is_logged_once_not_per_mail(tmp_path):
+    """A real write failure from the kernel: the file-size limit makes every spool
+    write fail (EFBIG) as a full disk would (ENOSPC); both are storage failures."""
+    import resource
+    import signal
+
+    from tests.conftest import free_port
+
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    port = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'listen = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:0"\n'
+        f'upstream = "127.0.0.1:{free_port()}"\ndata_dir = "{tmp_path / "data"}"\n'
+        "scan_workers = 1\n"
+    )
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "dlp_gateway.cli", "serve", "--config",
+                             str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            preexec_fn=limit_files)
+    try:
+        assert _wait(lambda: _listening(port), 60), log.read_text()
+        codes = [send(port, clean_mail(1200, f"big {i}"))[0] for i in range(6)]
+        assert codes == [452] * 6, codes
+        assert send(port, clean_mail(1, "small"))[0] == 250  # small mail still queues
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = log.read_text(errors="replace")
+    assert text.count("storage unavailable") == 1, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert text.count("storage available again") == 1
+    assert list((tmp_path / "data" / "spool" / "tmp").iterdir()) == []  # no half files

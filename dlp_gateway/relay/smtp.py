@@ -513,10 +513,9 @@ class RelayHandler:
             self.upstream_down_until = time.monotonic() + 10.0
             await self._enqueue(scan_id, sender, rcpts, data, str(exc))
             return f"250 2.0.0 OK: queued (scan id {scan_id})"
-        if self.upstream_down_until:
-            self.upstream_down_until = 0.0
-            await asyncio.to_thread(self.gateway.queue.expedite)  # drain what waited
-            self.gateway.queue.notify_listeners()
+        self.upstream_down_until = 0.0
+        if await asyncio.to_thread(self.gateway.queue.expedite):  # drain what waited
+            log.info("scan %s: upstream is taking mail again; deferred items are due", scan_id)
         if refused:
             await self._handle_refused(scan_id, sender, refused, data)
         return f"250 2.0.0 OK (scan id {scan_id})"

@@ -137,12 +137,20 @@ class OutboundQueue:
     def expedite(self) -> int:
         """Make items waiting out a backoff due now (the upstream just took a message)."""
         now = time.time()
+        waiting = self.db.query(  # a read first: most calls find nothing and write nothing
+            "SELECT 1 FROM outbound WHERE status = 'due' AND next_attempt_at > ?"
+            " AND last_error IS NOT NULL LIMIT 1", (now,),
+        )
+        if not waiting:
+            return 0
         with self.db.transaction() as conn:
-            return conn.execute(
+            count = conn.execute(
                 "UPDATE outbound SET next_attempt_at = ? WHERE status = 'due'"
                 " AND next_attempt_at > ? AND last_error IS NOT NULL",
                 (now, now),
             ).rowcount
+        self.notify_listeners()
+        return count
 
     def record_undeliverable(
         self, kind: str, ref: str | None, mail_from: str, rcpts: list[str], error: str,

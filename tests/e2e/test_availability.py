@@ -356,3 +356,31 @@ def test_full_disk_is_logged_once_not_per_mail(tmp_path):
     assert "Traceback" not in text, text[-3000:]
     assert text.count("storage available again") == 1
     assert list((tmp_path / "data" / "spool" / "tmp").iterdir()) == []  # no half files
+
+
+def test_queue_drains_as_soon_as_upstream_takes_mail_again(tmp_path):
+    from tests.conftest import GatewayThread
+
+    sink = SmtpSink()  # down at first
+    gw = GatewayThread(make_config(tmp_path, sink, queue_retry_base_seconds=120,
+                                   queue_retry_max_seconds=600), web=False).start()
+    try:
+        queue = gw.gateway.queue
+        for i in range(5):
+            queue.enqueue(SENDER, [f"r{i}@care.example.com"], clean_mail(1, f"q{i}"), "release",
+                          f"h{i}")
+        assert _wait(lambda: all(i.attempts >= 1 and i.status == "due"
+                                 for i in queue.items()), 15)
+        sink.start()  # the upstream is back; the items are backing off for 120 s
+        assert send(gw.smtp_port, clean_mail(1, "new"))[0] == 250  # delivered directly
+        assert _wait(lambda: len(sink.messages) >= 6, 10), len(sink.messages)
+    finally:
+        gw.stop()
+        sink.stop()
+
+
+def test_smtputf8_addresses_go_to_upstreams_that_offer_it(running_gateway, upstream_sink):
+    queue = running_gateway.gateway.queue
+    queue.enqueue("山田@市役所.example.jp", ["佐藤@介護.example.jp"], clean_mail(1), "release", "u")
+    [got] = upstream_sink.wait_for(1)
+    assert got.rcpts == ["佐藤@介護.example.jp"] and got.mail_from == "山田@市役所.example.jp"

@@ -391,3 +391,23 @@ def test_login_post_without_token_and_cookie_gets_no_session(gateway_factory):
                                         "csrf_token": "made-up"})
         assert r.status_code == 403 and "dlp_session" not in r.cookies
     assert _login(gw.admin_url, APPROVER, PASSWORD).status_code == 303
+
+
+def test_held_page_marks_unauthenticated_senders(gateway_factory):
+    gw = gateway_factory()
+    gw.gateway.users.add(APPROVER, "section_head", PASSWORD)
+    ids = {}
+    for authenticated in (False, True):
+        ids[authenticated] = gw.gateway.held.add(
+            roster_mail(30), sender=SENDER, recipients=[RECIPIENT], subject="名簿",
+            reasons=["r"], rules=["many_records"], approver_role="section_head",
+            sender_authenticated=authenticated,
+        ).id
+    with httpx.Client(base_url=gw.admin_url, timeout=30) as client:
+        page = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        client.post("/login", data={"email": APPROVER, "password": PASSWORD,
+                                    "csrf_token": token})
+        unauthenticated = client.get(f"/held/{ids[False]}").text
+        authenticated = client.get(f"/held/{ids[True]}").text
+    assert "送信者未認証" in unauthenticated and "送信者未認証" not in authenticated

@@ -384,3 +384,49 @@ def test_smtputf8_addresses_go_to_upstreams_that_offer_it(running_gateway, upstr
     queue.enqueue("山田@市役所.example.jp", ["佐藤@介護.example.jp"], clean_mail(1), "release", "u")
     [got] = upstream_sink.wait_for(1)
     assert got.rcpts == ["佐藤@介護.example.jp"] and got.mail_from == "山田@市役所.example.jp"
+
+
+def test_hanging_upstream_does_not_stall_held_mail(tmp_path):
+    import threading
+
+    from tests.conftest import GatewayThread
+
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)  # accepts, and never says a word
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        hang.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(hang.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    upstream = f"127.0.0.1:{hang.getsockname()[1]}"
+    gw = GatewayThread(make_config(tmp_path, None, upstream=upstream,
+                                   upstream_timeout_seconds=6), web=False).start()
+    try:
+        senders = [threading.Thread(target=send, args=(gw.smtp_port, clean_mail(1, f"c{i}")))
+                   for i in range(10)]
+        for t in senders:
+            t.start()
+        time.sleep(1.0)  # ten deliveries are now hanging on the upstream
+        started = time.monotonic()
+        code, reply = send(gw.smtp_port, roster_mail(30))
+        waited = time.monotonic() - started
+        assert code == 250 and "held for approval" in reply
+        assert waited < 4.0, waited  # not behind the hanging upstream calls
+        for t in senders:
+            t.join()
+    finally:
+        gw.stop()
+        stop.set()
+        acceptor.join()
+        for conn in accepted:
+            conn.close()
+        hang.close()

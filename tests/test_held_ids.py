@@ -28,3 +28,19 @@ def test_held_show_accepts_every_stored_id(tmp_path, capsys):
     for held_id in ids:
         assert cli.main(["held", "show", held_id, "--data-dir", str(config.data_dir)]) == 0
     capsys.readouterr()
+
+
+def test_accounts_need_one_plain_mailbox(tmp_path):
+    import pytest
+
+    from dlp_gateway.store.users import UserError
+
+    gw = Gateway(make_config(tmp_path, None))
+    try:
+        for bad in ('"a@evil.example,"@city.example.lg.jp', "a@b.example, c@d.example",
+                    "x <a@city.example.lg.jp>"):
+            with pytest.raises(UserError):
+                gw.users.add(bad, "section_head", "password-123")
+        gw.users.add("kacho@city.example.lg.jp", "section_head", "password-123")
+    finally:
+        gw.close()

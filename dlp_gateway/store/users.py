@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from dlp_gateway.mail.addresses import is_mailbox
 from dlp_gateway.store.db import Database
 
 ROLES: tuple[str, ...] = ("section_head", "ciso", "operator")
@@ -81,7 +82,7 @@ class UserStore:
         email = normalize_email(email)
         if role not in ROLES:
             raise UserError(f"不明な役割です: {role}（{', '.join(ROLES)} のいずれか）")
-        if "@" not in email:
+        if not is_mailbox(email):  # one plain mailbox: notices and logins key on it
             raise UserError(f"メールアドレスが正しくありません: {email}")
         if len(password) < 8:
             raise UserError("パスワードは8文字以上にしてください")

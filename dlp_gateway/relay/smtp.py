@@ -211,7 +211,10 @@ class RelayHandler:
         trusted relay passed on) it must be the login's own address."""
         if any("\udc80" <= ch <= "\udcff" for ch in address):
             return "553 5.6.7 Sender address is not valid UTF-8"
+        login = self.sender_login(session, getattr(session, "mail_auth_param", None))
         if address in ("", "<>"):
+            if login:  # an authenticated user cannot hide behind the null sender
+                return "553 5.7.1 Sender address rejected: not owned by the authenticated user"
             return ""  # the null sender (bounces); it never receives a notice
         try:
             mailbox = addresses.parse_mailbox(address)
@@ -220,7 +223,6 @@ class RelayHandler:
         domains = self.config.allowed_sender_domains
         if domains and not addresses.in_domains(mailbox.addr_spec, domains):
             return "553 5.7.1 Sender address rejected: domain not allowed here"
-        login = self.sender_login(session, getattr(session, "mail_auth_param", None))
         if login and addresses.normalize(login) != addresses.normalize(mailbox.addr_spec):
             return "553 5.7.1 Sender address rejected: not owned by the authenticated user"
         return ""

@@ -266,6 +266,7 @@ def test_auth_login_must_own_the_sender_address(gateway_factory, upstream_sink, 
         smtp.login(SENDER, "correct-horse-battery")
         code, _ = smtp.docmd("MAIL", f"FROM:<{APPROVER}>")  # a colleague's address
         assert code == 553
+        assert smtp.docmd("MAIL", "FROM:<>")[0] == 553  # nor the null sender
         assert smtp.docmd("MAIL", f"FROM:<{SENDER.upper()}>")[0] == 250
         assert smtp.docmd("RCPT", f"TO:<{RECIPIENT}>")[0] == 250
         code, reply = smtp.data(roster_mail(30))

@@ -202,6 +202,7 @@ class RelayHandler:
         envelope.mail_from = "" if address == "<>" else address
         envelope.mail_options.extend(mail_options)
         envelope.sender_login = self.sender_login(session, param)
+        session.xforward = {}  # XFORWARD describes the next transaction only
         return "250 2.1.0 OK"
 
     def sender_refusal(self, session: Session, address: str) -> str:

@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,12 @@ def load_or_create_key(path: Path) -> bytes:
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
             log.warning("audit key %s is readable by others (mode %o); use 0600", path, mode)
-        return bytes.fromhex(path.read_text().strip())
+        for _ in range(50):  # another process may be writing it this very moment
+            text = path.read_text().strip()
+            if text:
+                return bytes.fromhex(text)
+            time.sleep(0.02)
+        raise ValueError(f"audit key file {path} is empty") from None
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(32) + "\n")
         fh.flush()

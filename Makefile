@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench browser clean
+.PHONY: run test lint bench bench-pdf browser syspkgs clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,19 +30,39 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
 	else echo "chromium missing: sudo apt-get install $(BROWSER_PKGS) (browser tests will be skipped)"; fi
 
+# Debian's libarchive (rar, lzh, cab through libarchive-c); without it those archives
+# are held as unsupported_format.
+SYS_PKGS := libarchive13
+
+syspkgs:
+	@if ldconfig -p 2>/dev/null | grep -q 'libarchive\.so\.13'; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYS_PKGS) >/dev/null; \
+	else echo "libarchive missing: sudo apt-get install $(SYS_PKGS) (rar/lzh tests will be skipped)"; fi
+
 run: $(STAMP)
 	$(BIN)/dlp-gateway serve --upstream maildir:./data/maildir
 
 lint: $(TSTAMP)
 	$(BIN)/ruff check dlp_gateway tests bench
 
-test: $(TSTAMP) browser
+test: $(TSTAMP) browser syspkgs
 	$(BIN)/ruff check dlp_gateway tests bench
+	$(BIN)/dlp-gateway patterns check
+	$(BIN)/dlp-gateway patterns test > /dev/null || $(BIN)/dlp-gateway patterns test
 	$(BIN)/python -m pytest -q
+
+# Big generated sweeps (not part of `make test`); DLP_FUZZ_N scales the count.
+fuzz: $(TSTAMP)
+	DLP_FUZZ_N=$${DLP_FUZZ_N:-2000} $(BIN)/python -m pytest -q tests/test_patterns_check.py -k random
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py
 	$(BIN)/python bench/relay_bench.py
+
+bench-pdf: $(TSTAMP)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python bench/pdf_bench.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

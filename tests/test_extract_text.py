@@ -109,19 +109,27 @@ def test_csv_cell_budget() -> None:
 
 def test_empty_pdf_image_and_garbage() -> None:
     assert run("a.xlsx", b"") == [Skipped("a.xlsx", "empty")]
-    assert run("a.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj") == [
-        Skipped("a.pdf", "application/pdf")]
-    assert run("scan.jpg", b"\xff\xd8\xff\xe0" + bytes(100)) == [Skipped("scan.jpg", "image/jpeg")]
-    assert run("renamed.txt", b"GIF89a" + bytes(100)) == [Skipped("renamed.txt", "image/gif")]
+    # a broken "PDF" that reads as text is scanned as text; a binary one is corrupt
+    [text_unit] = run("a.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj")
+    assert isinstance(text_unit, TextUnit)
+    [broken] = run("b.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 4)
+    assert (broken.part, broken.reason) == ("b.pdf", "corrupt")
+    # a magic prefix alone never makes a part harmless
+    [fake_jpeg] = run("scan.jpg", b"\xff\xd8\xff\xe0" + bytes(100))
+    assert fake_jpeg.reason == "unsupported_format"
+    [fake_gif] = run("renamed.txt", b"GIF89a" + bytes(100))
+    assert fake_gif.reason == "unsupported_format"
     garbage = bytes((i * 131 + 7) % 256 for i in range(4000))
-    assert run("blob.bin", garbage) == [Skipped("blob.bin", "application/octet-stream")]
+    [unknown] = run("blob.bin", garbage)
+    assert (unknown.part, unknown.reason) == ("blob.bin", "unsupported_format")
 
 
 def test_content_beats_extension() -> None:
-    # a csv named .pdf is read as text; a PDF named .csv is skipped as a PDF
+    # a csv named .pdf is read as text; text that starts with %PDF- is still text
     [table] = run("report.pdf", CSV.encode("cp932"))
     assert isinstance(table, TableUnit)
-    assert run("list.csv", b"%PDF-1.4 ...") == [Skipped("list.csv", "application/pdf")]
+    [text_unit] = run("list.csv", b"%PDF-1.4 ...")
+    assert isinstance(text_unit, (TextUnit, TableUnit))
 
 
 def test_too_large_part() -> None:

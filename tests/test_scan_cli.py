@@ -122,3 +122,31 @@ def test_text_format_is_a_readable_summary(corpus: dict[str, Path]) -> None:
     proc = run_scan(str(corpus["mynumber.eml"]))
     assert proc.returncode == 0
     assert "保留 (hold)" in proc.stdout and "統括情報セキュリティ責任者" in proc.stdout
+
+
+def test_json_lists_skipped_and_new_reasons(tmp_path: Path) -> None:
+    import random
+
+    from tests import filebuilders as fb
+
+    files = {
+        "photo.png": fb.image_bytes("PNG"),
+        "bundle.zip": fb.zip_of({"a.csv": b"x,y\r\n1,2\r\n", "__MACOSX/._a.csv":
+                                 fb.appledouble_bytes()}),
+        "blob.bin": random.Random(3).randbytes(3000),
+        "scan.pdf": fb.image_only_pdf_bytes(),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    proc = run_scan("--format", "json", *(str(tmp_path / n) for n in files))
+    assert proc.returncode == 0, proc.stderr
+    results = {Path(r["path"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert results["photo.png"]["skipped"] == [{"part": "photo.png", "kind": "image/png"}]
+    assert results["photo.png"]["verdict"] == "pass"
+    assert results["bundle.zip"]["skipped"] == [
+        {"part": "bundle.zip/__MACOSX/._a.csv", "kind": "application/applefile"}]
+    assert results["blob.bin"]["unscannable"] == [
+        {"part": "blob.bin", "reason": "unsupported_format"}]
+    assert results["blob.bin"]["verdict"] == "hold"
+    assert results["scan.pdf"]["unscannable"] == [{"part": "scan.pdf", "reason": "no_text_layer"}]
+    assert all(r["skipped"] == [] for n, r in results.items() if n in ("blob.bin", "scan.pdf"))

@@ -60,6 +60,20 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: Context) -> by
     return b"".join(chunks)
 
 
+def holds_data(info: zipfile.ZipInfo) -> bool:
+    """Files, and "directories" (name ending in /) that nonetheless carry bytes."""
+    return not info.is_dir() or info.file_size > 0 or info.compress_size > 2
+
+
+def comment_unit(path: str, comment: bytes) -> Iterator[Unit]:
+    """The archive comment (free text a zip may carry besides its members)."""
+    if comment and comment.strip(b"\0 \r\n\t"):
+        from dlp_gateway.extract.text import decode_bytes
+        from dlp_gateway.extract.units import TextUnit
+
+        yield TextUnit(decode_bytes(comment), part=path, location=f"{path}!comment")
+
+
 def extract_zip(
     path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
 ) -> Iterator[Unit]:
@@ -69,7 +83,7 @@ def extract_zip(
         return
     try:
         zf = pyzipper.AESZipFile(io.BytesIO(data))
-        infos = [i for i in zf.infolist() if not i.is_dir()]
+        infos = [i for i in zf.infolist() if holds_data(i)]
     except Exception as exc:
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
         return
@@ -77,6 +91,7 @@ def extract_zip(
         yield Unscannable(path, "too_large", f"{len(infos)} members over the limit")
         return
     with zf:
+        yield from comment_unit(path, zf.comment)
         for info in infos:
             member_path = f"{path}/{member_name(info).strip('/')}"
             if info.flag_bits & 0x1:

@@ -1,23 +1,34 @@
 """One file (an attachment, an archive member, a path on the command line) -> units.
 
 ``extract_part`` is the single dispatch point: it sniffs the content and hands the
-bytes to the right reader. Whatever a reader raises becomes ``Unscannable(part,
-"corrupt")`` for that file only; extraction goes on with the next part.
+bytes to the right reader. Every file ends in exactly one of three states: units
+read from it, ``Skipped`` (a known-harmless kind from ``patterns/harmless.toml``),
+or ``Unscannable`` with a named reason. Whatever a reader raises becomes
+``Unscannable(part, "corrupt")`` for that file only; extraction goes on.
+
+Formats announced by a marker that text can also carry (``%PDF-``, SpreadsheetML,
+vCard) are read by their reader first; if it cannot open them and the bytes read
+as text, they are scanned as text instead (a csv that starts with ``%PDF-``).
 """
 
 from __future__ import annotations
 
+import itertools
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dlp_gateway.extract import archive, office, text
 from dlp_gateway.extract.html import html_to_text, looks_like_html, meta_charset
-from dlp_gateway.extract.sniff import extension, sniff
-from dlp_gateway.extract.units import Limits, Skipped, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.sniff import Kind, clean_text_bytes, extension, sniff, text_profile
+from dlp_gateway.extract.units import Limits, Skipped, TableUnit, TextUnit, Unit, Unscannable
 
 _HTML_EXTENSIONS = {".html", ".htm", ".xhtml", ".mht", ".mhtml"}
 _MESSAGE_EXTENSIONS = {".eml"}
+_MESSAGE_TYPES = ("message/rfc822", "message/global")
+# Readers whose failure to open means "maybe this is text after all".
+_TEXT_FALLBACK = {"pdf", "spreadsheetml", "vcard", "rtf"}
 
 
 @dataclass(slots=True)
@@ -82,25 +93,102 @@ def _dispatch(
     charset: str | None,
 ) -> Iterator[Unit]:
     kind = sniff(path, data)
-    ext = extension(path)
-    if kind.kind == "empty":
-        yield Skipped(path, "empty")
-    elif kind.kind == "corrupt":
-        yield Unscannable(path, "corrupt", kind.detail)
-    elif kind.kind == "encrypted_office":
-        yield Unscannable(path, "encrypted_office", kind.detail)
-    elif kind.kind == "skip":
-        yield from _skipped(path, data, ctx, depth, kind.content_type)
-    elif kind.kind == "zip":
-        yield from archive.extract_zip(path, data, ctx, depth, _member_dispatch)
-    elif kind.kind in ("xlsx", "xls", "ods"):
-        yield from _workbook(path, data, ctx, kind.kind == "xlsx" and ext != ".xlsb")
-    elif kind.kind == "docx":
-        yield from office.extract_docx(path, data)
-    elif kind.kind == "pptx":
-        yield from office.extract_pptx(path, data)
+    if kind.kind in _TEXT_FALLBACK:
+        yield from _or_text(path, data, ctx, depth, kind, charset)
+    elif kind.kind in ("text", "html"):
+        yield from _text(path, data, ctx, depth, kind.kind, content_type, charset)
     else:
-        yield from _text(path, data, ctx, depth, ext, content_type, charset)
+        yield from _binary(path, data, ctx, depth, kind)
+
+
+def _binary(path: str, data: bytes, ctx: Context, depth: int, kind: Kind) -> Iterator[Unit]:
+    from dlp_gateway.extract import compressed, legacy, msg, packages
+
+    k = kind.kind
+    if k == "harmless":
+        yield Skipped(path, kind.content_type)
+    elif k == "corrupt":
+        yield Unscannable(path, "corrupt", kind.detail)
+    elif k == "encrypted_office":
+        yield Unscannable(path, "encrypted_office", kind.detail)
+    elif k == "unsupported":
+        yield Unscannable(path, "unsupported_format", f"{kind.content_type}: {kind.detail}")
+    elif k == "zip":
+        yield from archive.extract_zip(path, data, ctx, depth, _member_dispatch)
+    elif k == "tnef":
+        yield from archive.extract_tnef(path, data, ctx, depth, _member_dispatch)
+    elif k in compressed.READERS:
+        yield from compressed.READERS[k](path, data, ctx, depth, _member_dispatch)
+    elif k == "doc":
+        yield from legacy.extract_doc(path, data)
+    elif k == "ppt":
+        yield from legacy.extract_ppt(path, data)
+    elif k == "msg":
+        yield from msg.extract_msg(path, data, ctx, depth, _member_dispatch)
+    elif k == "ole_package":
+        yield from msg.extract_ole_package(path, data, ctx, depth, _member_dispatch)
+    elif k in ("xlsx", "xls", "ods"):
+        yield from _workbook(path, data, ctx, k == "xlsx" and not _is_xlsb(data))
+        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch)
+    elif k == "docx":
+        yield from office.extract_docx(path, data)
+        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch)
+    elif k == "pptx":
+        yield from office.extract_pptx(path, data)
+        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch)
+    elif k == "odf":
+        yield from packages.extract_odf(path, data)
+        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch)
+    else:  # a kind sniff knows but no reader handles: never let it pass unread
+        yield Unscannable(path, "unsupported_format", f"no reader for {k}")
+
+
+def _is_xlsb(data: bytes) -> bool:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return "xl/workbook.bin" in zf.namelist()
+
+
+def _or_text(
+    path: str, data: bytes, ctx: Context, depth: int, kind: Kind, charset: str | None
+) -> Iterator[Unit]:
+    """The marked format's reader; if it cannot open the file and it reads as text, text."""
+    from dlp_gateway.extract import pdf, rtf, spreadsheetml, vcard
+
+    readers = {"pdf": pdf.extract_pdf, "spreadsheetml": spreadsheetml.extract_spreadsheetml,
+               "vcard": vcard.extract_vcard, "rtf": rtf.extract_rtf}
+    cells = _cell_estimate(kind.kind, data)
+    if cells and not ctx.take_cells(cells):
+        yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
+        return
+    units = readers[kind.kind](path, data)
+    first = next(units, None)
+    opened = not (
+        isinstance(first, Unscannable) and first.part == path and first.reason == "corrupt"
+    )
+    if first is not None and opened:
+        yield from itertools.chain([first], units)
+        return
+    if text_profile(data) is not None:
+        yield from _text(path, data, ctx, depth, "text", None, charset)
+    elif first is not None:
+        yield first
+
+
+_CELL_MARKERS = {"spreadsheetml": re.compile(rb"<(?:ss:)?Cell[\s>/]"),
+                 "vcard": re.compile(rb"BEGIN:VCARD", re.IGNORECASE),
+                 "html": re.compile(rb"<t[dh][\s>]", re.IGNORECASE)}
+
+
+def _cell_estimate(kind: str, data: bytes) -> int:
+    """Cells a table-producing reader will make, for the message-wide cell budget."""
+    marker = _CELL_MARKERS.get(kind)
+    if marker is None:
+        return 0
+    count = sum(1 for _ in marker.finditer(data))
+    return count * 7 if kind == "vcard" else count
 
 
 def _workbook(path: str, data: bytes, ctx: Context, ooxml: bool) -> Iterator[Unit]:
@@ -120,13 +208,12 @@ def _ooxml_size_ok(data: bytes, ctx: Context) -> bool:
     return total <= ctx.limits.max_part_bytes
 
 
-def _skipped(
-    path: str, data: bytes, ctx: Context, depth: int, content_type: str
-) -> Iterator[Unit]:
-    if content_type == "application/ms-tnef":
-        yield from archive.extract_tnef(path, data, ctx, depth, _member_dispatch)
-        return
-    yield Skipped(path, content_type)
+def _is_message(data: bytes, ext: str, content_type: str | None) -> bool:
+    from dlp_gateway.extract.msg import looks_like_rfc822
+
+    return ext in _MESSAGE_EXTENSIONS or content_type in _MESSAGE_TYPES or (
+        looks_like_rfc822(data)
+    )
 
 
 def _text(
@@ -134,23 +221,57 @@ def _text(
     data: bytes,
     ctx: Context,
     depth: int,
-    ext: str,
+    kind: str,
     content_type: str | None,
     charset: str | None,
 ) -> Iterator[Unit]:
-    if ext in _MESSAGE_EXTENSIONS or content_type in ("message/rfc822", "message/global"):
+    ext = extension(path)
+    if _is_message(data, ext, content_type):
         from dlp_gateway.extract.mime import extract_embedded_message
 
         yield from extract_embedded_message(path, data, ctx, depth)
         return
     head = data[:4096].decode("latin-1")
-    if ext in _HTML_EXTENSIONS or content_type == "text/html" or looks_like_html(head):
-        declared = charset or meta_charset(data)
-        body = html_to_text(text.decode_bytes(data, declared))
-        yield TextUnit(body, part=path, location=path)
+    if kind == "html" or ext in _HTML_EXTENSIONS or content_type == "text/html" or (
+        looks_like_html(head)
+    ):
+        cells = _cell_estimate("html", data)
+        if cells and not ctx.take_cells(cells):
+            yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
+            return
+        yield from _html(path, data, charset)
         return
+    if text_profile(data) == "text":
+        data = clean_text_bytes(data)
     unit, cells = text.text_units(path, data, ext, charset)
+    if isinstance(unit, TextUnit):
+        unit, cells = _text_table(unit)
     if cells and not ctx.take_cells(cells):
         yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
         return
     yield unit
+
+
+def _text_table(unit: TextUnit) -> tuple[TextUnit | TableUnit, int]:
+    """Free text that is really a fixed-width export becomes a table."""
+    from dlp_gateway.extract import fixedwidth
+
+    table = fixedwidth.fixed_width_table(unit.text, unit.part, unit.location)
+    if table is None:
+        return unit, 0
+    return table, unit.text.count("\n") * 8
+
+
+def _html(path: str, data: bytes, charset: str | None) -> Iterator[Unit]:
+    """HTML: its tables (an HTML table saved as .xls) as tables, the rest as text."""
+    from dlp_gateway.extract import htmltable
+
+    declared = charset or meta_charset(data)
+    source = text.decode_bytes(data, declared)
+    tables, rest = htmltable.split_tables(source)
+    for index, rows in enumerate(tables, 1):
+        location = f"{path}!table{index}" if len(tables) > 1 else path
+        yield TableUnit(part=path, location=location, rows=lambda r=rows: iter(r))
+    body = html_to_text(rest)
+    if body.strip() or not tables:
+        yield TextUnit(body, part=path, location=path if not tables else f"{path}!text")

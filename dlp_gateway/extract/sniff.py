@@ -1,45 +1,52 @@
-"""What a file is, by its content first and its name second."""
+"""What a file is, by its content (magic bytes and structure); the name only breaks ties.
+
+``sniff`` never trusts a prefix alone: containers are checked for a structure that
+parses (zip central directory, OLE directory, tar header checksum), harmless kinds
+must pass a full structure walk (``harmless.py``), and bytes that fail every
+structured reader but read as text are scanned as text. The only outcomes are a
+reader to use, a harmless kind, ``corrupt`` (the name promised a format the bytes
+do not have) or ``unsupported`` (an unknown binary: held as ``unsupported_format``).
+"""
 
 from __future__ import annotations
 
+import codecs
 import io
 import posixpath
+import re
 import zipfile
 from dataclasses import dataclass
 
 import olefile
+
+from dlp_gateway.extract.harmless import harmless_kind
 
 XLSX_EXTENSIONS = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xlsb", ".xlam"}
 DOCX_EXTENSIONS = {".docx", ".docm", ".dotx", ".dotm"}
 OFFICE_EXTENSIONS = XLSX_EXTENSIONS | DOCX_EXTENSIONS | {
     ".xls", ".doc", ".ppt", ".pptx", ".ods", ".odt", ".xlt", ".dot"
 }
-# A name that promises one of these and content that does not parse is corrupt, not skipped.
-STRUCTURED_EXTENSIONS = OFFICE_EXTENSIONS | {".zip", ".eml", ".csv", ".tsv"}
+ARCHIVE_EXTENSIONS = {".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar", ".lzh",
+                      ".lha", ".cab", ".msg", ".pdf"}
+# A name that promises one of these and content that does not parse is corrupt.
+STRUCTURED_EXTENSIONS = OFFICE_EXTENSIONS | ARCHIVE_EXTENSIONS | {".eml", ".csv", ".tsv"}
 
-_IMAGES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"II*\x00", "image/tiff"),
-    (b"MM\x00*", "image/tiff"),
-)
-_OTHER_BINARY = (
-    (b"Rar!\x1a\x07", "application/vnd.rar"),
-    (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
-    (b"\x1f\x8b", "application/gzip"),
-    (b"\xfd7zXZ\x00", "application/x-xz"),
-    (b"\x78\x9f\x3e\x22", "application/ms-tnef"),
-)
-_CONTROL = set(range(0, 9)) | {11, 12} | set(range(14, 27)) | set(range(28, 32)) | {127}
+ODF_TEXT_TYPES = ("application/vnd.oasis.opendocument.",)
+_SPREADSHEETML = re.compile(rb"urn:schemas-microsoft-com:office:spreadsheet")
+_HTML_START = re.compile(rb"<\s*(!doctype\s+html|html|head|body|table|meta)\b", re.IGNORECASE)
+_VCARD = re.compile(rb"^\s*BEGIN:VCARD\s*$", re.IGNORECASE | re.MULTILINE)
+_LZH = re.compile(rb"-(lh[0-7d]|lz[s45])-")
+_SOFT_CONTROLS = frozenset(b"\x00\x0c\x1a")  # NUL padding, form feed, DOS EOF
+_HARD_CONTROLS = frozenset(set(range(0, 9)) | {11} | set(range(14, 27)) | set(range(28, 32))
+                           | {127}) - _SOFT_CONTROLS
+_TEXT_CANDIDATES = ("utf-8", "cp932", "euc_jp")
 
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """``kind`` is the reader to use; ``content_type`` names it for Skipped parts."""
+    """``kind`` names the reader; ``content_type`` the harmless kind or the format."""
 
-    kind: str  # empty docx xlsx ods zip xls encrypted_office ole_encrypted_doc skip text corrupt
+    kind: str
     content_type: str = ""
     detail: str = ""
 
@@ -49,46 +56,145 @@ def extension(name: str) -> str:
 
 
 def sniff(name: str, data: bytes) -> Kind:
-    """Classify ``data``; ``name`` only breaks ties (text flavours, corrupt vs unknown)."""
+    """Classify ``data`` by content; ``name`` only tells corrupt from unsupported."""
     if not data:
-        return Kind("empty", "empty")
+        return Kind("harmless", "empty")
+    kind = _container(data) or _compressed(data) or _marked(data)
+    if kind is not None:
+        return kind
+    harmless = harmless_kind(data)
+    if harmless is not None:
+        return Kind("harmless", harmless)
+    return _textual(name, data)
+
+
+def _container(data: bytes) -> Kind | None:
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return _sniff_zip(data)
     if data.startswith(olefile.MAGIC):
         return _sniff_ole(data)
-    head = data[:2048]
-    if b"%PDF-" in head[:1024]:
-        return Kind("skip", "application/pdf")
-    for magic, content_type in _IMAGES:
-        if data.startswith(magic):
-            return Kind("skip", content_type)
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return Kind("skip", "image/webp")
-    if data.startswith(b"BM") and data[6:10] == b"\0\0\0\0":
-        return Kind("skip", "image/bmp")
-    if data.startswith(b"BZh") and data[3:4].isdigit():
-        return Kind("skip", "application/x-bzip2")
-    for magic, content_type in _OTHER_BINARY:
-        if data.startswith(magic):
-            return Kind("skip", content_type)
-    if is_text(data):
+    return None
+
+
+def _compressed(data: bytes) -> Kind | None:
+    """Compressed streams and archives, each by a signature long enough not to be text."""
+    if data.startswith(b"\x1f\x8b\x08"):
+        return Kind("gzip", "application/gzip")
+    if re.match(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)", data[:10]):
+        return Kind("bzip2", "application/x-bzip2")
+    if data.startswith(b"\xfd7zXZ\x00"):
+        return Kind("xz", "application/x-xz")
+    if data.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return Kind("7z", "application/x-7z-compressed")
+    if data.startswith((b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")):
+        return Kind("libarchive", "application/vnd.rar")
+    if data.startswith(b"MSCF\0\0\0\0"):
+        return Kind("libarchive", "application/vnd.ms-cab-compressed")
+    if len(data) > 21 and _LZH.fullmatch(data[2:7]):
+        return Kind("libarchive", "application/x-lzh-compressed")
+    if data.startswith(b"\x78\x9f\x3e\x22"):
+        return Kind("tnef", "application/ms-tnef")
+    if is_tar(data):
+        return Kind("tar", "application/x-tar")
+    return None
+
+
+def _marked(data: bytes) -> Kind | None:
+    """Formats announced by a text marker; their reader falls back to text if they fail."""
+    if b"%PDF-" in data[:1024]:
+        return Kind("pdf", "application/pdf")
+    if data.lstrip()[:5] == b"{\\rtf":
+        return Kind("rtf", "application/rtf")
+    head = data[:4096]
+    if head.lstrip().startswith(b"<") and _SPREADSHEETML.search(head):
+        return Kind("spreadsheetml", "application/vnd.ms-excel (SpreadsheetML 2003)")
+    if _VCARD.search(head):
+        return Kind("vcard", "text/vcard")
+    return None
+
+
+def _textual(name: str, data: bytes) -> Kind:
+    if text_profile(data) is not None:
+        head = data[:4096]
+        if _HTML_START.search(head.lstrip()[:512]) or _HTML_START.match(head.lstrip()):
+            return Kind("html", "text/html")
         return Kind("text", "text/plain")
+    if _embedded_zip(data):
+        return Kind("zip", "application/zip", "zip after a stub (self-extracting archive)")
     if extension(name) in STRUCTURED_EXTENSIONS:
         return Kind("corrupt", detail=f"not a valid {extension(name)} file")
-    return Kind("skip", "application/octet-stream")
+    return Kind("unsupported", "application/octet-stream", "unknown binary format")
 
 
-def is_text(data: bytes) -> bool:
-    """No NULs (unless UTF-16 by BOM) and few control bytes in the first 8 KiB."""
+def is_tar(data: bytes) -> bool:
+    """A POSIX/GNU tar: the first header's checksum adds up (magic alone is not enough)."""
+    if len(data) < 512:
+        return False
+    header = data[:512]
+    try:
+        stored = int(header[148:156].replace(b"\0", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    computed = sum(header[:148]) + 8 * 32 + sum(header[156:])
+    return stored == computed
+
+
+def _embedded_zip(data: bytes) -> bool:
+    """A zip appended to something else (self-extracting .exe): the end record is found."""
+    if b"PK\x05\x06" not in data[-(1 << 16) - 22 :]:
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return bool(zf.infolist())
+    except Exception:
+        return False
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def text_profile(data: bytes) -> str | None:
+    """"utf16", "text" (maybe with NUL padding / form feeds) or None if not text.
+
+    Text is judged on the first 8 KiB: hard control bytes at most 1 %, NUL/FF/EOF
+    padding allowed, and what remains decodes in a Japanese-capable charset with
+    at most 1 % bad bytes.
+    """
     sample = data[:8192]
-    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return True
-    if sample.count(0):
-        # UTF-16 without BOM: NULs at every other byte, nowhere else
-        zeros_even, zeros_odd = sample[0::2].count(0), sample[1::2].count(0)
-        return min(zeros_even, zeros_odd) == 0 and max(zeros_even, zeros_odd) > len(sample) // 8
-    control = sum(1 for b in sample if b in _CONTROL and b != 0x1B)
-    return control <= max(1, len(sample) // 100)
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf16"
+    if _utf16_without_bom(sample):
+        return "utf16"
+    hard = sum(1 for b in sample if b in _HARD_CONTROLS and b != 0x1B)
+    if hard > max(1, len(sample) // 100):
+        return None
+    content = bytes(b for b in sample if b not in _SOFT_CONTROLS)
+    if not content.strip() or len(content) < len(sample) // 10:
+        return None
+    if len(data) > len(sample):
+        content = content[:-4]  # a multibyte character may be cut at the sample end
+    allowed = max(4, len(content) // 100)
+    for encoding in _TEXT_CANDIDATES:
+        if content.decode(encoding, errors="replace").count("\ufffd") <= allowed:
+            return "text"
+    return None
+
+
+def _utf16_without_bom(sample: bytes) -> bool:
+    if len(sample) < 4 or not sample.count(0):
+        return False
+    zeros_even, zeros_odd = sample[0::2].count(0), sample[1::2].count(0)
+    return min(zeros_even, zeros_odd) == 0 and max(zeros_even, zeros_odd) > len(sample) // 8
+
+
+def clean_text_bytes(data: bytes) -> bytes:
+    """Padding NULs -> spaces (keeps fixed-width columns aligned); FF and EOF dropped."""
+    if not any(b in data for b in (b"\x00", b"\x0c", b"\x1a")):
+        return data
+    return data.replace(b"\x00", b" ").replace(b"\x0c", b"").replace(b"\x1a", b"")
+
+
+# --- zip and OLE containers ---------------------------------------------------------------
 
 
 def _sniff_zip(data: bytes) -> Kind:
@@ -102,12 +208,12 @@ def _sniff_zip(data: bytes) -> Kind:
         return Kind("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml")
     if "xl/workbook.xml" in names or "xl/workbook.bin" in names:
         return Kind("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml")
-    if mimetype == b"application/vnd.oasis.opendocument.spreadsheet":
-        return Kind("ods", mimetype.decode())
     if "ppt/presentation.xml" in names:
         return Kind("pptx", "application/vnd.openxmlformats-officedocument.presentationml")
-    if mimetype.startswith(b"application/vnd.oasis.opendocument."):
-        return Kind("skip", mimetype.decode("ascii", "replace"))
+    if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+        return Kind("ods", mimetype.decode("ascii", "replace"))
+    if mimetype.startswith(b"application/vnd.oasis.opendocument.") and "content.xml" in names:
+        return Kind("odf", mimetype.decode("ascii", "replace"))
     return Kind("zip", "application/zip")
 
 
@@ -116,7 +222,7 @@ def _zip_mimetype(zf: zipfile.ZipFile, names: set[str]) -> bytes:
     if "mimetype" not in names:
         return b""
     try:
-        return zf.read("mimetype")[:100]
+        return zf.read("mimetype")[:100].strip()
     except Exception:
         return b""
 
@@ -136,12 +242,16 @@ def _sniff_ole(data: bytes) -> Kind:
         if "worddocument" in lowered:
             if _word_encrypted(ole):
                 return Kind("encrypted_office", detail="encrypted Word 97-2003 document")
-            return Kind("skip", "application/msword")
+            return Kind("doc", "application/msword")
         if "powerpoint document" in lowered:
-            return Kind("skip", "application/vnd.ms-powerpoint")
+            if "encryptedsummary" in lowered:
+                return Kind("encrypted_office", detail="encrypted PowerPoint 97-2003 file")
+            return Kind("ppt", "application/vnd.ms-powerpoint")
         if any(s.startswith("__substg1.0_") for s in lowered):
-            return Kind("skip", "application/vnd.ms-outlook")
-        return Kind("skip", "application/x-ole-storage")
+            return Kind("msg", "application/vnd.ms-outlook")
+        if "package" in lowered or "\x01ole10native" in lowered:
+            return Kind("ole_package", "application/x-ole-storage")
+        return Kind("unsupported", "application/x-ole-storage", "unknown OLE compound file")
     finally:
         ole.close()
 

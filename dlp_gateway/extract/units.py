@@ -4,7 +4,9 @@ Extraction turns a message into a stream of units. Free text (mail bodies, txt
 files, docx paragraphs) becomes a ``TextUnit``; tabular data (xlsx sheets, csv,
 docx tables) becomes a ``TableUnit`` whose rows are read lazily, so a 680,000-row
 csv is never held as millions of small objects. Parts that cannot be read become
-an ``Unscannable``; parts of a type we do not read (images, PDFs) a ``Skipped``.
+an ``Unscannable`` with a named reason; parts identified (by their own signature
+and structure) as a kind listed in ``patterns/harmless.toml`` a ``Skipped``.
+Every part ends as exactly one of: units read, ``Skipped``, ``Unscannable``.
 
 Location paths are for people: ``名簿.zip/R4.xlsx!Sheet1!C7``,
 ``通知.docx!table1!r3c2``, ``body``. ``part`` is the file the unit sits in (the
@@ -23,7 +25,15 @@ from typing import Literal
 CellValue = str | int | float | dt.date | dt.datetime | None
 
 UnscannableReason = Literal[
-    "encrypted_archive", "encrypted_office", "corrupt", "too_deep", "too_large", "timeout"
+    "encrypted_archive",
+    "encrypted_office",
+    "encrypted_pdf",
+    "corrupt",
+    "too_deep",
+    "too_large",
+    "timeout",
+    "unsupported_format",
+    "no_text_layer",
 ]
 
 
@@ -85,10 +95,18 @@ class Unscannable:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A part of a type no reader handles yet (image, PDF, ...)."""
+    """A known-harmless part (image, font, Finder metadata...): nothing to read in it.
+
+    ``content_type`` is the harmless kind from ``patterns/harmless.toml``
+    (``image/png``, ``font/ttf``, ``application/applefile``, ``empty``...).
+    """
 
     part: str
     content_type: str
+
+    @property
+    def kind(self) -> str:
+        return self.content_type
 
 
 Unit = TextUnit | TableUnit | Unscannable | Skipped

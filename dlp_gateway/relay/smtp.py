@@ -177,6 +177,7 @@ class RelayHandler:
         self.networks = self.config.networks
         self.trusted = self.config.trusted_networks
         self.upstream_down_until = 0.0  # skip the synchronous attempt while upstream is down
+        self.retain: Any = None  # retention of passed mail (server sets it when enabled)
 
     # -- SMTP hooks -------------------------------------------------------------------
     async def handle_EHLO(
@@ -299,14 +300,15 @@ class RelayHandler:
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, login: str | None = None,
         client: str = "",
     ) -> str:
-        key = message_key(client, sender, rcpts, _message_id(raw), raw)
-        earlier = await asyncio.to_thread(self.gateway.recent.reply_for, key)
+        message_id = _message_id(raw)  # without one, a resend is not told from a retry
+        key = message_key(client, sender, rcpts, message_id, raw) if message_id else ""
+        earlier = await asyncio.to_thread(self.gateway.recent.reply_for, key) if key else None
         if earlier is not None:
             log.info("scan %s: retry of a message already accepted; answering as before (%s)",
                      scan_id, earlier)
             return earlier
         started = time.monotonic()
-        outcome = await self.scan(scan_id, raw)
+        outcome = await self.scan(scan_id, raw, (sender, list(rcpts)))
         action = outcome.action
         internal, external = self.split_recipients(rcpts)
         log.info(
@@ -314,13 +316,20 @@ class RelayHandler:
             scan_id, action, ",".join(outcome.rules), _nonzero(outcome.counts), len(raw),
             len(rcpts), len(internal), (time.monotonic() - started) * 1000,
         )
+        if outcome.monitor:
+            log.info("scan %s: monitor rules %s would %s", scan_id, ",".join(outcome.monitor),
+                     outcome.monitor_action)
+            await asyncio.to_thread(self._audit_rule_monitor, scan_id, sender, rcpts, raw,
+                                    outcome)
+        if self.retain is not None and action == "pass":
+            await asyncio.to_thread(self.retain, scan_id, sender, rcpts, raw, outcome.action)
         if self.config.monitor_mode and action != "pass":
             log.info("scan %s: monitor mode, would %s; passing", scan_id, action)
             await asyncio.to_thread(self._audit_monitor, scan_id, sender, rcpts, raw, outcome)
             action = "pass"
         if action == "pass" or not external:
             reply = await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
-            if reply.startswith("2"):
+            if reply.startswith("2") and key:
                 await asyncio.to_thread(self.gateway.recent.remember, key, reply)
             return reply
         # The verdict part, the internal recipients' copy and the reply to remember
@@ -330,12 +339,14 @@ class RelayHandler:
             return await self.encrypt(scan_id, sender, external, raw, outcome, login, done)
         return await self.hold(scan_id, sender, external, raw, outcome, login=login, done=done)
 
-    async def scan(self, scan_id: str, raw: bytes) -> ScanOutcome:
+    async def scan(
+        self, scan_id: str, raw: bytes, envelope: tuple[str, list[str]] | None = None
+    ) -> ScanOutcome:
         """Scan; a message whose scan keeps killing the worker is held as ``corrupt``."""
         attempts = self.config.scan_max_attempts
         for attempt in range(1, attempts + 1):
             try:
-                return await self.scanner.scan(raw)
+                return await self.scanner.scan(raw, envelope)
             except BrokenProcessPool:
                 log.warning("scan %s: scan worker died (attempt %d of %d)", scan_id, attempt,
                             attempts)
@@ -382,6 +393,7 @@ class RelayHandler:
     ) -> Any:
         gw = self.gateway
         reasons = list(outcome.reasons) + ([extra_reason] if extra_reason else [])
+        reasons += [f"（monitor・判定に影響なし）{r}" for r in outcome.monitor_reasons]
         with gw.db.transaction() as conn:
             held = self._hold_rows(conn, scan_id, sender, rcpts, raw, outcome, reasons,
                                    extra_reason, login)
@@ -400,7 +412,8 @@ class RelayHandler:
             recipients=rcpts,
             subject=decoded_subject(raw),
             reasons=reasons,
-            rules=list(outcome.rules) + (["encrypt_failed"] if extra_reason else []),
+            rules=list(outcome.rules) + (["encrypt_failed"] if extra_reason else [])
+            + [f"monitor:{r}" for r in outcome.monitor],
             approver_role=outcome.approver_role or "section_head",
             scan_id=scan_id,
             counts=outcome.counts,
@@ -427,7 +440,8 @@ class RelayHandler:
                                               ("X-DLP-Scan-Id", done.scan_id)])
             self.gateway.queue.enqueue(done.sender, done.internal, data, "mail", done.scan_id,
                                        conn=conn)
-        self.gateway.recent.remember(done.key, reply, conn)
+        if done.key:
+            self.gateway.recent.remember(done.key, reply, conn)
 
     async def encrypt(
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome,
@@ -484,6 +498,17 @@ class RelayHandler:
             {"scan_id": scan_id, "monitor_mode": True, "would": outcome.action,
              "sha256": hashlib.sha256(raw).hexdigest(), "recipients": rcpts,
              "counts": outcome.counts, "rules": list(outcome.rules)},
+        )
+
+    def _audit_rule_monitor(
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome
+    ) -> None:
+        """Rules in monitor mode fired: record what they would have done ("monitor")."""
+        self.gateway.audit.append(
+            "monitor", sender or "<>", None,
+            {"scan_id": scan_id, "would": outcome.monitor_action, "verdict": outcome.action,
+             "monitor_rules": list(outcome.monitor), "sha256": hashlib.sha256(raw).hexdigest(),
+             "recipients": rcpts, "subject": decoded_subject(raw), "counts": outcome.counts},
         )
 
     # -- delivery -------------------------------------------------------------------

@@ -62,6 +62,7 @@ EVENTS = (
     "logout",
     "user_added",
     "user_disabled",
+    "monitor",
 )
 
 

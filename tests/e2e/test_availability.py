@@ -161,13 +161,13 @@ def test_scan_that_kills_its_worker_is_held_as_corrupt(gateway_factory, upstream
 def test_retry_after_a_lost_250_is_answered_from_the_first_copy(gateway_factory,
                                                                  upstream_sink):
     gw = gateway_factory(web=False)
-    roster = roster_mail(30)
+    roster = b"Message-ID: <r1@city.example.lg.jp>\r\n" + roster_mail(30)
     first = send(gw.smtp_port, roster)
     again = send(gw.smtp_port, roster)  # the client never saw the first 250 and retries
     assert first == again and "held for approval" in first[1]
     assert len(gw.gateway.held.list("held")) == 1
     assert len(gw.gateway.audit.entries(event="hold")) == 1
-    small = roster_mail(3, subject="少人数")
+    small = b"Message-ID: <r2@city.example.lg.jp>\r\n" + roster_mail(3, subject="少人数")
     one = send(gw.smtp_port, small)
     two = send(gw.smtp_port, small)
     assert one == two and one[0] == 250
@@ -179,8 +179,12 @@ def test_retry_after_a_lost_250_is_answered_from_the_first_copy(gateway_factory,
     zipped = [m for m in upstream_sink.messages if m.rcpts == [RECIPIENT]]
     assert len(zipped) == 1
     # a different message (another Message-ID) is not a retry
-    assert "held for approval" in send(gw.smtp_port, roster_mail(30, subject="別件"))[1]
-    assert len(gw.gateway.held.list("held")) == 2
+    other = roster.replace(b"<r1@", b"<r3@")
+    assert "held for approval" in send(gw.smtp_port, other)[1]
+    # without a Message-ID an identical resend is a new message (nothing tells them apart)
+    assert "held for approval" in send(gw.smtp_port, roster_mail(30))[1]
+    assert "held for approval" in send(gw.smtp_port, roster_mail(30))[1]
+    assert len(gw.gateway.held.list("held")) == 4
 
 
 def test_failures_nobody_can_be_mailed_about_are_kept_for_operators(tmp_path):

@@ -1,0 +1,406 @@
+"""gzip, bzip2, xz streams, tar, 7z, and (through libarchive) rar, lzh and cab.
+
+Every kind obeys the same limits as zip (``archive.py``): nesting depth, member
+count, bytes per member, bytes over the whole message and compression ratio, all
+checked while decompressing, never from declared sizes alone. A compressed stream
+(``名簿.csv.gz``) is one member named after the stream (``名簿.csv.gz/名簿.csv``);
+``.tar.gz`` is a gzip stream holding a tar, found by its content.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import posixpath
+import struct
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from dlp_gateway.extract.archive import CHUNK, RATIO_FLOOR, Dispatch, LimitExceeded
+from dlp_gateway.extract.units import Unit, Unscannable
+
+if TYPE_CHECKING:
+    from dlp_gateway.extract.files import Context
+
+_STREAM_SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".tbz": ".tar",
+                    ".xz": "", ".txz": ".tar"}
+
+
+class _Budget:
+    """Counts the bytes produced by one member against every size limit."""
+
+    def __init__(self, ctx: Context, compressed_size: int):
+        self.ctx, self.compressed, self.size = ctx, max(compressed_size, 1), 0
+
+    def take(self, count: int) -> None:
+        limits = self.ctx.limits
+        self.size += count
+        if self.size > limits.max_part_bytes:
+            raise LimitExceeded(f"member over {limits.max_part_bytes} bytes")
+        if not self.ctx.take_bytes(count):
+            raise LimitExceeded(f"archive content over {limits.max_total_bytes} bytes")
+        if self.size > RATIO_FLOOR and self.size / self.compressed > limits.max_ratio:
+            raise LimitExceeded(f"compression ratio over {limits.max_ratio:g}")
+
+
+def _too_deep(path: str, ctx: Context, depth: int) -> Unscannable | None:
+    if depth + 1 > ctx.limits.max_depth:
+        return Unscannable(path, "too_deep", f"archive nesting over {ctx.limits.max_depth}")
+    return None
+
+
+def _inner_name(path: str, stored: str | None = None) -> str:
+    """Name of the file inside a compressed stream: the stored name, else the outer name."""
+    if stored:
+        return posixpath.basename(stored.replace("\\", "/")) or stored
+    base = posixpath.basename(path)
+    stem, ext = posixpath.splitext(base)
+    if ext.lower() in _STREAM_SUFFIXES:
+        return stem + _STREAM_SUFFIXES[ext.lower()]
+    return stem or "content"
+
+
+# --- single streams: gzip, bzip2, xz --------------------------------------------------------
+
+
+def _decompress(data: bytes, make: Callable[[], object], budget: _Budget) -> bytes:
+    """Every concatenated stream (multi-member gzip/bz2/xz), bounded while it inflates."""
+    out: list[bytes] = []
+    rest = data
+    while rest:
+        decomp = make()
+        chunk = decomp.decompress(rest, CHUNK)  # type: ignore[attr-defined]
+        while True:
+            budget.take(len(chunk))
+            out.append(chunk)
+            if decomp.eof or (not chunk and decomp.needs_input):  # type: ignore[attr-defined]
+                break
+            chunk = decomp.decompress(b"", CHUNK)  # type: ignore[attr-defined]
+        if not decomp.eof:  # type: ignore[attr-defined]
+            raise EOFError("compressed stream ends before its end marker")
+        rest = decomp.unused_data.lstrip(b"\0")  # type: ignore[attr-defined]
+    return b"".join(out)
+
+
+class _Gzip:
+    """zlib's gzip decoder with the bz2/lzma decompressor interface (max_length)."""
+
+    def __init__(self) -> None:
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.needs_input = True
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        buffer = data if data else self._z.unconsumed_tail
+        out = self._z.decompress(buffer, max_length)
+        self.needs_input = not self._z.unconsumed_tail
+        return out
+
+    @property
+    def eof(self) -> bool:
+        return self._z.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._z.unused_data
+
+
+def _gzip_name(data: bytes) -> str | None:
+    """FNAME from the gzip header (RFC 1952), decoded as UTF-8 or cp932."""
+    flags = data[3]
+    if not flags & 0x08:
+        return None
+    pos = 10
+    if flags & 0x04:
+        (extra,) = struct.unpack_from("<H", data, pos)
+        pos += 2 + extra
+    end = data.find(b"\0", pos)
+    if end < 0:
+        return None
+    raw = data[pos:end]
+    for encoding in ("utf-8", "cp932"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _stream_reader(make: Callable[[], object], stored_name: Callable[[bytes], str | None]):
+    def read(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
+             ) -> Iterator[Unit]:
+        deep = _too_deep(path, ctx, depth)
+        if deep:
+            yield deep
+            return
+        member = f"{path}/{_inner_name(path, stored_name(data))}"
+        try:
+            content = _decompress(data, make, _Budget(ctx, len(data)))
+        except LimitExceeded as exc:
+            yield Unscannable(member, "too_large", str(exc))
+            return
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+            return
+        yield from dispatch(member, content, ctx, depth + 1)
+
+    return read
+
+
+# --- tar ------------------------------------------------------------------------------------
+
+
+def extract_tar(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
+                ) -> Iterator[Unit]:
+    """Regular-file members of an (uncompressed) tar; links and devices carry no data."""
+    deep = _too_deep(path, ctx, depth)
+    if deep:
+        yield deep
+        return
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 (closed below)
+    except tarfile.TarError as exc:
+        yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+        return
+    count = 0
+    with tar:
+        while True:
+            try:
+                info = tar.next()
+            except tarfile.TarError as exc:
+                yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+                return
+            if info is None:
+                return
+            count += 1
+            if count > ctx.limits.max_members:
+                yield Unscannable(path, "too_large", "members over the limit")
+                return
+            if not info.isreg():
+                continue
+            member = f"{path}/{info.name.strip('/')}"
+            try:
+                content = _read_stream(tar.extractfile(info), _Budget(ctx, info.size or 1))
+            except LimitExceeded as exc:
+                yield Unscannable(member, "too_large", str(exc))
+                if ctx.total_exceeded:
+                    return
+                continue
+            yield from dispatch(member, content, ctx, depth + 1)
+
+
+def _read_stream(stream: io.BufferedIOBase | None, budget: _Budget) -> bytes:
+    if stream is None:
+        return b""
+    chunks = []
+    while chunk := stream.read(CHUNK):
+        budget.take(len(chunk))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- 7z -------------------------------------------------------------------------------------
+
+
+def extract_7z(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
+               ) -> Iterator[Unit]:
+    """7z members; an archive needing a password is ``encrypted_archive``."""
+    import py7zr
+    import py7zr.exceptions
+
+    deep = _too_deep(path, ctx, depth)
+    if deep:
+        yield deep
+        return
+    try:
+        archive = py7zr.SevenZipFile(io.BytesIO(data))
+    except py7zr.exceptions.PasswordRequired:
+        yield Unscannable(path, "encrypted_archive", "7z with encrypted headers")
+        return
+    except Exception as exc:
+        yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+        return
+    with archive:
+        if archive.needs_password():
+            yield Unscannable(path, "encrypted_archive", "password-protected 7z")
+            return
+        infos = [i for i in archive.list() if not i.is_directory]
+        if len(infos) > ctx.limits.max_members:
+            yield Unscannable(path, "too_large", f"{len(infos)} members over the limit")
+            return
+        factory = _BoundedFactory(ctx, len(data))
+        try:
+            archive.extractall(factory=factory)
+        except LimitExceeded as exc:
+            yield Unscannable(path, "too_large", str(exc))
+            return
+        except Exception as exc:
+            yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+            return
+        for name, writer in factory.products.items():
+            yield from dispatch(f"{path}/{name.strip('/')}", writer.getvalue(), ctx, depth + 1)
+
+
+class _BoundedWriter:
+    """py7zr's Py7zIO: keeps the bytes, counting them against the limits as they come."""
+
+    def __init__(self, budget: _Budget):
+        self.budget, self.buffer = budget, io.BytesIO()
+
+    def write(self, s: bytes | bytearray) -> int:
+        self.budget.take(len(s))
+        return self.buffer.write(s)
+
+    def read(self, size: int | None = None) -> bytes:
+        return self.buffer.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.buffer.seek(offset, whence)
+
+    def flush(self) -> None:
+        return None
+
+    def size(self) -> int:
+        return self.buffer.getbuffer().nbytes
+
+    def close(self) -> None:
+        return None
+
+    def getvalue(self) -> bytes:
+        return self.buffer.getvalue()
+
+
+class _BoundedFactory:
+    def __init__(self, ctx: Context, compressed: int):
+        self.ctx, self.compressed = ctx, compressed
+        self.products: dict[str, _BoundedWriter] = {}
+
+    def create(self, filename: str) -> _BoundedWriter:
+        # ratio judged against the whole archive (solid 7z blocks share one stream)
+        writer = _BoundedWriter(_Budget(self.ctx, self.compressed))
+        self.products[filename] = writer
+        return writer
+
+
+# --- rar, lzh, cab via libarchive -----------------------------------------------------------
+
+
+def extract_libarchive(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
+                       ) -> Iterator[Unit]:
+    """rar / lzh / cab members through Debian's libarchive (libarchive-c bindings)."""
+    deep = _too_deep(path, ctx, depth)
+    if deep:
+        yield deep
+        return
+    try:
+        import libarchive
+    except (ImportError, OSError) as exc:  # libarchive13 missing on this machine
+        yield Unscannable(path, "unsupported_format", f"libarchive unavailable: {exc}")
+        return
+    members = _libarchive_members(path, data, ctx, libarchive)
+    for item in members:
+        if isinstance(item, Unscannable):
+            yield item
+            continue
+        name, content = item
+        yield from dispatch(name, content, ctx, depth + 1)
+
+
+def _libarchive_members(path: str, data: bytes, ctx: Context, libarchive) -> Iterator:  # type: ignore[no-untyped-def]
+    """(member path, bytes) pairs, or Unscannable for what cannot be read.
+
+    Names in lzh/rar headers without a Unicode flag are cp932 on Japanese Windows;
+    if they do not convert, the archive is read again with latin-1 names, which
+    always convert, and each name is re-decoded here.
+    """
+    first = _libarchive_pass(path, data, ctx, b"hdrcharset=CP932")
+    if first and isinstance(first[-1], Unscannable) and first[-1].reason == "corrupt":
+        second = _libarchive_pass(path, data, ctx, b"hdrcharset=ISO-8859-1", _relatin)
+        if not (second and isinstance(second[-1], Unscannable)):
+            return iter(second)
+    return iter(first)
+
+
+def _relatin(name: str) -> str:
+    raw = name.encode("latin-1", errors="replace")
+    for encoding in ("utf-8", "cp932"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return name
+
+
+def _set_options(archive_p: object, options: bytes) -> None:
+    from ctypes import c_char_p, c_int, c_void_p
+
+    from libarchive import ffi
+
+    setter = ffi.libarchive.archive_read_set_options
+    setter.argtypes, setter.restype = [c_void_p, c_char_p], c_int
+    setter(archive_p, options)
+
+
+def _libarchive_pass(path: str, data: bytes, ctx: Context, options: bytes,
+                     rename: Callable[[str], str] = str) -> list:  # type: ignore[type-arg]
+    from ctypes import c_void_p, cast
+
+    from libarchive import ffi
+    from libarchive.read import ArchiveRead, new_archive_read
+
+    results: list[object] = []
+    count = 0
+    try:
+        with new_archive_read("all", "all", None) as archive_p:
+            _set_options(archive_p, options)
+            ffi.read_open_memory(archive_p, cast(data, c_void_p), len(data))
+            for entry in ArchiveRead(archive_p, "utf-8"):
+                count += 1
+                if count > ctx.limits.max_members:
+                    results.append(Unscannable(path, "too_large", "members over the limit"))
+                    break
+                if not entry.isfile:
+                    continue
+                inner = rename(str(entry.pathname)).replace(chr(92), "/").strip("/")
+                name = f"{path}/{inner}"
+                if _entry_encrypted(entry):
+                    results.append(Unscannable(name, "encrypted_archive", "encrypted member"))
+                    continue
+                try:
+                    budget = _Budget(ctx, len(data))
+                    content = b"".join(_bounded_blocks(entry.get_blocks(), budget))
+                except LimitExceeded as exc:
+                    results.append(Unscannable(name, "too_large", str(exc)))
+                    break
+                results.append((name, content))
+    except Exception as exc:
+        message = str(exc)
+        reason = "encrypted_archive" if "ncrypt" in message or "assword" in message else "corrupt"
+        results.append(Unscannable(path, reason, f"{type(exc).__name__}: {message[:200]}"))
+    return results
+
+
+def _bounded_blocks(blocks: Iterator[bytes], budget: _Budget) -> Iterator[bytes]:
+    for block in blocks:
+        budget.take(len(block))
+        yield bytes(block)
+
+
+def _entry_encrypted(entry: object) -> bool:
+    for attr in ("is_encrypted", "isencrypted"):
+        value = getattr(entry, attr, None)
+        if value is not None:
+            return bool(value() if callable(value) else value)
+    return False
+
+
+READERS: dict[str, Callable[[str, bytes, Context, int, Dispatch], Iterator[Unit]]] = {
+    "gzip": _stream_reader(_Gzip, _gzip_name),
+    "bzip2": _stream_reader(bz2.BZ2Decompressor, lambda _data: None),
+    "xz": _stream_reader(lambda: lzma.LZMADecompressor(), lambda _data: None),
+    "tar": extract_tar,
+    "7z": extract_7z,
+    "libarchive": extract_libarchive,
+}

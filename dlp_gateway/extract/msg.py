@@ -1,0 +1,194 @@
+"""Outlook .msg files, OLE packages (embedded objects) and saved .eml detection.
+
+A .msg is an OLE compound file of MAPI properties (MS-OXMSG): subject, sender and
+recipients' display names, plain/HTML body, and attachment storages, which may hold
+a file (``37010102``) or another message (``3701000D``). Read with olefile directly:
+no extra dependency. Bodies are attachment content (not ``in_body``): the .msg is a
+file attached to the mail, so encrypting attachments does protect it.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import olefile
+
+from dlp_gateway.extract.archive import Dispatch
+from dlp_gateway.extract.units import TextUnit, Unit, Unscannable
+
+if TYPE_CHECKING:
+    from dlp_gateway.extract.files import Context
+
+_ATTACH = "__attach_version1.0_#"
+_HEADER_PROPS = (("0037", "件名"), ("0C1A", "差出人"), ("0E04", "宛先"), ("0E03", "CC"))
+_RFC822_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "mime-version",
+                   "received", "return-path", "content-type", "reply-to", "sender"}
+_HEADER_LINE = re.compile(rb"^([!-9;-~]+):")
+
+
+class _Msg:
+    """One message inside an OLE file: the storage at ``prefix`` (root = [])."""
+
+    def __init__(self, ole: olefile.OleFileIO, prefix: list[str], entries: list[list[str]]):
+        self.ole, self.prefix, self.entries = ole, prefix, entries
+
+    def children(self) -> list[str]:
+        n = len(self.prefix)
+        return sorted({e[n] for e in self.entries if len(e) > n and e[:n] == self.prefix})
+
+    def stream(self, name: str) -> bytes | None:
+        entry = [*self.prefix, name]
+        if entry not in self.entries or self.ole.get_type(entry) != olefile.STGTY_STREAM:
+            return None
+        return self.ole.openstream(entry).read()
+
+    def text(self, prop: str) -> str | None:
+        """A string property, Unicode (001F) or 8-bit (001E, usually cp932)."""
+        from dlp_gateway.extract.text import decode_bytes
+
+        raw = self.stream(f"__substg1.0_{prop}001F")
+        if raw is not None:
+            return raw.decode("utf-16-le", errors="replace").rstrip("\0")
+        raw = self.stream(f"__substg1.0_{prop}001E")
+        if raw is not None:
+            return decode_bytes(raw.rstrip(b"\0"))
+        return None
+
+
+def _rtf_body(compressed: bytes) -> str | None:
+    from dlp_gateway.extract.rtf import decompress_rtf, rtf_to_text
+
+    try:
+        return rtf_to_text(decompress_rtf(compressed))
+    except (ValueError, struct.error, IndexError):
+        return None
+
+
+def extract_msg(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
+                ) -> Iterator[Unit]:
+    """Headers, body and attachments of an Outlook .msg file."""
+    ole = olefile.OleFileIO(data)
+    try:
+        entries = ole.listdir(streams=True, storages=True)
+        yield from _message(path, _Msg(ole, [], entries), ctx, depth, dispatch)
+    finally:
+        ole.close()
+
+
+def _message(path: str, msg: _Msg, ctx: Context, depth: int, dispatch: Dispatch
+             ) -> Iterator[Unit]:
+    from dlp_gateway.extract.html import html_to_text
+    from dlp_gateway.extract.text import decode_bytes
+
+    headers = [f"{label}: {value}" for prop, label in _HEADER_PROPS
+               if (value := msg.text(prop))]
+    body = msg.text("1000")
+    if body is None:
+        html = msg.stream("__substg1.0_10130102")
+        html_text = msg.text("1013")
+        if html is not None:
+            body = html_to_text(decode_bytes(html))
+        elif html_text is not None:
+            body = html_to_text(html_text)
+    compressed_rtf = msg.stream("__substg1.0_10090102")
+    if body is None and compressed_rtf is not None:
+        body = _rtf_body(compressed_rtf)
+        if body is None:
+            yield Unscannable(f"{path}!body", "corrupt", "unreadable compressed RTF body")
+    text = "\n".join([*headers, "", body or ""])
+    yield TextUnit(text, part=path, location=f"{path}!body")
+    attachments = [c for c in msg.children() if c.startswith(_ATTACH)]
+    if attachments and depth + 1 > ctx.limits.max_depth:
+        yield Unscannable(path, "too_deep", f"attachments nested over {ctx.limits.max_depth}")
+        return
+    used: set[str] = set()
+    for index, storage in enumerate(attachments[: ctx.limits.max_members], 1):
+        yield from _attachment(path, msg, storage, index, used, ctx, depth, dispatch)
+
+
+def _attachment(path: str, msg: _Msg, storage: str, index: int, used: set[str], ctx: Context,
+                depth: int, dispatch: Dispatch) -> Iterator[Unit]:
+    sub = _Msg(msg.ole, [*msg.prefix, storage], msg.entries)
+    name = sub.text("3707") or sub.text("3704") or sub.text("3001") or f"attachment-{index}"
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or f"attachment-{index}"
+    if name in used:
+        name = f"{index}-{name}"
+    used.add(name)
+    child = f"{path}/{name}"
+    embedded = [*sub.prefix, "__substg1.0_3701000D"]
+    if embedded in msg.entries:
+        inner = _Msg(msg.ole, embedded, msg.entries)
+        yield from _message(child if name.lower().endswith(".msg") else f"{child}.msg",
+                            inner, ctx, depth + 1, dispatch)
+        return
+    content = sub.stream("__substg1.0_37010102")
+    if content is None:
+        yield Unscannable(child, "unsupported_format", "attachment without data (OLE object?)")
+        return
+    if not ctx.take_bytes(len(content)):
+        yield Unscannable(child, "too_large", "content over the total limit")
+        return
+    yield from dispatch(child, content, ctx, depth + 1)
+
+
+# --- OLE packages: files embedded as objects in Office documents ----------------------------
+
+
+def extract_ole_package(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
+                        ) -> Iterator[Unit]:
+    """An embedded object (``oleObject1.bin``): its ``Package`` or ``Ole10Native`` payload."""
+    if depth + 1 > ctx.limits.max_depth:
+        yield Unscannable(path, "too_deep", f"embedded objects nested over {ctx.limits.max_depth}")
+        return
+    with olefile.OleFileIO(data) as ole:
+        if ole.exists("Package"):
+            yield from dispatch(f"{path}/package", ole.openstream("Package").read(), ctx,
+                                depth + 1)
+            return
+        native = ole.openstream("\x01Ole10Native").read()
+    name, content = _ole10native(native)
+    yield from dispatch(f"{path}/{name}", content, ctx, depth + 1)
+
+
+def _cstring(data: bytes, pos: int) -> tuple[bytes, int]:
+    end = data.index(b"\0", pos)
+    return data[pos:end], end + 1
+
+
+def _ole10native(native: bytes) -> tuple[str, bytes]:
+    """(file name, bytes) of an Ole10Native stream; the raw payload if the layout differs."""
+    try:
+        pos = 4 + 2
+        label, pos = _cstring(native, pos)
+        _, pos = _cstring(native, pos)
+        pos += 4
+        (temp_len,) = struct.unpack_from("<I", native, pos)
+        pos += 4 + temp_len
+        (size,) = struct.unpack_from("<I", native, pos)
+        pos += 4
+        if pos + size > len(native):
+            raise ValueError("payload past the end")
+        name = label.decode("cp932", errors="replace").replace("\\", "/").rsplit("/", 1)[-1]
+        return name or "object.bin", native[pos : pos + size]
+    except (ValueError, struct.error):
+        return "object.bin", native[4:]
+
+
+def looks_like_rfc822(data: bytes) -> bool:
+    """A saved mail (.eml without the name): header lines, two of them well-known ones."""
+    head = data[:4096].lstrip()
+    known = 0
+    for line in head.split(b"\n")[:40]:
+        line = line.rstrip(b"\r")
+        if not line:
+            return known >= 2
+        if line[:1] in (b" ", b"\t"):
+            continue
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            return False
+        known += match.group(1).decode("ascii").lower() in _RFC822_HEADERS
+    return False

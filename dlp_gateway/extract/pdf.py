@@ -1,0 +1,196 @@
+"""PDF text layer (PDFium via pypdfium2), with table rows rebuilt from positions.
+
+A roster printed to PDF is a grid of text runs. Characters are grouped into lines
+by their vertical position, and a page's columns are found by projecting every
+multi-cell line's runs on the x axis: x ranges no run covers (on nearly every line)
+separate columns, whatever the alignment (left, right, centred). Pages that show
+such a grid become rows of one ``TableUnit`` (one person per row for the table
+engine); other pages are free text. pypdfium2 was chosen by measuring it against
+pdfminer.six and pypdf (``bench/pdf_bench.py``, figures in the README).
+
+Outcomes: a PDF that needs a password is ``encrypted_pdf``; one whose pages show
+images but carry no text (a scan) is ``no_text_layer``; one PDFium cannot open is
+``corrupt`` (``files.py`` first tries it as text: a csv that begins ``%PDF-``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dlp_gateway.extract.units import CellValue, Row, TableUnit, TextUnit, Unit, Unscannable
+
+COLUMN_GAP_SHARE = 0.05  # an x position covered on at most 5 % of grid lines still separates
+MIN_GRID_LINES = 3  # lines with 2+ cells a page needs before it is read as a table
+CELL_GAP_EM = 0.9  # a horizontal gap wider than this many character heights splits cells
+MAX_PAGES = 5000
+
+
+@dataclass(slots=True)
+class _Run:
+    """Characters of one line that sit next to each other: a cell candidate."""
+
+    text: str
+    left: float
+    right: float
+
+
+def extract_pdf(path: str, data: bytes) -> Iterator[Unit]:
+    import pypdfium2 as pdfium
+
+    try:
+        document = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            yield Unscannable(path, "encrypted_pdf", "PDF needs a password to open")
+        else:
+            yield Unscannable(path, "corrupt", f"PDF: {exc}")
+        return
+    try:
+        yield from _document_units(path, document)
+    finally:
+        document.close()
+
+
+def _document_units(path: str, document) -> Iterator[Unit]:  # type: ignore[no-untyped-def]
+    table_rows: list[Row] = []
+    text_lines: list[str] = []
+    image_only: list[int] = []
+    line_number = 0
+    for index in range(min(len(document), MAX_PAGES)):
+        page = document[index]
+        lines = _page_lines(page)
+        if not lines and _has_images(page):
+            image_only.append(index + 1)
+        rows = _grid(lines)
+        for cells in rows if rows is not None else []:
+            line_number += 1
+            table_rows.append(Row(line_number, cells))
+        if rows is None:
+            text_lines.extend(" ".join(run.text for run in line) for line in lines)
+        page.close()
+    if len(document) > MAX_PAGES:
+        yield Unscannable(path, "too_large", f"{len(document)} pages over {MAX_PAGES}")
+    if image_only:
+        pages = ", ".join(str(p) for p in image_only[:10])
+        yield Unscannable(path, "no_text_layer", f"pages without text, only images: {pages}")
+    if table_rows:
+        yield TableUnit(part=path, location=path, rows=lambda: iter(table_rows), cell_style="rc")
+    if text_lines or not table_rows:
+        yield TextUnit("\n".join(text_lines), part=path, location=f"{path}!text")
+
+
+def _has_images(page) -> bool:  # type: ignore[no-untyped-def]
+    import pypdfium2.raw as raw
+
+    return any(True for _ in page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+
+
+def _chars(page):  # type: ignore[no-untyped-def]
+    """(char, left, bottom, right, top, after_space) for every visible character."""
+    textpage = page.get_textpage()
+    try:
+        count = textpage.count_chars()
+        if count <= 0:
+            return []
+        text = textpage.get_text_range(0, count)
+        if len(text) != count:  # characters outside the BMP: ask one by one
+            import pypdfium2.raw as raw
+
+            text = "".join(chr(raw.FPDFText_GetUnicode(textpage, i)) for i in range(count))
+        chars = []
+        spaced = False
+        for i, ch in enumerate(text):
+            if ch.isspace() or ch == "\ufffe":
+                spaced = True
+                continue
+            chars.append((ch, *textpage.get_charbox(i), spaced))
+            spaced = False
+        return chars
+    finally:
+        textpage.close()
+
+
+def _page_lines(page) -> list[list[_Run]]:  # type: ignore[no-untyped-def]
+    """Lines top to bottom, each a list of runs left to right."""
+    chars = _chars(page)
+    if not chars:
+        return []
+    heights = sorted(c[4] - c[2] for c in chars)
+    height = max(heights[len(heights) // 2], 1.0)
+    chars.sort(key=lambda c: -(c[2] + c[4]) / 2)
+    lines: list[list[tuple]] = []
+    center = None
+    for ch in chars:
+        mid = (ch[2] + ch[4]) / 2
+        if center is None or center - mid > height * 0.5:
+            lines.append([])
+            center = mid
+        lines[-1].append(ch)
+    return [_runs(sorted(line, key=lambda c: c[1]), height) for line in lines]
+
+
+def _runs(line: list[tuple], height: float) -> list[_Run]:
+    runs: list[_Run] = []
+    for ch, left, _, right, _, spaced in line:
+        if runs and left - runs[-1].right <= height * CELL_GAP_EM:
+            run = runs[-1]
+            if spaced:
+                run.text += " "
+            run.text += ch
+            run.right = max(run.right, right)
+        else:
+            runs.append(_Run(ch, left, right))
+    return runs
+
+
+def _grid(lines: list[list[_Run]]) -> list[list[CellValue]] | None:
+    """Rows of cells by the page's column ranges, or None if the page is not a grid."""
+    multi = [line for line in lines if len(line) > 1]
+    if len(multi) < MIN_GRID_LINES:
+        return None
+    columns = _columns(multi)
+    if len(columns) < 2:
+        return None
+    rows: list[list[CellValue]] = []
+    for line in lines:
+        cells: list[CellValue] = [None] * len(columns)
+        for run in line:
+            index = _column_of(columns, (run.left + run.right) / 2)
+            previous = cells[index]
+            cells[index] = run.text if previous is None else f"{previous} {run.text}"
+        while cells and cells[-1] is None:
+            cells.pop()
+        rows.append(cells)
+    return rows
+
+
+def _columns(lines: list[list[_Run]]) -> list[tuple[float, float]]:
+    """x ranges covered by runs on more than COLUMN_GAP_SHARE of the lines."""
+    width = int(max(run.right for line in lines for run in line)) + 2
+    delta = [0] * (width + 2)
+    for line in lines:
+        for run in line:
+            delta[min(max(int(run.left), 0), width)] += 1
+            delta[min(int(run.right) + 1, width)] -= 1
+    coverage, running = [], 0
+    for step in delta:
+        running += step
+        coverage.append(running)
+    floor = len(lines) * COLUMN_GAP_SHARE
+    columns: list[tuple[float, float]] = []
+    start = None
+    for x, covered in enumerate(coverage):
+        if covered > floor and start is None:
+            start = x
+        elif covered <= floor and start is not None:
+            columns.append((start, x))
+            start = None
+    return columns
+
+
+def _column_of(columns: list[tuple[float, float]], x: float) -> int:
+    for index, (_, end) in enumerate(columns):
+        if x < end:
+            return index
+    return len(columns) - 1

@@ -1,0 +1,93 @@
+"""vCard (.vcf) address books: one table row per card, so FN + BDAY counts as a person.
+
+Phones and Outlook export vCard 2.1 with ``CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE``
+values; those are decoded. Columns get Japanese headers the table engine knows
+(氏名, フリガナ, 生年月日, 住所, 電話番号, 備考).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import quopri
+import re
+from collections.abc import Iterator
+
+from dlp_gateway.extract.units import CellValue, Row, TableUnit, Unit, Unscannable
+
+COLUMNS = (("FN", "氏名"), ("X-PHONETIC", "フリガナ"), ("BDAY", "生年月日"), ("ADR", "住所"),
+           ("TEL", "電話番号"), ("EMAIL", "メール"), ("NOTE", "備考"))
+_BDAY = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+
+
+def _unfold(text: str) -> list[str]:
+    lines: list[str] = []
+    for raw in text.splitlines():
+        if lines and raw[:1] in (" ", "\t"):
+            lines[-1] += raw[1:]
+        elif lines and lines[-1].endswith("=") and "QUOTED-PRINTABLE" in lines[-1].upper():
+            lines[-1] = lines[-1][:-1] + raw
+        else:
+            lines.append(raw)
+    return lines
+
+
+def _property(line: str) -> tuple[str, str] | None:
+    if ":" not in line:
+        return None
+    head, value = line.split(":", 1)
+    name, *params = head.split(";")
+    name = name.rsplit(".", 1)[-1].upper()  # item1.TEL -> TEL
+    upper = [p.upper() for p in params]
+    if "ENCODING=QUOTED-PRINTABLE" in upper or "QUOTED-PRINTABLE" in upper:
+        charset = next((p.split("=", 1)[1] for p in params if p.upper().startswith("CHARSET=")),
+                       "utf-8")
+        raw = quopri.decodestring(value.encode("ascii", "replace"))
+        try:
+            value = raw.decode(charset, errors="replace")
+        except LookupError:
+            value = raw.decode("utf-8", errors="replace")
+    if name == "N" and value:
+        return "N", " ".join(p for p in value.split(";")[:2] if p)
+    if name.startswith("X-PHONETIC") or name == "SORT-STRING":
+        return "X-PHONETIC", value.replace(";", " ").strip()
+    return name, value.replace(";", " ").replace("\\n", " ").replace("\\,", ",").strip()
+
+
+def _bday(value: str) -> CellValue:
+    match = _BDAY.search(value)
+    if match:
+        try:
+            return dt.date(*(int(g) for g in match.groups()))
+        except ValueError:
+            pass
+    return value or None
+
+
+def _cards(lines: list[str]) -> Iterator[dict[str, str]]:
+    card: dict[str, str] | None = None
+    for line in lines:
+        marker = line.strip().upper()
+        if marker == "BEGIN:VCARD":
+            card = {}
+        elif marker == "END:VCARD" and card is not None:
+            yield card
+            card = None
+        elif card is not None and (prop := _property(line)):
+            name, value = prop
+            card[name] = f"{card[name]} {value}" if name in card else value
+
+
+def extract_vcard(path: str, data: bytes) -> Iterator[Unit]:
+    from dlp_gateway.extract.text import decode_bytes
+
+    cards = list(_cards(_unfold(decode_bytes(data))))
+    if not cards:
+        yield Unscannable(path, "corrupt", "vCard: no BEGIN:VCARD ... END:VCARD")
+        return
+    rows = [Row(1, [label for _, label in COLUMNS])]
+    for number, card in enumerate(cards, 2):
+        card.setdefault("FN", card.get("N", ""))
+        cells: list[CellValue] = [card.get(key) or None for key, _ in COLUMNS]
+        cells[2] = _bday(card.get("BDAY", ""))
+        rows.append(Row(number, cells))
+    yield TableUnit(part=path, location=path, rows=lambda: iter(rows))

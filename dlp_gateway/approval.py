@@ -514,7 +514,12 @@ def run_expiry(gateway: Any, now: dt.datetime | None = None) -> dict[str, list[s
     now = now or dt.datetime.now(dt.UTC)
     cfg = gateway.config
     done: dict[str, list[str]] = {"escalate": [], "expire": []}
-    for held in gateway.held.list("held"):
+    cutoff = now.astimezone(dt.UTC)
+    due = gateway.held.list_due(  # only what is due, not every held row and its findings
+        (cutoff - dt.timedelta(hours=cfg.escalate_hours)).isoformat(timespec="seconds"),
+        (cutoff - dt.timedelta(hours=cfg.expire_hours)).isoformat(timespec="seconds"),
+    )
+    for held in due:
         action = due_action(
             held.received, bool(held.escalated_at), now, cfg.escalate_hours, cfg.expire_hours
         )

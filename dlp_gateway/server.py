@@ -80,15 +80,20 @@ async def start(
     from dlp_gateway.reload import PatternsManager, Reloader
 
     loop = asyncio.get_running_loop()
-    patterns = PatternsManager(config.patterns_dir, config.data_dir)
-    active = await asyncio.to_thread(patterns.snapshot)  # PatternError: refuse to start
-    gateway = Gateway(config)
+    gateway = Gateway(config)  # first: a read-only data dir is one clear StorageError
+    try:
+        patterns = PatternsManager(config.patterns_dir, config.data_dir)
+        active = await asyncio.to_thread(patterns.snapshot)  # PatternError: refuse to start
+    except BaseException:
+        gateway.close()
+        raise
     gateway.spool.clean_tmp()
     _warn_missing_approvers(gateway)
     upstream = upstream or make_upstream(config)
 
     def make_pool(path: Any) -> ScanPool:
-        return ScanPool(path, config.workers, config.scan_timeout_seconds)
+        return ScanPool(path, config.workers, config.scan_timeout_seconds,
+                        config.small_mail_bytes)
 
     scanner = make_pool(active)
     await scanner.warm_up()
@@ -96,7 +101,7 @@ async def start(
     gateway.patterns_status = patterns.status  # type: ignore[attr-defined]  # admin page
     handler = RelayHandler(gateway, scanner, upstream)
     handler.retain = _retention(config)
-    limiter = ConnectionLimiter(config.max_connections)
+    limiter = ConnectionLimiter(config.max_connections, config.max_connections_per_client)
     host, port = config.listen_host_port
     smtp_server = await loop.create_server(
         smtp_factory(handler, loop, build_tls_context(config), limiter), host, port

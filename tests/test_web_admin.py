@@ -169,11 +169,13 @@ async def test_login_ok_sets_strict_cookie_and_audits(client, gateway):
     assert events(gateway) == ["login"]
 
 
-async def test_login_without_form_token_works_for_scripts(app, gateway):
+async def test_login_without_form_token_gets_no_session(app, gateway):
+    # issue 10 (login CSRF): this used to log a script in; the old behaviour was the bug
     async with new_client(app) as c:
         r = await c.post("/login", data={"email": "head@city.example",
                                          "password": PASSWORDS["head@city.example"]})
-        assert r.status_code == 303 and r.headers["location"] == "/held"
+        assert r.status_code == 403 and "dlp_session" not in c.cookies
+        assert events(gateway) == []
 
 
 async def test_login_wrong_password(client, gateway):
@@ -221,8 +223,10 @@ async def test_login_returns_to_requested_page(client, gateway):
                                           "csrf_token": csrf_of(page.text),
                                           "next": f"/held/{held.id}"})
     assert r.headers["location"] == f"/held/{held.id}"
+    page = await client.get("/login")
     r = await client.post("/login", data={"email": "head@city.example",
                                           "password": PASSWORDS["head@city.example"],
+                                          "csrf_token": csrf_of(page.text),
                                           "next": "//evil.example/"})
     assert r.headers["location"] == "/held"
 

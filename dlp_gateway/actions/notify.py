@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dlp_gateway.config import Config
-from dlp_gateway.relay.headers import mask_numbers_in_text
+from dlp_gateway.mail.headers import mask_numbers_in_text
 from dlp_gateway.store.held import HeldMessage
 from dlp_gateway.timefmt import deadline, local
 

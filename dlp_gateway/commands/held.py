@@ -1,15 +1,16 @@
 """`dlp-gateway held list|show|release|reject`: the held-mail queue from the shell.
 
-release/reject record who acted (``--actor``, default ``cli:<os user>``) and put
-the outbound mail in the durable queue; a running ``dlp-gateway serve`` (sharing
+release/reject act for exactly one approver (``--actor EMAIL``): an enabled account
+that holds a deciding role, under the same rules as the admin page (no deciding on
+your own mail, the CISO's holds need the CISO, a release counts as one approval of
+the number the rules require). A list such as ``"a@x, b@x"`` is refused. The
+outbound mail goes to the durable queue; a running ``dlp-gateway serve`` (sharing
 the data directory) delivers it. These commands do not deliver by themselves.
-Role / separation-of-duty checks are the admin page's; the shell is for operators.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sqlite3
 import sys
@@ -48,26 +49,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["as_is", "encrypted"], default="as_is",
                    help="encrypted: AES-256 zip the attachments, password to the sender only")
     p.add_argument("--comment", default="")
-    p.add_argument("--actor", help="who is acting (default cli:<os user>)")
+    p.add_argument("--actor", required=True, metavar="EMAIL",
+                   help="the one approver acting (an account with a deciding role)")
 
     p = actions.add_parser("reject", help="reject a held message (sender notified). "
                            + QUEUE_NOTE, description="Reject a held message. " + QUEUE_NOTE)
     add_common_arguments(p)
     p.add_argument("id")
     p.add_argument("--comment", required=True, help="reason, sent to the sender")
-    p.add_argument("--actor", help="who is acting (default cli:<os user>)")
+    p.add_argument("--actor", required=True, metavar="EMAIL",
+                   help="the one approver acting (an account with a deciding role)")
     parser.set_defaults(handler=run)
 
 
-def default_actor() -> str:
+class ActorError(ValueError):
+    """--actor is not exactly one existing account with a deciding role."""
+
+
+def resolve_actor(gateway, actor: str):  # type: ignore[no-untyped-def]
+    """The one enabled user ``actor`` names; raise ActorError otherwise."""
+    from dlp_gateway.mail.addresses import AddressError, parse_mailbox
+
     try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return f"cli:{user}"
+        address = parse_mailbox(actor.strip()).addr_spec
+    except AddressError as exc:
+        raise ActorError(f"--actor must be exactly one account address ({exc})") from exc
+    user = gateway.users.get(address)
+    if user is None or not user.enabled:
+        raise ActorError(f"--actor {address}: no enabled account with this address")
+    return user
 
 
 def run(args: argparse.Namespace) -> int:
+    from dlp_gateway.approval import ApprovalRefused
     from dlp_gateway.gateway import Gateway, HeldNotFound, HeldStateError, ReleaseError
     from dlp_gateway.ownership import become_data_owner
 
@@ -86,8 +100,11 @@ def run(args: argparse.Namespace) -> int:
     except HeldNotFound:
         print(f"held message not found: {args.id}", file=sys.stderr)
         return 1
-    except (HeldStateError, ReleaseError) as exc:
+    except (HeldStateError, ReleaseError, ActorError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    except ApprovalRefused as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
         return 1
     except (OSError, sqlite3.Error) as exc:  # e.g. SpoolPermissionError: nothing was changed
         print(f"error: {exc}; nothing was changed", file=sys.stderr)
@@ -103,13 +120,26 @@ def _dispatch(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-unty
     elif command == "show":
         _show(gateway, args.id)
     elif command == "release":
-        held = gateway.release(args.id, args.actor or default_actor(), args.mode, args.comment)
-        print(f"released {held.id} ({args.mode}) by {held.decided_by}; queued for delivery")
+        from dlp_gateway.approval import Approvals
+
+        user = resolve_actor(gateway, args.actor)
+        outcome = Approvals(gateway).approve(user.email, user.role, args.id, args.mode,
+                                             args.comment)
+        if not outcome.released:
+            print(f"approved {args.id} by {user.email} ({outcome.count} of "
+                  f"{outcome.required} approvals); still held")
+            return 0
+        held = gateway.held.get(args.id)
+        print(f"released {held.id} ({outcome.mode}) by {held.decided_by}; queued for delivery")
     elif command == "reject":
         if not args.comment.strip():
             print("refused: a comment is required", file=sys.stderr)
             return 1
-        held = gateway.reject(args.id, args.actor or default_actor(), args.comment)
+        from dlp_gateway.approval import Approvals
+
+        user = resolve_actor(gateway, args.actor)
+        Approvals(gateway).reject(user.email, user.role, args.id, args.comment)
+        held = gateway.held.get(args.id)
         print(f"rejected {held.id} by {held.decided_by}; sender notified")
     return 0
 

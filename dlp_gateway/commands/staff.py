@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"dlp-gateway staff: {exc}", file=sys.stderr)
             return 1
     become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
-    db = Database.in_data_dir(config.data_dir)
+    db = Database.for_config(config)
     share_database_files(config.data_dir, DB_FILENAME)
     try:
         return _ACTIONS[args.staff_action](args, db)

@@ -7,15 +7,18 @@ upstream refused individually ({rcpt: (code, message)}) and raises
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mailbox
 import os
 import smtplib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 from dlp_gateway.config import Config
-from dlp_gateway.relay.headers import strip_dlp_headers
+from dlp_gateway.mail.headers import strip_dlp_headers
 
 log = logging.getLogger("dlp_gateway.relay.upstream")
 
@@ -46,14 +49,26 @@ class SmtpUpstream:
         return f"SmtpUpstream({self.host}:{self.port})"
 
     def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> Refused:
+        """Any failure, whatever its type, comes out as a DeliveryError."""
+        try:
+            return self._deliver(mail_from, rcpts, data)
+        except DeliveryError:
+            raise
+        except Exception as exc:  # e.g. UnicodeEncodeError from smtplib: never escape
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> Refused:
         try:
             with smtplib.SMTP(self.host, self.port, self.helo, timeout=self.timeout) as smtp:
                 smtp.ehlo_or_helo_if_needed()
                 data = fit_advertised_size(data, smtp.esmtp_features.get("size", ""))
                 options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else []
-                if not all(a.isascii() for a in [mail_from, *rcpts]) and smtp.has_extn(
-                    "smtputf8"
-                ):
+                if not all(a.isascii() for a in [mail_from, *rcpts]):
+                    if not smtp.has_extn("smtputf8"):
+                        raise DeliveryError(
+                            "553 5.6.7 upstream does not offer SMTPUTF8; an address is not"
+                            " ASCII", permanent=True, code=553,
+                        )
                     options.append("SMTPUTF8")
                 refused = smtp.sendmail(mail_from, rcpts, data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -113,6 +128,27 @@ class MaildirUpstream:
         except OSError as exc:
             raise DeliveryError(f"maildir: {exc}") from exc
         return {}
+
+
+_IO_LOCK = threading.Lock()
+_IO: ThreadPoolExecutor | None = None
+IO_THREADS = 16
+
+
+def io_executor() -> ThreadPoolExecutor:
+    """Upstream I/O gets threads of its own: a hanging upstream never starves the
+    default pool that SQLite writes, spooling and encryption run on."""
+    global _IO
+    with _IO_LOCK:
+        if _IO is None:
+            _IO = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="upstream-io")
+        return _IO
+
+
+async def deliver_async(upstream: Upstream, mail_from: str, rcpts: list[str], data: bytes
+                        ) -> Refused:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(io_executor(), upstream.deliver, mail_from, rcpts, data)
 
 
 def make_upstream(config: Config) -> Upstream:

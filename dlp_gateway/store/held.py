@@ -19,7 +19,6 @@ from typing import Any
 from dlp_gateway.store.db import Database, utc_now
 from dlp_gateway.store.spool import Spool
 from dlp_gateway.store.staff import StaffStore
-from dlp_gateway.store.users import add_missing_columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS held (
@@ -45,19 +44,31 @@ CREATE TABLE IF NOT EXISTS held (
     escalated_at   TEXT,
     sender_name    TEXT NOT NULL DEFAULT '',
     department     TEXT NOT NULL DEFAULT '',
-    release_mode   TEXT
+    release_mode   TEXT,
+    sender_authenticated INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS held_status ON held (status, received);
 """
 
 STATUSES = ("held", "released", "rejected", "expired", "withdrawn")
-# Columns added after the first release; older databases get them on open.
-NEW_COLUMNS = {
-    "sender_name": "TEXT NOT NULL DEFAULT ''",
-    "department": "TEXT NOT NULL DEFAULT ''",
-    "release_mode": "TEXT",
-}
+# Columns added after the first release: (name, DDL) for ALTER TABLE on older files.
+ADDED_COLUMNS = (
+    ("sender_name", "TEXT NOT NULL DEFAULT ''"),
+    ("department", "TEXT NOT NULL DEFAULT ''"),
+    ("release_mode", "TEXT"),
+    ("sender_authenticated", "INTEGER NOT NULL DEFAULT 0"),
+)
 PAGE_SIZE = 50
+
+# Held ids: letters and digits only, starting with a letter, so an id never looks like
+# a command-line option (``held show -abc``) and survives any copy-paste.
+ID_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+ID_LENGTH = 12
+
+
+def new_held_id() -> str:
+    first = secrets.choice(ID_ALPHABET[:49])  # a letter
+    return first + "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH - 1))
 
 
 class HeldStateError(Exception):
@@ -96,6 +107,7 @@ class HeldMessage:
     sender_name: str = ""  # from the staff directory when the mail was held
     department: str = ""  # the sender's department then ('' if not in the directory)
     release_mode: str | None = None  # as_is | encrypted once released
+    sender_authenticated: bool = False
 
     def summary_json(self) -> dict[str, Any]:
         """The fields of ``held list --format json``, exactly."""
@@ -122,7 +134,7 @@ class HeldStore:
         self.db = db
         self.spool = spool
         db.ensure_schema("held", SCHEMA)
-        add_missing_columns(db, "held", NEW_COLUMNS)
+        db.ensure_columns("held", ADDED_COLUMNS)
 
     def add(
         self,
@@ -138,11 +150,12 @@ class HeldStore:
         counts: dict[str, int] | None = None,
         findings: list[dict[str, Any]] | None = None,
         unscannable: list[dict[str, Any]] | None = None,
+        sender_authenticated: bool = False,
+        conn: sqlite3.Connection | None = None,
     ) -> HeldMessage:
-        """Spool ``raw`` (fsync'd) and commit its row; only then is it held."""
-        held_id = "-"
-        while held_id.startswith("-"):  # `held release -xyz` would read it as an option
-            held_id = secrets.token_urlsafe(9)
+        """Spool ``raw`` (fsync'd) and commit its row; only then is it held. With ``conn``
+        the row joins the caller's transaction."""
+        held_id = new_held_id()
         digest = hashlib.sha256(raw).hexdigest()
         spool_name = self.spool.write(self.SPOOL_AREA, raw, name=held_id)
         member = StaffStore(self.db).get(sender) if sender else None
@@ -165,12 +178,18 @@ class HeldStore:
             "unscannable": _dumps(unscannable or []),
             "sender_name": member.name if member else "",
             "department": member.department if member else "",
+            "sender_authenticated": int(sender_authenticated),
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self.db.transaction() as conn:
-            conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
-        return self.get(held_id)
+        try:
+            with transaction_or(self.db, conn) as conn:
+                conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
+                return _message(conn.execute("SELECT * FROM held WHERE id = ?", (held_id,))
+                                .fetchone())
+        except BaseException:
+            self.spool.delete(spool_name)  # no row points at it
+            raise
 
     def get(self, held_id: str) -> HeldMessage:
         rows = self.db.query("SELECT * FROM held WHERE id = ?", (held_id,))
@@ -208,6 +227,15 @@ class HeldStore:
     ) -> None:
         with transaction_or(self.db, conn) as conn:
             conn.execute("UPDATE held SET release_mode = ? WHERE id = ?", (mode, held_id))
+    def list_due(self, escalate_before: str, expire_before: str) -> list[HeldMessage]:
+        """Held messages received before a deadline: only those the expiry pass acts on
+        (uses the (status, received) index; the rest are never loaded)."""
+        rows = self.db.query(
+            "SELECT * FROM held WHERE status = 'held' AND (received <= ? OR"
+            " (escalated_at IS NULL AND received <= ?)) ORDER BY received",
+            (expire_before, escalate_before),
+        )
+        return [_message(r) for r in rows]
 
     def raw(self, held_id: str) -> bytes:
         """The stored message bytes, after checking them against the recorded SHA-256."""
@@ -322,4 +350,5 @@ def _message(row: Any) -> HeldMessage:
         sender_name=row["sender_name"] or "",
         department=row["department"] or "",
         release_mode=row["release_mode"],
+        sender_authenticated=bool(row["sender_authenticated"]),
     )

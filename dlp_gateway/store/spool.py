@@ -37,14 +37,21 @@ class Spool:
         tmp = self.root / "tmp" / f"{name}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
         try:
-            self._share(fd, tmp)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            try:
+                self._share(fd, tmp)
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except SpoolPermissionError:
+            raise  # _share removed the file already
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # a full disk must not fill up further with half files
+            raise
         os.replace(tmp, target_dir / name)
         _fsync_dir(target_dir)
         return f"{area}/{name}"
@@ -66,6 +73,13 @@ class Spool:
                 f"gid {root.st_gid}): run this as root, as the service user or as a member "
                 f"of its group"
             )
+
+    def check_writable(self) -> None:
+        """Raise OSError now, at start, if files cannot be written here."""
+        probe = self.root / "tmp" / f".probe.{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        probe.unlink()
 
     def read(self, relname: str) -> bytes:
         return self.path(relname).read_bytes()

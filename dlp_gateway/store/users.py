@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from dlp_gateway.mail.addresses import is_mailbox
 from dlp_gateway.store.db import Database
 from dlp_gateway.store.staff import normalize_department
 
@@ -76,7 +77,7 @@ class UserStore:
     def __init__(self, db: Database):
         self.db = db
         db.ensure_schema("users", SCHEMA)
-        add_missing_columns(db, "users", {"deputy": "INTEGER NOT NULL DEFAULT 0"})
+        db.ensure_columns("users", (("deputy", "INTEGER NOT NULL DEFAULT 0"),))
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -90,7 +91,7 @@ class UserStore:
             raise UserError("代理（--deputy）は所属長（section_head）にだけ指定できます")
         if role not in ROLES:
             raise UserError(f"不明な役割です: {role}（{', '.join(ROLES)} のいずれか）")
-        if "@" not in email:
+        if not is_mailbox(email):  # one plain mailbox: notices and logins key on it
             raise UserError(f"メールアドレスが正しくありません: {email}")
         if len(password) < 8:
             raise UserError("パスワードは8文字以上にしてください")
@@ -215,15 +216,3 @@ def _user(row) -> User:  # type: ignore[no-untyped-def]
         deputy=bool(row["deputy"]),
     )
 
-
-def add_missing_columns(db: Database, table: str, columns: dict[str, str]) -> None:
-    """Add columns a newer version declares to a table an older version created."""
-    present = {r["name"] for r in db.query(f"PRAGMA table_info({table})")}
-    missing = {name: ddl for name, ddl in columns.items() if name not in present}
-    if not missing:
-        return
-    with db.transaction() as conn:
-        present = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
-        for name, ddl in missing.items():
-            if name not in present:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")

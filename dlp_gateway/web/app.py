@@ -54,7 +54,14 @@ from dlp_gateway.store.held import (
 )
 from dlp_gateway.store.users import User, normalize_email
 from dlp_gateway.web import evidence, render
-from dlp_gateway.web.auth import COOKIE_NAME, LOGIN_CSRF_COOKIE, Session, SessionStore, tokens_match
+from dlp_gateway.web.auth import (
+    COOKIE_NAME,
+    LOGIN_CSRF_COOKIE,
+    LoginThrottle,
+    Session,
+    SessionStore,
+    tokens_match,
+)
 from dlp_gateway.web.ops import ops_routes
 
 HERE = Path(__file__).resolve().parent
@@ -133,6 +140,7 @@ class AdminApp:
         self.gw = gateway
         self.cfg = gateway.config
         self.sessions = SessionStore(gateway.db)
+        self.throttle = LoginThrottle(gateway.db)
         self.approvals = Approvals(gateway)
         self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.env = _environment(self.cfg.timezone)
@@ -235,7 +243,7 @@ class AdminApp:
         password = _field(form, "password")
         cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE)
         form_token = _field(form, "csrf_token")
-        if (cookie_token or form_token) and not tokens_match(cookie_token or "", form_token):
+        if not tokens_match(cookie_token or "", form_token):  # login CSRF: both, equal
             return self._login_page(
                 request, "画面の有効期限が切れました。もう一度ログインしてください。", 403, email
             )
@@ -245,7 +253,9 @@ class AdminApp:
             )
         now = self.clock()
         users = self.gw.users
-        until = await run_in_threadpool(users.locked_until, email, now)
+        until = await run_in_threadpool(
+            self.throttle.begin, email, self.cfg.lockout_failures, self.cfg.lockout_minutes, now
+        )
         if until is not None:
             await run_in_threadpool(
                 self.gw.audit.append, "login_failed", email, None,
@@ -258,18 +268,15 @@ class AdminApp:
             )
         ok = await run_in_threadpool(users.verify_password, email, password)
         if not ok:
-            locked = await run_in_threadpool(
-                users.record_failure, email,
-                self.cfg.lockout_failures, self.cfg.lockout_minutes, now,
-            )
+            locked = await run_in_threadpool(self.throttle.lock_end, email)
             details: dict[str, object] = {"reason": "bad_credentials", "ip": _client(request)}
-            if locked:
+            if locked and locked > now:
                 details["locked_until"] = locked.isoformat(timespec="seconds")
             await run_in_threadpool(self.gw.audit.append, "login_failed", email, None, details)
             return self._login_page(
                 request, "メールアドレスまたはパスワードが正しくありません。", 401, email
             )
-        await run_in_threadpool(users.reset_failures, email)
+        await run_in_threadpool(self.throttle.succeeded, email)
         await run_in_threadpool(self.sessions.purge_idle, self.cfg.session_idle_minutes, now)
         token, _session = await run_in_threadpool(self.sessions.create, email, now)
         await run_in_threadpool(
@@ -562,6 +569,11 @@ class AdminApp:
                 self._status_page, request, held, token, "too_late", 409
             )
         return RedirectResponse(f"/s/{token}?done=withdrawn", status_code=303)
+    async def failures(self, request: Request, session: Session, user: User) -> Response:
+        """Deliveries that failed where nobody could be told by mail (issue 10)."""
+        rows = await run_in_threadpool(self.gw.queue.undeliverable, 100)
+        return self.page(request, "failures.html",
+                         {"user": user, "csrf_token": session.csrf_token, "rows": rows})
 
     async def index(self, request: Request) -> Response:
         return RedirectResponse("/held", status_code=303)
@@ -607,6 +619,7 @@ def create_app(gateway: Any, clock: Clock | None = None) -> Starlette:
         Route("/audit.csv", need(admin.audit_csv), methods=["GET"]),
         Route("/s/{token}", admin.status_page, methods=["GET"]),
         Route("/s/{token}/withdraw", admin.withdraw, methods=["POST"]),
+        Route("/failures", need(admin.failures), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         *ops_routes(gateway),  # /healthz, /metrics (unauthenticated, counts only)
     ]

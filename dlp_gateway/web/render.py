@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dlp_gateway import timefmt
+from dlp_gateway.csvsafe import safe_row
 
 TYPE_LABELS = {
     "my_number": "マイナンバー",
@@ -302,14 +303,14 @@ def audit_csv(entries: Iterable[Any], facts: Mapping[str, Any], tz: str | None =
     writer.writerow(CSV_COLUMNS)
     for e in entries:
         held = facts.get(e.held_id or "")
-        writer.writerow([
+        writer.writerow(safe_row([
             e.seq, timefmt.iso_local(e.at, tz), EVENT_LABELS.get(e.event, e.event), e.actor,
             e.held_id or "",
             held.sender if held else "",
             " ".join(held.recipients) if held else "",
             mask_digits(held.subject) if held else "",
             _details_text(e.details, tz), e.hash, e.event,
-        ])
+        ]))  # formula injection: cells starting = + - @ are escaped
     return "\ufeff" + out.getvalue()
 
 

@@ -77,18 +77,22 @@ def test_roster_is_held_survives_restart_and_is_listed(
     assert lines[0]["subject"] == "名簿の送付" and lines[0]["approver_role"] == "section_head"
     assert time.time() and upstream_sink.to(RECIPIENT) == []
 
-    # an operator releases it from the shell; the running gateway's worker delivers it
+    # an approver releases it from the shell; the running gateway's worker delivers it
+    # (issue 10: --actor is one account with a deciding role; "cli:tester" was accepted)
     assert cli_main(["held", "release", held_id, "--actor", "cli:tester",
+                     "--data-dir", str(tmp_path / "data")]) == 1
+    assert cli_main(["held", "release", held_id, "--actor", APPROVER,
                      "--data-dir", str(tmp_path / "data")]) == 0
     deadline = time.monotonic() + 10
     while not upstream_sink.to(RECIPIENT) and time.monotonic() < deadline:
         time.sleep(0.05)
     [released] = upstream_sink.to(RECIPIENT)
     assert released.data.startswith(b"X-DLP-Verdict: released-as-is\r\n")
-    assert gw2.gateway.held.get(held_id).decided_by == "cli:tester"
-    assert [e.actor for e in gw2.gateway.audit.entries(event="release")] == ["cli:tester"]
+    assert gw2.gateway.held.get(held_id).decided_by == APPROVER
+    assert [e.actor for e in gw2.gateway.audit.entries(event="release")] == [APPROVER]
     # a second release is refused
-    assert cli_main(["held", "release", held_id, "--data-dir", str(tmp_path / "data")]) == 1
+    assert cli_main(["held", "release", held_id, "--actor", APPROVER,
+                     "--data-dir", str(tmp_path / "data")]) == 1
 
 
 def roster_mail_bytes_check(gw, held_id):

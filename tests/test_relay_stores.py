@@ -161,7 +161,8 @@ def test_cli_show_and_reject(gateway, tmp_path, capsys):
     # issue 10: --actor is one existing account with a deciding role (was: any string)
     assert cli_main(["held", "reject", held.id, "--comment", "不要", "--actor", "cli:op",
                      "--data-dir", data_dir]) == 1
-    gateway.users.add("kacho@city.example.lg.jp", "section_head", "password-123")
+    # the sender is in no department, so the hold is the CISO's (issue 9 routing)
+    gateway.users.add("kacho@city.example.lg.jp", "ciso", "password-123")
     assert cli_main(["held", "reject", held.id, "--comment", "不要", "--actor",
                      "kacho@city.example.lg.jp", "--data-dir", data_dir]) == 0
     assert gateway.held.get(held.id).status == "rejected"

@@ -46,8 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                            description="Release a held message. " + QUEUE_NOTE)
     add_common_arguments(p)
     p.add_argument("id")
-    p.add_argument("--mode", choices=["as_is", "encrypted"], default="as_is",
-                   help="encrypted: AES-256 zip the attachments, password to the sender only")
+    p.add_argument("--mode", choices=["as_is", "encrypted"], default=None,
+                   help="encrypted: AES-256 zip the attachments, password to the sender only "
+                        "(default: encrypted when the mail has attachments, as_is when none)")
+    p.add_argument("--confirm", action="store_true",
+                   help="needed with as_is: you confirm sending it unencrypted (and --comment)")
     p.add_argument("--comment", default="")
     p.add_argument("--actor", required=True, metavar="EMAIL",
                    help="the one approver acting (an account with a deciding role)")
@@ -124,7 +127,7 @@ def _dispatch(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-unty
 
         user = resolve_actor(gateway, args.actor)
         outcome = Approvals(gateway).approve(user.email, user.role, args.id, args.mode,
-                                             args.comment)
+                                             args.comment, confirm=args.confirm)
         if not outcome.released:
             print(f"approved {args.id} by {user.email} ({outcome.count} of "
                   f"{outcome.required} approvals); still held")

@@ -1,7 +1,7 @@
 """Append-only audit log: an HMAC-keyed hash chain, its head anchored outside the DB.
 
 Each row stores HMAC-SHA256(key, previous row's MAC + its own content). The key
-lives in a file outside the database (``audit.key``, mode 0600, created on first
+lives in a file outside the database (``audit.key``, mode 0640, created on first
 use; ``audit_key_file`` puts it elsewhere), so someone who can write the database
 but not read the key cannot forge, edit or re-chain a row. After every append the
 new head (sequence number + MAC) is appended to an anchor file (``audit.anchor``,
@@ -94,13 +94,17 @@ def _row_hash(
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The chain key (32 random bytes, hex in a 0600 file); created if absent."""
+    """The chain key (32 random bytes, hex in a 0640 file); created if absent.
+
+    Group-readable: operators in the service's group run the CLI, which writes audit
+    rows too (README "One owner"); nobody else may read it.
+    """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     except FileExistsError:
         mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            log.warning("audit key %s is readable by others (mode %o); use 0600", path, mode)
+        if mode & 0o037:
+            log.warning("audit key %s is readable by others (mode %o); use 0640", path, mode)
         for _ in range(50):  # another process may be writing it this very moment
             text = path.read_text().strip()
             if text:
@@ -145,7 +149,7 @@ class AuditLog:
 
     def _anchor(self, seq: int, digest: str, at: str) -> None:
         """Append the new head to the anchor file (O_APPEND) and the log."""
-        fd = os.open(self.anchor_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.anchor_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o660)
         try:
             os.write(fd, f"{seq} {digest} {at}\n".encode("ascii"))
             os.fsync(fd)

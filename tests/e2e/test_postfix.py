@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from dlp_gateway.detect.numbers import is_valid_my_number
+from dlp_gateway.gateway import Gateway
 from tests.conftest import (
     RECIPIENT,
     SENDER,
@@ -52,6 +53,7 @@ POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
 POSTQUEUE = shutil.which("postqueue") or "/usr/sbin/postqueue"
 SWAKS = shutil.which("swaks")
+POSTFIX_CISO = "ciso-postfix@city.example.lg.jp"
 ARCHIVE = "archive@city.example.lg.jp"  # internal: the gateway passes it as is
 SNIPPET_REINJECT = "127.0.0.1:10026"
 SNIPPET_FILTER = "dlpscan:[127.0.0.1]:10025"
@@ -352,8 +354,14 @@ def test_roster_held_then_released_through_postfix(chain: Chain) -> None:
     time.sleep(0.5)
     assert _arrived(chain, subject, timeout=0) == []
     assert _arrived(chain, subject, rcpt=ARCHIVE, timeout=0) == []
+    gw = Gateway(chain.config)  # the sender is in no department: the CISO decides
+    try:
+        gw.users.add(POSTFIX_CISO, "ciso", "correct horse battery staple 7")
+    finally:
+        gw.close()
     cli = [sys.executable, "-m", "dlp_gateway.cli", "held", "release",
-           "--data-dir", str(chain.config.data_dir), "--actor", "cli:postfix-test", "--", held.id]
+           "--data-dir", str(chain.config.data_dir), "--actor", POSTFIX_CISO, "--mode", "as_is",
+           "--confirm", "--comment", "テスト", "--", held.id]
     done = subprocess.run(cli, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     [delivered] = _arrived(chain, subject, timeout=30)

@@ -18,6 +18,7 @@ import pytest
 
 from dlp_gateway.gateway import Gateway, ReleaseError
 from dlp_gateway.mail.addresses import header_addresses, is_mailbox
+from dlp_gateway.store.staff import StaffStore
 from tests.conftest import (
     APPROVER,
     RECIPIENT,
@@ -315,8 +316,10 @@ def test_cli_release_takes_exactly_one_existing_approver(tmp_path, capsys):
     config = make_config(tmp_path, None)
     gw = Gateway(config)
     try:
-        gw.users.add("a@city.example.lg.jp", "section_head", "password-123")
-        gw.users.add("b@city.example.lg.jp", "section_head", "password-123")
+        # the sender's department heads (issue 9 routing: only they may release)
+        StaffStore(gw.db).add(SENDER, "送信 太郎", "介護保険課")
+        gw.users.add("a@city.example.lg.jp", "section_head", "password-123", "介護保険課")
+        gw.users.add("b@city.example.lg.jp", "section_head", "password-123", "介護保険課")
         gw.users.add("op@city.example.lg.jp", "operator", "password-123")
         raw = roster_mail(30)
         held = gw.held.add(raw, sender=SENDER, recipients=[RECIPIENT], subject="名簿",
@@ -397,7 +400,8 @@ def test_login_post_without_token_and_cookie_gets_no_session(gateway_factory):
 
 def test_held_page_marks_unauthenticated_senders(gateway_factory):
     gw = gateway_factory()
-    gw.gateway.users.add(APPROVER, "section_head", PASSWORD)
+    StaffStore(gw.gateway.db).add(SENDER, "送信 太郎", "介護保険課")  # APPROVER heads it
+    gw.gateway.users.add(APPROVER, "section_head", PASSWORD, "介護保険課")
     ids = {}
     for authenticated in (False, True):
         ids[authenticated] = gw.gateway.held.add(

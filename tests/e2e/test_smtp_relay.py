@@ -81,7 +81,10 @@ def test_roster_is_held_survives_restart_and_is_listed(
     # (issue 10: --actor is one account with a deciding role; "cli:tester" was accepted)
     assert cli_main(["held", "release", held_id, "--actor", "cli:tester",
                      "--data-dir", str(tmp_path / "data")]) == 1
-    assert cli_main(["held", "release", held_id, "--actor", APPROVER,
+    assert cli_main(["held", "release", held_id, "--actor", APPROVER, "--mode", "as_is",
+                     "--data-dir", str(tmp_path / "data")]) == 1  # as is needs --confirm
+    assert cli_main(["held", "release", held_id, "--actor", APPROVER, "--mode", "as_is",
+                     "--confirm", "--comment", "先方確認済み",
                      "--data-dir", str(tmp_path / "data")]) == 0
     deadline = time.monotonic() + 10
     while not upstream_sink.to(RECIPIENT) and time.monotonic() < deadline:

@@ -308,3 +308,36 @@ def test_table_readers_draw_on_the_cell_budget(name: str) -> None:
     data = fb.BUILDERS[name](ROWS)
     result = Scanner(limits=Limits(max_cells=10)).scan_file(name, data)
     assert [u.reason for u in result.unscannable] == ["too_large"], name
+
+
+def _kinds_sniff_can_return() -> set[str]:
+    import inspect
+    import re
+
+    from dlp_gateway.extract import sniff as sniff_module
+
+    return set(re.findall(r'Kind\("(\w+)"', inspect.getsource(sniff_module)))
+
+
+@pytest.mark.parametrize("kind", sorted(_kinds_sniff_can_return()))
+def test_every_sniffed_kind_ends_in_one_of_three_states(kind: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Force each kind on garbage and on a real file: some unit always comes out, and a
+    reader never reads nothing (the safety net of extract_part is never what answers)."""
+    from dlp_gateway.extract import files
+    from dlp_gateway.extract.sniff import Kind
+
+    monkeypatch.setattr(files, "sniff", lambda _name, _data: Kind(kind, "x/y", "forced"))
+    for data in (random.Random(kind).randbytes(700), CSV):
+        units = list(files.extract_file("f.bin", data, Limits()))
+        assert units, kind
+        assert all(isinstance(u, TextUnit | TableUnit | Skipped | Unscannable) for u in units)
+        assert not any(isinstance(u, Skipped) for u in units) or kind == "harmless", kind
+        assert files.NOTHING_READ not in {getattr(u, "detail", "") for u in units}, kind
+
+
+@pytest.mark.parametrize("name", ["a.zip", "a.tar", "a.7z"])
+def test_empty_archives_are_skipped_as_empty(scanner: Scanner, name: str) -> None:
+    build = {"a.zip": fb.zip_of, "a.tar": fb.tar_of, "a.7z": fb.sevenz_of}[name]
+    result = scanner.scan_file(name, build({}))
+    assert result.to_json()["skipped"] == [{"part": name, "kind": "empty"}]
+    assert result.verdict.action == "pass"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from dlp_gateway.extract.archive import CHUNK, RATIO_FLOOR, Dispatch, LimitExceeded
-from dlp_gateway.extract.units import Unit, Unscannable
+from dlp_gateway.extract.units import Skipped, Unit, Unscannable
 
 if TYPE_CHECKING:
     from dlp_gateway.extract.files import Context
@@ -164,7 +164,7 @@ def extract_tar(path: str, data: bytes, ctx: Context, depth: int, dispatch: Disp
     except tarfile.TarError as exc:
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
         return
-    count = 0
+    count = files = 0
     with tar:
         while True:
             try:
@@ -173,6 +173,8 @@ def extract_tar(path: str, data: bytes, ctx: Context, depth: int, dispatch: Disp
                 yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
                 return
             if info is None:
+                if not files:
+                    yield Skipped(path, "empty")
                 return
             count += 1
             if count > ctx.limits.max_members:
@@ -180,6 +182,7 @@ def extract_tar(path: str, data: bytes, ctx: Context, depth: int, dispatch: Disp
                 return
             if not info.isreg():
                 continue
+            files += 1
             member = f"{path}/{info.name.strip('/')}"
             try:
                 content = _read_stream(tar.extractfile(info), _Budget(ctx, info.size or 1))
@@ -227,6 +230,9 @@ def extract_7z(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispa
             yield Unscannable(path, "encrypted_archive", "password-protected 7z")
             return
         infos = [i for i in archive.list() if not i.is_directory]
+        if not infos:
+            yield Skipped(path, "empty")
+            return
         if len(infos) > ctx.limits.max_members:
             yield Unscannable(path, "too_large", f"{len(infos)} members over the limit")
             return
@@ -299,7 +305,9 @@ def extract_libarchive(path: str, data: bytes, ctx: Context, depth: int, dispatc
     except (ImportError, OSError) as exc:  # libarchive13 missing on this machine
         yield Unscannable(path, "unsupported_format", f"libarchive unavailable: {exc}")
         return
-    members = _libarchive_members(path, data, ctx, libarchive)
+    members = list(_libarchive_members(path, data, ctx, libarchive))
+    if not members:
+        yield Skipped(path, "empty")
     for item in members:
         if isinstance(item, Unscannable):
             yield item

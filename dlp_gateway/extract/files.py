@@ -29,6 +29,7 @@ _MESSAGE_EXTENSIONS = {".eml"}
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
 # Readers whose failure to open means "maybe this is text after all".
 _TEXT_FALLBACK = {"pdf", "spreadsheetml", "vcard", "rtf"}
+NOTHING_READ = "the reader produced nothing"
 
 
 @dataclass(slots=True)
@@ -71,13 +72,19 @@ def extract_part(
     charset: str | None = None,
 ) -> Iterator[Unit]:
     """Units of the file at ``path`` (``depth`` = archive nesting level). Never raises."""
+    produced = False
     try:
         if len(data) > ctx.limits.max_part_bytes:
             yield Unscannable(path, "too_large", f"{len(data)} bytes over the part limit")
             return
-        yield from _dispatch(path, data, ctx, depth, content_type, charset)
+        for unit in _dispatch(path, data, ctx, depth, content_type, charset):
+            produced = True
+            yield unit
     except Exception as exc:
+        produced = True
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+    if not produced:  # safety net: a reader that read nothing must not let the part pass
+        yield Unscannable(path, "unsupported_format", NOTHING_READ)
 
 
 def _member_dispatch(path: str, data: bytes, ctx: Context, depth: int) -> Iterator[Unit]:

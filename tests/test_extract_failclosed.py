@@ -341,3 +341,36 @@ def test_empty_archives_are_skipped_as_empty(scanner: Scanner, name: str) -> Non
     result = scanner.scan_file(name, build({}))
     assert result.to_json()["skipped"] == [{"part": name, "kind": "empty"}]
     assert result.verdict.action == "pass"
+
+
+def test_pdf_with_owner_password_only_is_read(scanner: Scanner) -> None:
+    from reportlab.lib import pdfencrypt
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiMin-W3"))
+    out = io.BytesIO()
+    page = canvas.Canvas(out, encrypt=pdfencrypt.StandardEncryption("", "owner", canPrint=1))
+    page.setFont("HeiseiMin-W3", 10)
+    page.drawString(50, 700, "個人番号 1234 5678 9018")
+    page.save()
+    result = scanner.scan_file("a.pdf", out.getvalue())
+    assert result.unscannable == [] and result.counts["my_number"] == 1
+
+
+def test_pdf_text_as_outlines_is_no_text_layer(scanner: Scanner) -> None:
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    page = canvas.Canvas(out)
+    path = page.beginPath()
+    path.moveTo(10, 10)
+    path.lineTo(100, 100)
+    page.drawPath(path)
+    page.save()
+    result = scanner.scan_file("outlined.pdf", out.getvalue())
+    assert reasons(result) == [("outlined.pdf", "no_text_layer")]
+    blank = io.BytesIO()
+    canvas.Canvas(blank).save()
+    assert scanner.scan_file("blank.pdf", blank.getvalue()).unscannable == []

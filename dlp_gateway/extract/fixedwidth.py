@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from dlp_gateway.extract.units import CellValue, Row, TableUnit
 
 SAMPLE_LINES = 200
-MIN_LINES = 3
+MIN_LINES = 4
 MIN_COLUMNS = 3
 BLANK_SHARE = 0.9  # a position blank on 90 % of lines separates columns
-FILLED_SHARE = 0.6  # share of lines that must fill 2+ columns
+FILLED_SHARE = 0.7  # share of lines that must fill 2+ columns
 
 
 def _cells_by_width(line: str) -> list[str]:

@@ -8,8 +8,9 @@ such a grid become rows of one ``TableUnit`` (one person per row for the table
 engine); other pages are free text. pypdfium2 was chosen by measuring it against
 pdfminer.six and pypdf (``bench/pdf_bench.py``, figures in the README).
 
-Outcomes: a PDF that needs a password is ``encrypted_pdf``; one whose pages show
-images but carry no text (a scan) is ``no_text_layer``; one PDFium cannot open is
+Outcomes: a PDF that needs a password is ``encrypted_pdf``; one with pages that show
+something (a scanned image, text converted to outlines) but carry no text is
+``no_text_layer``; one PDFium cannot open is
 ``corrupt`` (``files.py`` first tries it as text: a csv that begins ``%PDF-``).
 """
 
@@ -60,7 +61,7 @@ def _document_units(path: str, document) -> Iterator[Unit]:  # type: ignore[no-u
     for index in range(min(len(document), MAX_PAGES)):
         page = document[index]
         lines = _page_lines(page)
-        if not lines and _has_images(page):
+        if not lines and _has_drawing(page):
             image_only.append(index + 1)
         rows = _grid(lines)
         for cells in rows if rows is not None else []:
@@ -73,17 +74,16 @@ def _document_units(path: str, document) -> Iterator[Unit]:  # type: ignore[no-u
         yield Unscannable(path, "too_large", f"{len(document)} pages over {MAX_PAGES}")
     if image_only:
         pages = ", ".join(str(p) for p in image_only[:10])
-        yield Unscannable(path, "no_text_layer", f"pages without text, only images: {pages}")
+        yield Unscannable(path, "no_text_layer", f"pages drawn without any text: {pages}")
     if table_rows:
         yield TableUnit(part=path, location=path, rows=lambda: iter(table_rows), cell_style="rc")
     if text_lines or not table_rows:
         yield TextUnit("\n".join(text_lines), part=path, location=f"{path}!text")
 
 
-def _has_images(page) -> bool:  # type: ignore[no-untyped-def]
-    import pypdfium2.raw as raw
-
-    return any(True for _ in page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+def _has_drawing(page) -> bool:  # type: ignore[no-untyped-def]
+    """Anything drawn (an image, or paths: text converted to outlines) on a textless page."""
+    return any(True for _ in page.get_objects(max_depth=2))
 
 
 def _chars(page):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ and the SudachiPy dictionary is the expensive part.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -51,7 +52,9 @@ class Scanner:
 
     def __init__(self, patterns_dir: Path | str | None = None, limits: Limits | None = None):
         self.patterns: PatternSet = load_patterns(patterns_dir)
-        self.limits = limits or Limits()
+        self.limits = dataclasses.replace(
+            limits or Limits(), harmless_dir=str(self.patterns.directory)
+        )
         self.engine = DetectionEngine(self.patterns)
 
     def scan_message(self, raw: bytes) -> ScanResult:

@@ -326,7 +326,7 @@ def test_every_sniffed_kind_ends_in_one_of_three_states(kind: str, monkeypatch) 
     from dlp_gateway.extract import files
     from dlp_gateway.extract.sniff import Kind
 
-    monkeypatch.setattr(files, "sniff", lambda _name, _data: Kind(kind, "x/y", "forced"))
+    monkeypatch.setattr(files, "sniff", lambda *_args: Kind(kind, "x/y", "forced"))
     for data in (random.Random(kind).randbytes(700), CSV):
         units = list(files.extract_file("f.bin", data, Limits()))
         assert units, kind
@@ -374,3 +374,18 @@ def test_pdf_text_as_outlines_is_no_text_layer(scanner: Scanner) -> None:
     blank = io.BytesIO()
     canvas.Canvas(blank).save()
     assert scanner.scan_file("blank.pdf", blank.getvalue()).unscannable == []
+
+
+def test_harmless_kinds_come_from_the_patterns_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from dlp_gateway.detect.patterns import DEFAULT_PATTERNS_DIR
+
+    custom = tmp_path / "patterns"
+    shutil.copytree(DEFAULT_PATTERNS_DIR, custom)
+    toml = (custom / "harmless.toml").read_text(encoding="utf-8")
+    (custom / "harmless.toml").write_text(toml.replace('kind = "image/png"', 'kind = "x/png"'),
+                                          encoding="utf-8")
+    png = fb.image_bytes("PNG")
+    assert [s.kind for s in Scanner(custom).scan_file("a.png", png).skipped] == ["x/png"]
+    assert [s.kind for s in Scanner().scan_file("a.png", png).skipped] == ["image/png"]

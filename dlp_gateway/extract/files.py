@@ -99,7 +99,7 @@ def _dispatch(
     content_type: str | None,
     charset: str | None,
 ) -> Iterator[Unit]:
-    kind = sniff(path, data)
+    kind = sniff(path, data, ctx.limits.harmless_dir)
     if kind.kind in _TEXT_FALLBACK:
         yield from _or_text(path, data, ctx, depth, kind, charset)
     elif kind.kind in ("text", "html"):

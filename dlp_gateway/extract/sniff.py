@@ -55,14 +55,14 @@ def extension(name: str) -> str:
     return posixpath.splitext(name.lower())[1]
 
 
-def sniff(name: str, data: bytes) -> Kind:
+def sniff(name: str, data: bytes, harmless_dir: str | None = None) -> Kind:
     """Classify ``data`` by content; ``name`` only tells corrupt from unsupported."""
     if not data:
         return Kind("harmless", "empty")
     kind = _container(data) or _compressed(data) or _marked(data)
     if kind is not None:
         return kind
-    harmless = harmless_kind(data)
+    harmless = harmless_kind(data, harmless_dir)
     if harmless is not None:
         return Kind("harmless", harmless)
     return _textual(name, data)

@@ -123,6 +123,7 @@ class Limits:
     max_part_bytes: int = 256 << 20  # one file after decompression
     max_cells: int = 20_000_000  # table cells over the whole message
     timeout_seconds: float = 60.0
+    harmless_dir: str | None = None  # patterns directory with harmless.toml (None: default)
 
 
 def column_letter(index: int) -> str:

@@ -622,3 +622,20 @@ def html_xls_cp932_bytes(rows: Rows) -> bytes:
 BUILDERS["名簿.xlsm"] = xlsm_bytes
 BUILDERS["連絡先_sjis.vcf"] = vcard21_sjis_bytes
 BUILDERS["名簿_web.xls"] = html_xls_cp932_bytes
+
+
+def rar4_encrypted_of(files: dict[str, bytes]) -> bytes:
+    """A RAR 4 archive whose members carry the password flag (FHD_PASSWORD + salt)."""
+    import zlib
+
+    def block(head_type: int, flags: int, body: bytes) -> bytes:
+        rest = struct.pack("<BHH", head_type, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(rest) & 0xFFFF) + rest
+
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, bytes(6))
+    for name, data in files.items():
+        raw = name.encode("ascii")
+        body = struct.pack("<IIBIIBBHI", len(data), len(data), 0, zlib.crc32(data),
+                           0x21, 29, 0x30, len(raw), 0x20) + raw + bytes(8)
+        out += block(0x74, 0x8404, body) + data
+    return out + block(0x7B, 0x4000, b"")

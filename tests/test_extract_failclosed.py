@@ -389,3 +389,10 @@ def test_harmless_kinds_come_from_the_patterns_directory(tmp_path) -> None:  # t
     png = fb.image_bytes("PNG")
     assert [s.kind for s in Scanner(custom).scan_file("a.png", png).skipped] == ["x/png"]
     assert [s.kind for s in Scanner().scan_file("a.png", png).skipped] == ["image/png"]
+
+
+def test_encrypted_rar_member_is_held(scanner: Scanner) -> None:
+    pytest.importorskip("libarchive")
+    result = scanner.scan_file("a.rar", fb.rar4_encrypted_of({"meibo.csv": CSV}))
+    assert reasons(result) == [("a.rar/meibo.csv", "encrypted_archive")]
+    assert result.counts["records"] == 0 and result.verdict.action == "hold"

@@ -397,11 +397,14 @@ def _bounded_blocks(blocks: Iterator[bytes], budget: _Budget) -> Iterator[bytes]
 
 
 def _entry_encrypted(entry: object) -> bool:
-    for attr in ("is_encrypted", "isencrypted"):
-        value = getattr(entry, attr, None)
-        if value is not None:
-            return bool(value() if callable(value) else value)
-    return False
+    """libarchive's own flag (data or metadata encrypted); libarchive-c does not expose it."""
+    from ctypes import c_int, c_void_p
+
+    from libarchive import ffi
+
+    check = ffi.libarchive.archive_entry_is_encrypted
+    check.argtypes, check.restype = [c_void_p], c_int
+    return bool(check(entry._entry_p))  # type: ignore[attr-defined]
 
 
 READERS: dict[str, Callable[[str, bytes, Context, int, Dispatch], Iterator[Unit]]] = {

@@ -34,7 +34,7 @@ STRUCTURED_EXTENSIONS = OFFICE_EXTENSIONS | ARCHIVE_EXTENSIONS | {".eml", ".csv"
 ODF_TEXT_TYPES = ("application/vnd.oasis.opendocument.",)
 _SPREADSHEETML = re.compile(rb"urn:schemas-microsoft-com:office:spreadsheet")
 _HTML_START = re.compile(rb"<\s*(!doctype\s+html|html|head|body|table|meta)\b", re.IGNORECASE)
-_VCARD = re.compile(rb"^\s*BEGIN:VCARD\s*$", re.IGNORECASE | re.MULTILINE)
+_VCARD = re.compile(rb"(\xef\xbb\xbf)?\s*BEGIN:VCARD\s*$", re.IGNORECASE | re.MULTILINE)
 _LZH = re.compile(rb"-(lh[0-7d]|lz[s45])-")
 _SOFT_CONTROLS = frozenset(b"\x00\x0c\x1a")  # NUL padding, form feed, DOS EOF
 _HARD_CONTROLS = frozenset(set(range(0, 9)) | {11} | set(range(14, 27)) | set(range(28, 32))
@@ -108,7 +108,7 @@ def _marked(data: bytes) -> Kind | None:
     head = data[:4096]
     if head.lstrip().startswith(b"<") and _SPREADSHEETML.search(head):
         return Kind("spreadsheetml", "application/vnd.ms-excel (SpreadsheetML 2003)")
-    if _VCARD.search(head):
+    if _VCARD.match(head):  # the file is an address book, not text that quotes a card
         return Kind("vcard", "text/vcard")
     return None
 

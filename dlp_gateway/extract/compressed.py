@@ -301,11 +301,11 @@ def extract_libarchive(path: str, data: bytes, ctx: Context, depth: int, dispatc
         yield deep
         return
     try:
-        import libarchive
+        import libarchive  # noqa: F401  (loads libarchive.so.13)
     except (ImportError, OSError) as exc:  # libarchive13 missing on this machine
         yield Unscannable(path, "unsupported_format", f"libarchive unavailable: {exc}")
         return
-    members = list(_libarchive_members(path, data, ctx, libarchive))
+    members = _libarchive_members(path, data, ctx)
     if not members:
         yield Skipped(path, "empty")
     for item in members:
@@ -316,7 +316,7 @@ def extract_libarchive(path: str, data: bytes, ctx: Context, depth: int, dispatc
         yield from dispatch(name, content, ctx, depth + 1)
 
 
-def _libarchive_members(path: str, data: bytes, ctx: Context, libarchive) -> Iterator:  # type: ignore[no-untyped-def]
+def _libarchive_members(path: str, data: bytes, ctx: Context) -> list:  # type: ignore[type-arg]
     """(member path, bytes) pairs, or Unscannable for what cannot be read.
 
     Names in lzh/rar headers without a Unicode flag are cp932 on Japanese Windows;
@@ -327,8 +327,8 @@ def _libarchive_members(path: str, data: bytes, ctx: Context, libarchive) -> Ite
     if first and isinstance(first[-1], Unscannable) and first[-1].reason == "corrupt":
         second = _libarchive_pass(path, data, ctx, b"hdrcharset=ISO-8859-1", _relatin)
         if not (second and isinstance(second[-1], Unscannable)):
-            return iter(second)
-    return iter(first)
+            return second
+    return first
 
 
 def _relatin(name: str) -> str:

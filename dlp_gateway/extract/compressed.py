@@ -209,44 +209,67 @@ def _read_stream(stream: io.BufferedIOBase | None, budget: _Budget) -> bytes:
 
 def extract_7z(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
                ) -> Iterator[Unit]:
-    """7z members; an archive needing a password is ``encrypted_archive``."""
-    import py7zr
-    import py7zr.exceptions
+    """7z members; an archive needing a password is ``encrypted_archive``.
 
+    py7zr's codecs are native extensions: the archive is opened in a child process.
+    """
     deep = _too_deep(path, ctx, depth)
     if deep:
         yield deep
         return
+    yield from _isolated_members(path, data, ctx, depth, dispatch, _7z_members)
+
+
+def _7z_members(path: str, data: bytes, ctx: Context) -> list:  # type: ignore[type-arg]
+    """(member path, bytes) pairs, or a single Unscannable / Skipped for the archive."""
+    import py7zr
+    import py7zr.exceptions
+
     try:
         archive = py7zr.SevenZipFile(io.BytesIO(data))
     except py7zr.exceptions.PasswordRequired:
-        yield Unscannable(path, "encrypted_archive", "7z with encrypted headers")
-        return
+        return [Unscannable(path, "encrypted_archive", "7z with encrypted headers")]
     except Exception as exc:
-        yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
-        return
+        return [Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")]
     with archive:
         if archive.needs_password():
-            yield Unscannable(path, "encrypted_archive", "password-protected 7z")
-            return
+            return [Unscannable(path, "encrypted_archive", "password-protected 7z")]
         infos = [i for i in archive.list() if not i.is_directory]
-        if not infos:
-            yield Skipped(path, "empty")
-            return
         if len(infos) > ctx.limits.max_members:
-            yield Unscannable(path, "too_large", f"{len(infos)} members over the limit")
-            return
+            return [Unscannable(path, "too_large", f"{len(infos)} members over the limit")]
         factory = _BoundedFactory(ctx, len(data))
         try:
             archive.extractall(factory=factory)
         except LimitExceeded as exc:
-            yield Unscannable(path, "too_large", str(exc))
-            return
+            return [Unscannable(path, "too_large", str(exc))]
         except Exception as exc:
-            yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+            return [Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")]
+        return [(f"{path}/{name.strip('/')}", writer.getvalue())
+                for name, writer in factory.products.items()]
+
+
+def _isolated_members(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch,
+                      lister: Callable[[str, bytes, Context], list]  # type: ignore[type-arg]
+                      ) -> Iterator[Unit]:
+    """Members listed by ``lister`` in a child process, then dispatched here."""
+    from dlp_gateway.extract.isolate import IsolatedError, run_isolated
+
+    try:
+        members = run_isolated(lister, path, data, ctx, timeout=ctx.limits.timeout_seconds)
+    except IsolatedError as exc:
+        yield Unscannable(path, exc.reason, exc.detail)  # type: ignore[arg-type]
+        return
+    if not members:
+        yield Skipped(path, "empty")
+    for item in members:
+        if isinstance(item, Unscannable):
+            yield item
+            continue
+        name, content = item
+        if not ctx.take_bytes(len(content)):  # the child's accounting stayed in the child
+            yield Unscannable(name, "too_large", "archive content over the total limit")
             return
-        for name, writer in factory.products.items():
-            yield from dispatch(f"{path}/{name.strip('/')}", writer.getvalue(), ctx, depth + 1)
+        yield from dispatch(name, content, ctx, depth + 1)
 
 
 class _BoundedWriter:
@@ -305,15 +328,7 @@ def extract_libarchive(path: str, data: bytes, ctx: Context, depth: int, dispatc
     except (ImportError, OSError) as exc:  # libarchive13 missing on this machine
         yield Unscannable(path, "unsupported_format", f"libarchive unavailable: {exc}")
         return
-    members = _libarchive_members(path, data, ctx)
-    if not members:
-        yield Skipped(path, "empty")
-    for item in members:
-        if isinstance(item, Unscannable):
-            yield item
-            continue
-        name, content = item
-        yield from dispatch(name, content, ctx, depth + 1)
+    yield from _isolated_members(path, data, ctx, depth, dispatch, _libarchive_members)
 
 
 def _libarchive_members(path: str, data: bytes, ctx: Context) -> list:  # type: ignore[type-arg]

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from dlp_gateway.extract import archive, office, text
 from dlp_gateway.extract.html import html_to_text, looks_like_html, meta_charset
 from dlp_gateway.extract.sniff import Kind, clean_text_bytes, extension, sniff, text_profile
-from dlp_gateway.extract.units import Limits, Skipped, TableUnit, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.units import (
+    NOT_THIS_FORMAT,
+    Limits,
+    Skipped,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 
 _HTML_EXTENSIONS = {".html", ".htm", ".xhtml", ".mht", ".mhtml"}
 _MESSAGE_EXTENSIONS = {".eml"}
@@ -164,7 +172,10 @@ def _or_text(
     """The marked format's reader; if it cannot open the file and it reads as text, text."""
     from dlp_gateway.extract import pdf, rtf, spreadsheetml, vcard
 
-    readers = {"pdf": pdf.extract_pdf, "spreadsheetml": spreadsheetml.extract_spreadsheetml,
+    def read_pdf(path: str, data: bytes) -> Iterator[Unit]:
+        return pdf.extract_pdf(path, data, ctx.limits.timeout_seconds)
+
+    readers = {"pdf": read_pdf, "spreadsheetml": spreadsheetml.extract_spreadsheetml,
                "vcard": vcard.extract_vcard, "rtf": rtf.extract_rtf}
     cells = _cell_estimate(kind.kind, data)
     if cells and not ctx.take_cells(cells):
@@ -173,7 +184,8 @@ def _or_text(
     units = readers[kind.kind](path, data)
     first = next(units, None)
     opened = not (
-        isinstance(first, Unscannable) and first.part == path and first.reason == "corrupt"
+        isinstance(first, Unscannable) and first.part == path
+        and first.detail.startswith(NOT_THIS_FORMAT)
     )
     if first is not None and opened:
         yield from itertools.chain([first], units)

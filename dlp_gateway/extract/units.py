@@ -84,6 +84,11 @@ class TableUnit:
         return f"{self.location}!{column_letter(column_index)}{row_number}"
 
 
+# Detail prefix of a reader that could not open its format at all (as opposed to a
+# crash or a limit): files.py then tries the bytes as text (a csv starting "%PDF-").
+NOT_THIS_FORMAT = "not this format: "
+
+
 @dataclass(frozen=True, slots=True)
 class Unscannable:
     """A part that could not be read; policy holds the message for it."""

@@ -396,3 +396,24 @@ def test_encrypted_rar_member_is_held(scanner: Scanner) -> None:
     result = scanner.scan_file("a.rar", fb.rar4_encrypted_of({"meibo.csv": CSV}))
     assert reasons(result) == [("a.rar/meibo.csv", "encrypted_archive")]
     assert result.counts["records"] == 0 and result.verdict.action == "hold"
+
+
+def test_msg_forwarded_inside_msg(scanner: Scanner) -> None:
+    inner = "__attach_version1.0_#00000000/"
+    embedded = inner + "__substg1.0_3701000D/"
+    body = "\n".join(f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}" for r in ROWS[1:6])
+    data = fb.cfb({
+        "__substg1.0_0037001F": "FW: 名簿".encode("utf-16-le"),
+        "__substg1.0_1000001F": "転送します".encode("utf-16-le"),
+        inner + "__substg1.0_3707001F": "元のメール".encode("utf-16-le"),
+        embedded + "__substg1.0_0037001F": "名簿".encode("utf-16-le"),
+        embedded + "__substg1.0_1000001F": body.encode("utf-16-le"),
+        embedded + "__attach_version1.0_#00000000/__substg1.0_3707001F":
+            "名簿.csv".encode("utf-16-le"),
+        embedded + "__attach_version1.0_#00000000/__substg1.0_37010102": CSV,
+    })
+    result = scanner.scan_file("FW.msg", data)
+    assert result.unscannable == []
+    parts = {f.part for f in result.findings}
+    assert parts == {"FW.msg/元のメール.msg", "FW.msg/元のメール.msg/名簿.csv"}
+    assert result.counts["records"] == 5 + 12

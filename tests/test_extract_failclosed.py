@@ -417,3 +417,12 @@ def test_msg_forwarded_inside_msg(scanner: Scanner) -> None:
     parts = {f.part for f in result.findings}
     assert parts == {"FW.msg/元のメール.msg", "FW.msg/元のメール.msg/名簿.csv"}
     assert result.counts["records"] == 5 + 12
+
+
+def test_text_with_an_lzh_signature_is_text(scanner: Scanner) -> None:
+    data = b"a,-lh5-,x\r\n" + CSV
+    assert sniff("名簿.csv", data).kind == "libarchive"
+    result = scanner.scan_file("名簿.csv", data)
+    assert result.unscannable == [] and result.counts["records"] == 12
+    broken = scanner.scan_file("a.lzh", b"\x20\x00-lh5-" + random.Random(2).randbytes(400))
+    assert [u.reason for u in broken.unscannable] == ["corrupt"]

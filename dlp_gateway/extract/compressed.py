@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from dlp_gateway.extract.archive import CHUNK, RATIO_FLOOR, Dispatch, LimitExceeded
-from dlp_gateway.extract.units import Skipped, Unit, Unscannable
+from dlp_gateway.extract.units import NOT_THIS_FORMAT, Skipped, Unit, Unscannable
 
 if TYPE_CHECKING:
     from dlp_gateway.extract.files import Context
@@ -343,6 +343,9 @@ def _libarchive_members(path: str, data: bytes, ctx: Context) -> list:  # type: 
         second = _libarchive_pass(path, data, ctx, b"hdrcharset=ISO-8859-1", _relatin)
         if not (second and isinstance(second[-1], Unscannable)):
             return second
+    if len(first) == 1 and isinstance(first[0], Unscannable) and first[0].reason == "corrupt":
+        # nothing at all could be read: not an archive of this kind (files.py may try text)
+        return [Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}{first[0].detail}")]
     return first
 
 

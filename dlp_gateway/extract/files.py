@@ -132,6 +132,9 @@ def _binary(path: str, data: bytes, ctx: Context, depth: int, kind: Kind) -> Ite
         yield from archive.extract_zip(path, data, ctx, depth, _member_dispatch)
     elif k == "tnef":
         yield from archive.extract_tnef(path, data, ctx, depth, _member_dispatch)
+    elif k == "libarchive":  # "-lh5-" at offset 2 is a weak signature: text may carry it
+        units = compressed.READERS[k](path, data, ctx, depth, _member_dispatch)
+        yield from _unless_not_this_format(path, data, ctx, depth, None, units)
     elif k in compressed.READERS:
         yield from compressed.READERS[k](path, data, ctx, depth, _member_dispatch)
     elif k == "doc":
@@ -181,7 +184,15 @@ def _or_text(
     if cells and not ctx.take_cells(cells):
         yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
         return
-    units = readers[kind.kind](path, data)
+    yield from _unless_not_this_format(path, data, ctx, depth, charset,
+                                       readers[kind.kind](path, data))
+
+
+def _unless_not_this_format(
+    path: str, data: bytes, ctx: Context, depth: int, charset: str | None,
+    units: Iterator[Unit],
+) -> Iterator[Unit]:
+    """``units``, unless its reader could not open the file and the bytes read as text."""
     first = next(units, None)
     opened = not (
         isinstance(first, Unscannable) and first.part == path

@@ -426,3 +426,13 @@ def test_text_with_an_lzh_signature_is_text(scanner: Scanner) -> None:
     assert result.unscannable == [] and result.counts["records"] == 12
     broken = scanner.scan_file("a.lzh", b"\x20\x00-lh5-" + random.Random(2).randbytes(400))
     assert [u.reason for u in broken.unscannable] == ["corrupt"]
+
+
+def test_lzh_member_with_bad_crc_is_held_and_still_scanned(scanner: Scanner) -> None:
+    pytest.importorskip("libarchive")
+    data = bytearray(fb.lzh_of({"名簿.csv": CSV}))
+    data[-5] ^= 0x01  # a byte of the member's data (the archive ends with one NUL)
+    result = scanner.scan_file("名簿.lzh", bytes(data))
+    assert [(u.part, u.reason) for u in result.unscannable] == [("名簿.lzh/名簿.csv", "corrupt")]
+    assert "CRC" in result.unscannable[0].detail
+    assert result.verdict.action == "hold" and result.counts["records"] >= 11

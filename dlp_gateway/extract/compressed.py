@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import io
+import logging
 import lzma
 import posixpath
 import struct
@@ -378,6 +379,7 @@ def _libarchive_pass(path: str, data: bytes, ctx: Context, options: bytes,
 
     results: list[object] = []
     count = 0
+    warned = _LibarchiveWarnings.install()
     try:
         with new_archive_read("all", "all", None) as archive_p:
             _set_options(archive_p, options)
@@ -394,18 +396,43 @@ def _libarchive_pass(path: str, data: bytes, ctx: Context, options: bytes,
                 if _entry_encrypted(entry):
                     results.append(Unscannable(name, "encrypted_archive", "encrypted member"))
                     continue
+                warned.messages.clear()
                 try:
                     budget = _Budget(ctx, len(data))
                     content = b"".join(_bounded_blocks(entry.get_blocks(), budget))
                 except LimitExceeded as exc:
                     results.append(Unscannable(name, "too_large", str(exc)))
                     break
+                if warned.messages:  # e.g. "LHa data CRC error": read, but not trusted
+                    results.append(Unscannable(name, "corrupt", "; ".join(warned.messages)[:200]))
                 results.append((name, content))
     except Exception as exc:
         message = str(exc)
         reason = "encrypted_archive" if "ncrypt" in message or "assword" in message else "corrupt"
         results.append(Unscannable(path, reason, f"{type(exc).__name__}: {message[:200]}"))
     return results
+
+
+class _LibarchiveWarnings(logging.Handler):
+    """Collects what libarchive-c logs (ARCHIVE_WARN: CRC errors...) instead of printing it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    @classmethod
+    def install(cls) -> _LibarchiveWarnings:
+        logger = logging.getLogger("libarchive")
+        for handler in logger.handlers:
+            if isinstance(handler, cls):
+                return handler
+        handler = cls()
+        logger.addHandler(handler)
+        logger.propagate = False
+        return handler
 
 
 def _bounded_blocks(blocks: Iterator[bytes], budget: _Budget) -> Iterator[bytes]:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-pdf browser syspkgs clean
+.PHONY: run test lint bench bench-pdf browser syspkgs clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,15 @@ lint: $(TSTAMP)
 
 test: $(TSTAMP) browser syspkgs
 	$(BIN)/ruff check dlp_gateway tests bench
+	$(BIN)/dlp-gateway patterns check
+	$(BIN)/dlp-gateway patterns test > /dev/null || $(BIN)/dlp-gateway patterns test
 	$(BIN)/python -m pytest -q
+
+# Big generated sweeps (not part of `make test`): 20,000 generated tables and mails and
+# the other fuzz-marked sweeps (DLP_FUZZ=1), then random edits of the patterns files.
+fuzz: $(TSTAMP)
+	DLP_FUZZ=1 $(BIN)/python -m pytest -q -m fuzz
+	DLP_FUZZ_N=2000 $(BIN)/python -m pytest -q tests/test_patterns_check.py -k random
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py

@@ -131,8 +131,9 @@ def load_requirements(patterns_dir: Path | str | None) -> dict[str, int]:
     ``approvals_required`` counts, as does a ``[approvals_required]`` table mapping
     rule names to numbers. A missing or unreadable file means one approver everywhere.
     """
-    default = Path(__file__).resolve().parent.parent / "patterns"
-    base = Path(patterns_dir) if patterns_dir else default
+    from dlp_gateway.detect.patterns import DEFAULT_PATTERNS_DIR
+
+    base = Path(patterns_dir) if patterns_dir else DEFAULT_PATTERNS_DIR
     try:
         data = tomllib.loads((base / "policy.toml").read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):

@@ -6,9 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dlp_gateway.commands import audit, held, scan, serve, users
+from dlp_gateway.commands import allow as allow_cmd
+from dlp_gateway.commands import audit, held, replay, scan, serve, users
+from dlp_gateway.commands import patterns as patterns_cmd
 
-COMMANDS = (scan, serve, held, users, audit)
+COMMANDS = (scan, serve, held, users, audit, patterns_cmd, allow_cmd, replay)
 
 
 def build_parser() -> argparse.ArgumentParser:

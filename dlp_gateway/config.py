@@ -53,6 +53,10 @@ class Config:
     lockout_minutes: int = 15
     escalate_hours: float = 24.0
     expire_hours: float = 72.0
+    # Operator tuning (issue 11)
+    patterns_poll_seconds: float = 2.0  # 0: reload on SIGHUP only
+    retain_passed_days: int = 0  # 0: passed mail is not kept (replay sees held mail only)
+    retain_max_mb: int = 1024
 
     # -- derived values -------------------------------------------------
     @property
@@ -103,6 +107,10 @@ class Config:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.patterns_poll_seconds < 0 or self.retain_passed_days < 0:
+            raise ConfigError("patterns_poll_seconds and retain_passed_days must be >= 0")
+        if self.retain_max_mb <= 0:
+            raise ConfigError("retain_max_mb must be positive")
         if self.scan_workers < 0:
             raise ConfigError("scan_workers must be >= 0")
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -6,7 +6,7 @@ The rules are data, in patterns/policy.toml.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dlp_gateway.detect.patterns import Policy, Rule
 from dlp_gateway.detect.records import RecordCount
@@ -41,6 +41,10 @@ class Verdict:
     rules: tuple[str, ...]  # ids of the rules that fired for this action
     approver_role: str | None = None  # "section_head" | "ciso" for a hold
     approvals_required: int = 0
+    # Rules in monitor mode that fired: computed and logged, never enforced.
+    monitor: tuple[str, ...] = ()
+    monitor_action: str = "pass"  # what the monitor rules alone would have done
+    monitor_reasons: tuple[str, ...] = ()
 
 
 def decide(
@@ -48,8 +52,14 @@ def decide(
     counts: dict[str, int],
     records: RecordCount,
     unscannable: Sequence[Unscannable],
+    recipients_allowed: bool = False,
 ) -> Verdict:
-    """Apply every rule; the strongest action wins and gathers the reasons of its rules."""
+    """Apply every rule; the strongest action wins and gathers the reasons of its rules.
+
+    Rules with ``monitor = true`` are evaluated the same way but only reported in
+    ``Verdict.monitor``. With ``recipients_allowed`` (every recipient is in an
+    allow-listed domain) a rule with ``allowed_recipient_action`` acts like that.
+    """
     counted = [u for u in unscannable if u.reason not in policy.unscannable_ignore]
     metrics = {
         **counts,
@@ -58,12 +68,40 @@ def decide(
         "attachment_records": records.total - records.in_body,
         "unscannable": len(counted),
     }
-    fired = [rule for rule in policy.rules if metrics.get(rule.metric, 0) >= rule.min]
+    fired = [
+        _lowered(rule) if recipients_allowed and rule.allowed_recipient_action else rule
+        for rule in policy.rules
+        if metrics.get(rule.metric, 0) >= rule.min
+    ]
+    context = _reason_context(counts, counted)
+    enforced = _strongest([r for r in fired if not r.monitor], metrics, counts, context)
+    monitored = [r for r in fired if r.monitor]
+    watched = _strongest(monitored, metrics, counts, context)
+    if enforced is None:
+        enforced = Verdict(policy.default_action, (), ())
+    if watched is None:
+        return enforced
+    return replace(
+        enforced, monitor=tuple(r.id for r in monitored), monitor_action=watched.action,
+        monitor_reasons=watched.reasons,
+    )
+
+
+def _lowered(rule: Rule) -> Rule:
+    action = rule.allowed_recipient_action or rule.action
+    if ACTION_STRENGTH[action] >= ACTION_STRENGTH[rule.action]:
+        return rule
+    return replace(rule, action=action, approver_role=rule.approver_role if action == "hold"
+                   else None)
+
+
+def _strongest(
+    fired: list[Rule], metrics: dict[str, int], counts: dict[str, int], context: dict[str, str]
+) -> Verdict | None:
     if not fired:
-        return Verdict(policy.default_action, (), ())
+        return None
     action = max((r.action for r in fired), key=ACTION_STRENGTH.__getitem__)
     chosen = [r for r in fired if r.action == action]
-    context = _reason_context(counts, counted)
     reasons = tuple(_reason(rule, metrics, context) for rule in chosen)
     if action == "hold" or action == "encrypt":
         reasons += _breakdown(counts)

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from dlp_gateway.detect.engine import DetectionEngine
 from dlp_gateway.detect.findings import FINDING_TYPES, Finding
-from dlp_gateway.detect.patterns import PatternSet, load_patterns
+from dlp_gateway.detect.patterns import AllowList, PatternSet, load_patterns
 from dlp_gateway.detect.records import count_records
 from dlp_gateway.extract.files import extract_file
 from dlp_gateway.extract.mime import extract_message
 from dlp_gateway.extract.units import Limits, Skipped, TableUnit, TextUnit, Unit, Unscannable
 from dlp_gateway.policy import Verdict, decide
+
+Envelope = tuple[str, list[str]]  # (sender, recipients)
 
 
 @dataclass(slots=True)
@@ -50,22 +52,41 @@ class ScanResult:
 class Scanner:
     """Scans messages and files with one loaded pattern set."""
 
-    def __init__(self, patterns_dir: Path | str | None = None, limits: Limits | None = None):
-        self.patterns: PatternSet = load_patterns(patterns_dir)
+    def __init__(
+        self,
+        patterns_dir: Path | str | None = None,
+        limits: Limits | None = None,
+        patterns: PatternSet | None = None,
+    ):
+        self.patterns: PatternSet = patterns or load_patterns(patterns_dir)
         self.limits = dataclasses.replace(
             limits or Limits(), harmless_dir=str(self.patterns.directory)
         )
         self.engine = DetectionEngine(self.patterns)
 
-    def scan_message(self, raw: bytes) -> ScanResult:
-        """Scan an RFC 5322 message (bytes as received)."""
-        return self._scan(extract_message(raw, self.limits))
+    def scan_message(self, raw: bytes, envelope: Envelope | None = None) -> ScanResult:
+        """Scan an RFC 5322 message (bytes as received).
+
+        ``envelope`` (sender, recipients) drives the allow-lists; without it the
+        From/To/Cc headers stand in (the ``scan`` command has no envelope).
+        """
+        envelope = envelope or envelope_from_headers(raw)
+        sender_allowed = allowed_sender(self.patterns.allow, envelope[0])
+        result = self._scan(
+            extract_message(raw, self.limits),
+            recipients_allowed=recipients_allowed(self.patterns.allow, envelope[1]),
+        )
+        if sender_allowed:
+            result.verdict = Verdict(
+                "pass", ("許可リストの送信者 (allow-listed sender)",), ("allow_sender",)
+            )
+        return result
 
     def scan_file(self, name: str, data: bytes) -> ScanResult:
         """Scan a single file (xlsx, docx, csv, txt, zip, ...) given its name and bytes."""
         return self._scan(extract_file(name, data, self.limits))
 
-    def _scan(self, units_iter) -> ScanResult:  # type: ignore[no-untyped-def]
+    def _scan(self, units_iter, recipients_allowed: bool = False) -> ScanResult:  # type: ignore[no-untyped-def]
         started = time.monotonic()
         deadline = started + self.limits.timeout_seconds
         findings: list[Finding] = []
@@ -79,7 +100,7 @@ class Scanner:
                     break
         except Exception as exc:  # a reader bug must hold the message, not pass it
             unscannable.append(Unscannable("message", "corrupt", f"{type(exc).__name__}: {exc}"))
-        return self._result(findings, unscannable, skipped, started)
+        return self._result(findings, unscannable, skipped, started, recipients_allowed)
 
     def _collect(
         self,
@@ -103,12 +124,14 @@ class Scanner:
         unscannable: list[Unscannable],
         skipped: list[Skipped],
         started: float,
+        recipients_allowed: bool = False,
     ) -> ScanResult:
         by_type = Counter(f.type for f in findings)
-        counts = {t: by_type.get(t, 0) for t in FINDING_TYPES}
-        records = count_records(findings)
+        id_types = tuple(t.id for t in self.patterns.id_types)
+        counts = {t: by_type.get(t, 0) for t in (*FINDING_TYPES, *id_types)}
+        records = count_records(findings, tuple(t.id for t in self.patterns.id_types if t.record))
         counts["records"] = records.total
-        verdict = decide(self.patterns.policy, counts, records, unscannable)
+        verdict = decide(self.patterns.policy, counts, records, unscannable, recipients_allowed)
         return ScanResult(
             verdict=verdict,
             counts=counts,
@@ -117,3 +140,34 @@ class Scanner:
             skipped=skipped,
             seconds=time.monotonic() - started,
         )
+
+
+def envelope_from_headers(raw: bytes) -> Envelope:
+    """(From, To+Cc) addresses of a message, for scans without an SMTP envelope."""
+    from email import message_from_bytes
+    from email.policy import compat32
+    from email.utils import getaddresses
+
+    try:
+        msg = message_from_bytes(raw[:65536].split(b"\r\n\r\n")[0].split(b"\n\n")[0],
+                                 policy=compat32)
+        senders = getaddresses([str(msg.get("From", ""))])
+        rcpts = getaddresses([str(v) for v in msg.get_all("To", []) + msg.get_all("Cc", [])])
+    except Exception:
+        return "", []
+    return (senders[0][1] if senders else ""), [a for _n, a in rcpts if a]
+
+
+def allowed_sender(allow: AllowList, sender: str) -> bool:
+    return bool(sender) and sender.strip("<>").lower() in allow.senders
+
+
+def recipients_allowed(allow: AllowList, rcpts: list[str]) -> bool:
+    """Every recipient is in an allow-listed domain (or a subdomain of one)."""
+    if not rcpts or not allow.recipient_domains:
+        return False
+    for rcpt in rcpts:
+        domain = rcpt.strip("<>").rpartition("@")[2].lower()
+        if not any(domain == d or domain.endswith("." + d) for d in allow.recipient_domains):
+            return False
+    return True

@@ -45,6 +45,7 @@ class RunningServer:
     tasks: list[asyncio.Task] = field(default_factory=list)
     web: Any = None
     scanner: ScanPool | None = None
+    reloader: Any = None  # dlp_gateway.reload.Reloader
 
     @property
     def smtp_port(self) -> int:
@@ -76,19 +77,34 @@ async def start(
     config: Config, upstream: Upstream | None = None, web: bool = True
 ) -> RunningServer:
     """Open the data dir, start scan workers, listen for SMTP, run worker/web/expiry."""
+    from dlp_gateway.reload import PatternsManager, Reloader
+
     loop = asyncio.get_running_loop()
+    patterns = PatternsManager(config.patterns_dir, config.data_dir)
+    active = await asyncio.to_thread(patterns.snapshot)  # PatternError: refuse to start
     gateway = Gateway(config)
     gateway.spool.clean_tmp()
     upstream = upstream or make_upstream(config)
-    scanner = ScanPool(config.patterns_dir, config.workers, config.scan_timeout_seconds)
+
+    def make_pool(path: Any) -> ScanPool:
+        return ScanPool(path, config.workers, config.scan_timeout_seconds)
+
+    scanner = make_pool(active)
     await scanner.warm_up()
+    patterns.activated(active)
+    gateway.patterns_status = patterns.status  # type: ignore[attr-defined]  # admin page
     handler = RelayHandler(gateway, scanner, upstream)
+    handler.retain = _retention(config)
     limiter = ConnectionLimiter(config.max_connections)
     host, port = config.listen_host_port
     smtp_server = await loop.create_server(
         smtp_factory(handler, loop, build_tls_context(config), limiter), host, port
     )
     running = RunningServer(gateway, handler, smtp_server, scanner=scanner)
+    running.reloader = Reloader(patterns, running, make_pool)
+    if config.patterns_poll_seconds > 0:
+        running.tasks.append(asyncio.create_task(
+            running.reloader.watch(config.patterns_poll_seconds), name="patterns-watch"))
     worker = QueueWorker(gateway, upstream)
     running.tasks.append(asyncio.create_task(worker.run(), name="outbound-queue"))
     if web:
@@ -97,6 +113,24 @@ async def start(
     log.info("dlp-gateway listening on %s:%d (smtp), upstream %r, data %s",
              host, running.smtp_port, upstream, config.data_dir)
     return running
+
+
+def _retention(config: Config) -> Callable[..., None] | None:
+    """The relay's hook that keeps passed mail for replay (None when not enabled)."""
+    if config.retain_passed_days <= 0:
+        return None
+    from dlp_gateway.store.retained import RetainedStore
+
+    store = RetainedStore(config.data_dir, config.retain_passed_days,
+                          config.retain_max_mb * 1024 * 1024)
+
+    def retain(scan_id: str, sender: str, rcpts: list[str], raw: bytes, verdict: str) -> None:
+        try:
+            store.add(scan_id, sender, rcpts, raw, verdict)
+        except Exception:  # retention must never affect delivery
+            log.exception("scan %s: could not retain passed mail", scan_id)
+
+    return retain
 
 
 def _uvicorn_server(app: Any, host: str, port: int) -> Any:
@@ -150,6 +184,9 @@ async def serve_forever(config: Config, on_ready: Callable[[RunningServer], None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     running = await start(config)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: loop.create_task(running.reloader.reload("SIGHUP"))
+    )
     if on_ready is not None:
         on_ready(running)
     await stop.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 import unicodedata
 from datetime import date
 
@@ -330,18 +329,13 @@ def test_wareki_to_date_accepts_every_era_spelling(era: str | int) -> None:
     assert wareki_to_date("X", 1, 1, 1) is None
 
 
-def test_find_dates_is_fast_on_a_large_mail() -> None:
+def test_find_dates_on_a_large_mail() -> None:
+    """Correct on a large mail (its speed is measured in bench/, not asserted here)."""
     line = (
         "お世話になっております。令和6年度の資料を送付します。電話 03-1234-5678、"
         "受付 12:30、注文番号 123456789012。生年月日 昭和45年3月2日\n"
     )
     text = line * (100_000 // len(line))
-    started = time.perf_counter()
-    found = find_dates(text)
-    elapsed = time.perf_counter() - started
-    assert len(found) == text.count("昭和45年3月2日")
-    assert elapsed < 0.1  # a few ms on the dev machine; generous for CI
+    assert len(find_dates(text)) == text.count("昭和45年3月2日")
     prose = "市民課からのお知らせです。明日の会議は大会議室で行います。" * 3000
-    started = time.perf_counter()
     assert find_dates(prose) == []
-    assert time.perf_counter() - started < 0.01

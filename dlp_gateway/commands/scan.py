@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--format", choices=("json", "text"), default="text")
     parser.add_argument("--patterns", metavar="DIR", help="patterns directory (default: bundled)")
+    parser.add_argument("--explain", action="store_true",
+                        help="say why each finding fired and why near misses did not")
     parser.add_argument("paths", nargs="+", metavar="PATH")
     parser.set_defaults(handler=run)
 
@@ -71,12 +73,58 @@ def run(args: argparse.Namespace) -> int:
             result = scanner.scan_message(data)
         else:
             result = scanner.scan_file(Path(path).name, data)
+        explanation = _explain(scanner, path, data, result) if args.explain else None
         if args.format == "json":
-            write_json(out, path, result.to_json())
+            payload = result.to_json()
+            if explanation is not None:
+                _add_explain(payload, explanation)
+            write_json(out, path, payload)
         else:
             write_text(out, path, result)
+            if explanation is not None:
+                write_explain(out, result, explanation)
         out.flush()
     return 1 if failed else 0
+
+
+def _explain(scanner, path: str, data: bytes, result):  # type: ignore[no-untyped-def]
+    """Re-read the input and explain ``result`` (see dlp_gateway.detect.explain)."""
+    from dlp_gateway.detect.explain import Explainer
+    from dlp_gateway.extract.files import extract_file
+    from dlp_gateway.extract.mime import extract_message
+
+    if is_message(path, data):
+        units = list(extract_message(data, scanner.limits))
+    else:
+        units = list(extract_file(Path(path).name, data, scanner.limits))
+    return Explainer(scanner).explain(units, result)
+
+
+def _add_explain(payload: dict, explanation) -> None:  # type: ignore[type-arg, no-untyped-def]
+    for i, finding in enumerate(payload["findings"]):
+        why = explanation.findings.get(i)
+        finding["explain"] = why.to_json() if why else None
+    payload["near_misses"] = [m.to_json() for m in explanation.near_misses]
+    payload["verdict_explain"] = {"ja": explanation.verdict_ja, "en": explanation.verdict_en}
+
+
+def write_explain(out: TextIO, result, explanation) -> None:  # type: ignore[no-untyped-def]
+    out.write(f"  判定の理由: {explanation.verdict_ja}\n")
+    out.write(f"  (verdict: {explanation.verdict_en})\n")
+    out.write("  検出の理由 (why each finding fired):\n")
+    for i, finding in enumerate(result.findings):
+        why = explanation.findings.get(i)
+        if why is None:
+            continue
+        label = TYPE_LABELS_JA.get(finding.type, finding.type)
+        rules = f"  ルール (rules): {', '.join(why.rules)}" if why.rules else ""
+        out.write(f"    {label}\t{finding.location}\t{finding.masked}{rules}\n")
+        out.write(f"      {why.ja}\n      ({why.en})\n")
+    if explanation.near_misses:
+        out.write("  見送った候補 (near misses):\n")
+        for miss in explanation.near_misses:
+            out.write(f"    {miss.location}\t{miss.masked}\n")
+            out.write(f"      {miss.ja}\n      ({miss.en})\n")
 
 
 def is_message(path: str, data: bytes) -> bool:

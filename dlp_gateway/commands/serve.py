@@ -37,6 +37,15 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dlp-gateway serve: {exc}", file=sys.stderr)
         return 2
+    from dlp_gateway.detect.patterns import check_patterns, resolve_dir
+
+    problems = check_patterns(config.patterns_dir)
+    if problems:  # no half-started gateway: refuse before anything listens
+        for problem in problems:
+            print(f"{resolve_dir(config.patterns_dir)}/{problem}", file=sys.stderr)
+        print(f"dlp-gateway serve: {len(problems)} error(s) in the patterns set; not starting",
+              file=sys.stderr)
+        return 2
     configure_logging(args.log_level)
     try:
         asyncio.run(serve_forever(config))

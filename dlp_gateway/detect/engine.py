@@ -8,19 +8,23 @@ is its paragraph (blank-line separated), the unit in which records are counted.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from bisect import bisect_right
+from collections.abc import Iterator
 
 import regex
 
+from dlp_gateway.detect.allow import ValueFilter
 from dlp_gateway.detect.birth import find_birth_dates
 from dlp_gateway.detect.findings import Finding
+from dlp_gateway.detect.idtypes import find_id_type, find_id_types_in_table
 from dlp_gateway.detect.names import NameFinder
 from dlp_gateway.detect.normalize import LabelIndex, fold
 from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_numbers
 from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.detect.tables import HeaderClassifier, Kind, TableScanner
-from dlp_gateway.extract.units import TableUnit, TextUnit
+from dlp_gateway.extract.units import Row, TableUnit, TextUnit
 
 _PARAGRAPH_BREAK = regex.compile(r"\n[ \t\u3000]*\n")
 # Beyond this much free text in one unit, names are only looked for in paragraphs
@@ -35,6 +39,7 @@ class DetectionEngine:
         self.names = NameFinder(patterns.name)
         self.classify = HeaderClassifier(patterns)
         self.tables = TableScanner(patterns, self.names, self.classify, self.text_hits)
+        self.allow = ValueFilter(patterns.allow.salt, patterns.allow.hashes)
 
     @property
     def today(self) -> dt.date:
@@ -44,7 +49,9 @@ class DetectionEngine:
     def scan_text(self, unit: TextUnit) -> list[Finding]:
         text = fold(unit.text)
         header_kind = self.classify(unit.header) if unit.header else None
-        hits = self._hits(text, header_kind, with_names=len(text) <= NAME_SCAN_BUDGET)
+        hits = self._hits(
+            text, header_kind, with_names=len(text) <= NAME_SCAN_BUDGET, header=unit.header
+        )
         if not hits:
             return []
         lines = _line_starts(text)
@@ -69,9 +76,13 @@ class DetectionEngine:
     def text_hits(self, text: str, header: str = "") -> list[Hit]:
         """Hits in one table cell's text; names only beside a birth date (cells are many)."""
         folded = fold(text)
-        return self._hits(folded, self.classify(header) if header else None, with_names=False)
+        return self._hits(
+            folded, self.classify(header) if header else None, with_names=False, header=header
+        )
 
-    def _hits(self, text: str, header_kind: Kind | None, with_names: bool) -> list[Hit]:
+    def _hits(
+        self, text: str, header_kind: Kind | None, with_names: bool, header: str | None = None
+    ) -> list[Hit]:
         p = self.p
         if not _worth_scanning(text):
             return []
@@ -98,11 +109,36 @@ class DetectionEngine:
         hits += births
         if with_names or births:
             hits += _without_overlaps(self.names.find(text), hits)
+        for id_type in p.id_types:
+            hits += _without_overlaps(find_id_type(text, id_type, header), hits)
+        if self.allow:
+            hits = [h for h in hits if not self.allow.allowed(text[h.start : h.end])]
         return hits
 
     # -- tables --------------------------------------------------------------
     def scan_table(self, unit: TableUnit) -> list[Finding]:
-        return self.tables.scan(unit, self.today)
+        if self.allow:
+            unit = _without_allowed_cells(unit, self.allow)
+        findings = self.tables.scan(unit, self.today)
+        if self.p.id_types:
+            seen = {f.location for f in findings}
+            findings += find_id_types_in_table(unit, self.p.id_types, seen)
+        return findings
+
+
+def _without_allowed_cells(unit: TableUnit, allow: ValueFilter) -> TableUnit:
+    """The same table with allow-listed cell values blanked (they are never findings)."""
+    rows = unit.rows
+
+    def filtered() -> Iterator[Row]:
+        for row in rows():
+            if any(allow.allowed(v) for v in row.cells if isinstance(v, str | int | float)):
+                cells = [None if isinstance(v, str | int | float) and allow.allowed(v) else v
+                         for v in row.cells]
+                row = Row(row.number, cells)
+            yield row
+
+    return dataclasses.replace(unit, rows=filtered)
 
 
 def _worth_scanning(text: str) -> bool:

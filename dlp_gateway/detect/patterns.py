@@ -15,24 +15,33 @@ from typing import Any
 
 import regex
 
-DEFAULT_PATTERNS_DIR = Path(__file__).resolve().parents[2] / "patterns"
-PATTERN_FILES = ("my_number", "insured_number", "birth_date", "name")
-ACTIONS = ("pass", "encrypt", "hold")
-ROLES = ("section_head", "ciso")
-METRICS = (
-    "my_number",
-    "insured_number",
-    "name",
-    "birth_date",
-    "records",
-    "body_records",
-    "attachment_records",
-    "unscannable",
+from dlp_gateway.detect.schema import (
+    ACTIONS,
+    BUILTIN_METRICS,
+    PATTERN_FILES,
+    ROLES,
+    Problem,
+    check_directory,
+    set_digest,
 )
+
+# The shipped patterns: ``dlp_gateway/bundled_patterns`` is a link to the top-level
+# ``patterns/`` in a checkout and a real directory of package data in an installed wheel.
+DEFAULT_PATTERNS_DIR = Path(__file__).resolve().parents[1] / "bundled_patterns"
+METRICS = BUILTIN_METRICS  # plus the ids of id_types.toml entries
+# Re-exported: callers import these from here.
+__all__ = [
+    "ACTIONS", "DEFAULT_PATTERNS_DIR", "METRICS", "PATTERN_FILES", "ROLES", "AllowList",
+    "PatternError", "PatternSet", "Policy", "Problem", "Rule", "check_patterns", "load_patterns",
+]
 
 
 class PatternError(ValueError):
-    """A patterns file is missing, unreadable or inconsistent."""
+    """A patterns file is missing, unreadable or inconsistent; ``problems`` lists each."""
+
+    def __init__(self, message: str, problems: tuple[Problem, ...] = ()):
+        super().__init__(message)
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,28 @@ class NamePatterns:
 
 
 @dataclass(frozen=True)
+class IdType:
+    """An operator-defined identification number (id_types.toml): found by its regex,
+    counted only with a keyword within ``keyword_window`` or under one of ``headers``."""
+
+    id: str
+    label: str
+    regex: Any = field(repr=False)
+    labels: LabelSet
+    keyword_window: int
+    headers: tuple[str, ...]
+    record: bool = True
+    confidence: float = 0.9
+
+
+@dataclass(frozen=True)
+class TypedExample:
+    type: str
+    text: str
+    count: int
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     metric: str
@@ -117,6 +148,20 @@ class Rule:
     reason: str
     approver_role: str | None = None
     approvals_required: int = 1
+    monitor: bool = False  # verdict computed and logged, mail not stopped
+    # When every recipient is in allow.toml's recipient_domains, the rule acts like this.
+    allowed_recipient_action: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicyExample:
+    name: str
+    verdict: str
+    text: str = ""
+    table: tuple[tuple[Any, ...], ...] = ()
+    attachment: str = "example.csv"
+    sender: str = "sender@example.lg.jp"
+    recipients: tuple[str, ...] = ("someone@example.com",)
 
 
 @dataclass(frozen=True)
@@ -124,6 +169,27 @@ class Policy:
     rules: tuple[Rule, ...]
     default_action: str = "pass"
     unscannable_ignore: tuple[str, ...] = ()  # reasons not counted in the unscannable metric
+    examples: tuple[PolicyExample, ...] = ()
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    hash: str
+    added_by: str
+    added_at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AllowList:
+    salt: str = ""
+    senders: frozenset[str] = frozenset()
+    recipient_domains: frozenset[str] = frozenset()
+    values: tuple[AllowEntry, ...] = ()
+
+    @property
+    def hashes(self) -> frozenset[str]:
+        return frozenset(v.hash for v in self.values)
 
 
 @dataclass(frozen=True)
@@ -134,14 +200,34 @@ class PatternSet:
     birth_date: BirthDatePatterns
     name: NamePatterns
     policy: Policy
+    id_types: tuple[IdType, ...] = ()
+    id_examples: tuple[TypedExample, ...] = ()
+    allow: AllowList = AllowList()
+    digest: str = ""  # SHA-256 of the set's files: what the admin page shows
+
+
+def resolve_dir(directory: Path | str | None = None) -> Path:
+    return Path(directory or os.environ.get("DLP_PATTERNS_DIR") or DEFAULT_PATTERNS_DIR)
+
+
+def check_patterns(directory: Path | str | None = None) -> list[Problem]:
+    """Every problem in the set (``file:line: message`` each); empty when it is valid."""
+    return check_directory(resolve_dir(directory))
 
 
 def load_patterns(directory: Path | str | None = None) -> PatternSet:
-    """Load every patterns file from ``directory`` (default: the bundled ``patterns/``)."""
-    path = Path(directory or os.environ.get("DLP_PATTERNS_DIR") or DEFAULT_PATTERNS_DIR)
-    if not path.is_dir():
-        raise PatternError(f"patterns directory not found: {path}")
+    """Check, then load every patterns file from ``directory`` (default: bundled ``patterns/``).
+
+    A set with any problem is refused as a whole: PatternError lists them all.
+    """
+    path = resolve_dir(directory)
+    problems = check_directory(path)
+    if problems:
+        shown = "\n".join(str(p) for p in problems)
+        raise PatternError(f"{len(problems)} problem(s) in {path}:\n{shown}", tuple(problems))
     data = {name: _read_toml(path / f"{name}.toml") for name in (*PATTERN_FILES, "policy")}
+    ids = _read_toml(path / "id_types.toml") if (path / "id_types.toml").exists() else {}
+    allow = _read_toml(path / "allow.toml") if (path / "allow.toml").exists() else {}
     return PatternSet(
         directory=path,
         my_number=_my_number(_section(data, "my_number"), data["my_number"]),
@@ -149,6 +235,12 @@ def load_patterns(directory: Path | str | None = None) -> PatternSet:
         birth_date=_birth_date(_section(data, "birth_date"), data["birth_date"]),
         name=_name(_section(data, "name"), data["name"]),
         policy=_policy(data["policy"]),
+        id_types=tuple(_id_type(raw) for raw in ids.get("id_types", [])),
+        id_examples=tuple(
+            TypedExample(e["type"], e["text"], e["count"]) for e in ids.get("examples", [])
+        ),
+        allow=_allow(allow),
+        digest=set_digest(path),
     )
 
 
@@ -262,29 +354,59 @@ def _name(r: _Reader, doc: dict[str, Any]) -> NamePatterns:
 
 
 def _policy(doc: dict[str, Any]) -> Policy:
-    rules = []
-    for i, raw in enumerate(doc.get("rules", [])):
-        r = _Reader(f"policy.toml rules[{i}]", raw)
-        rule = Rule(
-            id=r.get("id", str),
-            metric=r.get("metric", str),
-            min=r.get("min", int),
-            action=r.get("action", str),
-            reason=r.get("reason", str),
+    """Build the policy (already validated by the schema check)."""
+    rules = tuple(
+        Rule(
+            id=raw["id"],
+            metric=raw["metric"],
+            min=raw["min"],
+            action=raw["action"],
+            reason=raw["reason"],
             approver_role=raw.get("approver_role"),
             approvals_required=raw.get("approvals_required", 1),
+            monitor=raw.get("monitor", False),
+            allowed_recipient_action=raw.get("allowed_recipient_action"),
         )
-        if rule.metric not in METRICS:
-            raise PatternError(f"{r.where}: metric must be one of {', '.join(METRICS)}")
-        if rule.action not in ACTIONS:
-            raise PatternError(f"{r.where}: action must be one of {', '.join(ACTIONS)}")
-        if rule.action == "hold" and rule.approver_role not in ROLES:
-            raise PatternError(f"{r.where}: a hold rule needs approver_role in {ROLES}")
-        rules.append(rule)
-    default = doc.get("default_action", "pass")
-    if default not in ACTIONS:
-        raise PatternError(f"policy.toml: default_action must be one of {ACTIONS}")
-    ignore = doc.get("unscannable_ignore", [])
-    if not isinstance(ignore, list) or not all(isinstance(r, str) for r in ignore):
-        raise PatternError("policy.toml: unscannable_ignore must be a list of reasons")
-    return Policy(tuple(rules), default, tuple(ignore))
+        for raw in doc.get("rules", [])
+    )
+    examples = tuple(
+        PolicyExample(
+            name=raw["name"],
+            verdict=raw["verdict"],
+            text=raw.get("text", ""),
+            table=tuple(tuple(row) for row in raw.get("table", [])),
+            attachment=raw.get("attachment", "example.csv"),
+            sender=raw.get("sender", "sender@example.lg.jp"),
+            recipients=tuple(raw.get("recipients", ["someone@example.com"])),
+        )
+        for raw in doc.get("examples", [])
+    )
+    ignore = tuple(doc.get("unscannable_ignore", []))
+    return Policy(rules, doc.get("default_action", "pass"), ignore, examples)
+
+
+def _id_type(raw: dict[str, Any]) -> IdType:
+    return IdType(
+        id=raw["id"],
+        label=raw["label"],
+        regex=regex.compile(raw["regex"]),
+        labels=LabelSet.build(list(raw["keywords"]), list(raw.get("negative_labels", []))),
+        keyword_window=raw["keyword_window"],
+        headers=tuple(raw["headers"]),
+        record=raw.get("record", True),
+        confidence=float(raw.get("confidence", 0.9)),
+    )
+
+
+def _allow(doc: dict[str, Any]) -> AllowList:
+    return AllowList(
+        salt=doc.get("salt", ""),
+        senders=frozenset(s.strip().lower() for s in doc.get("senders", [])),
+        recipient_domains=frozenset(
+            d.strip().lower().lstrip("@") for d in doc.get("recipient_domains", [])
+        ),
+        values=tuple(
+            AllowEntry(v["hash"], v["added_by"], v["added_at"], v["reason"])
+            for v in doc.get("values", [])
+        ),
+    )

@@ -25,7 +25,8 @@ class RecordCount:
     in_body: int
 
 
-def records_in_group(types: Iterable[str]) -> int:
+def records_in_group(types: Iterable[str], id_types: Iterable[str] = ()) -> int:
+    """``id_types``: operator-defined ID types that make a record on their own."""
     counts: dict[str, int] = defaultdict(int)
     for t in types:
         counts[t] += 1
@@ -33,10 +34,11 @@ def records_in_group(types: Iterable[str]) -> int:
         counts["my_number"],
         counts["insured_number"],
         min(counts["name"], counts["birth_date"]),
+        *(counts[t] for t in id_types),
     )
 
 
-def count_records(findings: Iterable[Finding]) -> RecordCount:
+def count_records(findings: Iterable[Finding], id_types: Iterable[str] = ()) -> RecordCount:
     groups: dict[str, list[str]] = defaultdict(list)
     body_groups: set[str] = set()
     for f in findings:
@@ -45,7 +47,7 @@ def count_records(findings: Iterable[Finding]) -> RecordCount:
             body_groups.add(f.group)
     total = in_body = 0
     for group, types in groups.items():
-        n = records_in_group(types)
+        n = records_in_group(types, id_types)
         total += n
         if group in body_groups:
             in_body += n

@@ -41,6 +41,9 @@ class ScanOutcome:
     unscannable: tuple[dict[str, str], ...] = ()
     parts_with_findings: frozenset[str] = frozenset()
     seconds: float = 0.0
+    monitor: tuple[str, ...] = ()  # monitor-mode rules that fired (not enforced)
+    monitor_action: str = "pass"
+    monitor_reasons: tuple[str, ...] = ()
 
     @classmethod
     def timeout(cls, seconds: float) -> ScanOutcome:
@@ -67,8 +70,8 @@ def _init_worker(patterns_dir: str | None, timeout_seconds: float) -> None:
     _scanner = Scanner(patterns_dir, Limits(timeout_seconds=max(0.5, timeout_seconds * 0.9)))
 
 
-def _scan(raw: bytes) -> ScanOutcome:
-    result = _scanner.scan_message(raw)
+def _scan(raw: bytes, envelope: tuple[str, list[str]] | None = None) -> ScanOutcome:
+    result = _scanner.scan_message(raw, envelope)
     return outcome_from_result(result)
 
 
@@ -96,6 +99,9 @@ def outcome_from_result(result: Any) -> ScanOutcome:
         unscannable=tuple({"part": u.part, "reason": u.reason} for u in result.unscannable),
         parts_with_findings=frozenset(result.parts_with_findings()),
         seconds=result.seconds,
+        monitor=tuple(getattr(verdict, "monitor", ())),
+        monitor_action=getattr(verdict, "monitor_action", "pass"),
+        monitor_reasons=tuple(getattr(verdict, "monitor_reasons", ())),
     )
 
 
@@ -137,10 +143,12 @@ class ScanPool:
         log.info("scan workers ready: %d process(es)", len(set(pids)))
         return True
 
-    async def scan(self, raw: bytes) -> ScanOutcome:
+    async def scan(
+        self, raw: bytes, envelope: tuple[str, list[str]] | None = None
+    ) -> ScanOutcome:
         """Scan in a worker; a timeout gives a hold outcome, a dead pool raises."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.pool, _scan, raw)
+        future = loop.run_in_executor(self.pool, _scan, raw, envelope)
         try:
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError:
@@ -159,6 +167,12 @@ class ScanPool:
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
+
+    def retire(self) -> None:
+        """Stop taking work but let queued and running scans finish (hot reload)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=False)
 
     def close(self) -> None:
         if self._pool is not None:

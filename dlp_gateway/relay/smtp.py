@@ -83,6 +83,7 @@ class RelayHandler:
         self.upstream = upstream
         self.networks = self.config.networks
         self.upstream_down_until = 0.0  # skip the synchronous attempt while upstream is down
+        self.retain: Any = None  # retention of passed mail (server sets it when enabled)
 
     # -- SMTP hooks -------------------------------------------------------------------
     async def handle_RCPT(
@@ -130,7 +131,7 @@ class RelayHandler:
     # -- the decision -------------------------------------------------------------------
     async def process(self, scan_id: str, sender: str, rcpts: list[str], raw: bytes) -> str:
         started = time.monotonic()
-        outcome = await self.scanner.scan(raw)
+        outcome = await self.scanner.scan(raw, (sender, list(rcpts)))
         action = outcome.action
         internal, external = self.split_recipients(rcpts)
         log.info(
@@ -138,6 +139,13 @@ class RelayHandler:
             scan_id, action, ",".join(outcome.rules), _nonzero(outcome.counts), len(raw),
             len(rcpts), len(internal), (time.monotonic() - started) * 1000,
         )
+        if outcome.monitor:
+            log.info("scan %s: monitor rules %s would %s", scan_id, ",".join(outcome.monitor),
+                     outcome.monitor_action)
+            await asyncio.to_thread(self._audit_rule_monitor, scan_id, sender, rcpts, raw,
+                                    outcome)
+        if self.retain is not None and action == "pass":
+            await asyncio.to_thread(self.retain, scan_id, sender, rcpts, raw, outcome.action)
         if self.config.monitor_mode and action != "pass":
             log.info("scan %s: monitor mode, would %s; passing", scan_id, action)
             await asyncio.to_thread(self._audit_monitor, scan_id, sender, rcpts, raw, outcome)
@@ -186,13 +194,15 @@ class RelayHandler:
     ) -> Any:
         gw = self.gateway
         reasons = list(outcome.reasons) + ([extra_reason] if extra_reason else [])
+        reasons += [f"（monitor・判定に影響なし）{r}" for r in outcome.monitor_reasons]
         held = gw.held.add(
             raw,
             sender=sender,
             recipients=rcpts,
             subject=decoded_subject(raw),
             reasons=reasons,
-            rules=list(outcome.rules) + (["encrypt_failed"] if extra_reason else []),
+            rules=list(outcome.rules) + (["encrypt_failed"] if extra_reason else [])
+            + [f"monitor:{r}" for r in outcome.monitor],
             approver_role=outcome.approver_role or "section_head",
             scan_id=scan_id,
             counts=outcome.counts,
@@ -250,6 +260,17 @@ class RelayHandler:
             {"scan_id": scan_id, "monitor_mode": True, "would": outcome.action,
              "sha256": hashlib.sha256(raw).hexdigest(), "recipients": rcpts,
              "counts": outcome.counts, "rules": list(outcome.rules)},
+        )
+
+    def _audit_rule_monitor(
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome
+    ) -> None:
+        """Rules in monitor mode fired: record what they would have done ("monitor")."""
+        self.gateway.audit.append(
+            "monitor", sender or "<>", None,
+            {"scan_id": scan_id, "would": outcome.monitor_action, "verdict": outcome.action,
+             "monitor_rules": list(outcome.monitor), "sha256": hashlib.sha256(raw).hexdigest(),
+             "recipients": rcpts, "subject": decoded_subject(raw), "counts": outcome.counts},
         )
 
     # -- delivery -------------------------------------------------------------------

@@ -44,6 +44,7 @@ EVENTS = (
     "logout",
     "user_added",
     "user_disabled",
+    "monitor",
 )
 
 

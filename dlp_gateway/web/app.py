@@ -119,6 +119,7 @@ class AdminApp:
     ) -> HTMLResponse:
         context.setdefault("user", None)
         context.setdefault("csrf_token", "")
+        context.setdefault("patterns_status", getattr(self.gw, "patterns_status", None))
         html = self.env.get_template(name).render(request=request, **context)
         return HTMLResponse(html, status_code=status)
 

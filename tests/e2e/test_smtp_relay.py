@@ -180,9 +180,13 @@ def test_malformed_mime_is_held_not_crashed(running_gateway, upstream_sink):
 
 
 def test_internal_error_answers_451(gateway_factory, upstream_sink, tmp_path):
+    from dlp_gateway.relay.scanpool import ScanPool
+
     broken = tmp_path / "no-patterns"
     broken.mkdir()
-    gw = gateway_factory(patterns_dir=broken)
+    gw = gateway_factory()
+    # scan workers that cannot start (a start-up with this set is refused, so swap it in)
+    gw.running.handler.scanner = ScanPool(broken, 1, 20)
     code, reply = send(gw.smtp_port, clean_mail(1))
     assert code == 451 and reply.startswith("4.3.0") and "scan id" in reply
     assert upstream_sink.messages == []

@@ -1,0 +1,219 @@
+"""Generated municipal tables and mails (issue 8): exact verdict and counts per seed.
+
+Each case comes from ``tests.gen.make_case(seed)``: one value per dimension (content,
+layout, number form, date form, name form, name pool, file type, wrapping, size). The
+expected verdict and counts follow from the domain rules, never from the engine.
+
+- ``make test``: 500 seeds (``DLP_GEN_N`` changes the count, ``DLP_GEN_SEED_BASE`` the first).
+- ``make fuzz``: 20,000 seeds (``DLP_FUZZ=1``; ``DLP_FUZZ_N`` changes the count).
+- Replay one: ``DLP_GEN_SEED=123 .venv/bin/python -m pytest -q tests/test_generated_tables.py``;
+  look at it: ``.venv/bin/python -m tests.gen 123 --out /tmp/case --scan``.
+
+Dimension values the engine does not handle yet are listed in KNOWN_GAPS with their issue-8
+class; cases that use one are skipped with that reason (see tests/gen/GAPS.md). Empty the
+list as fixes land. PDF cases run only with ``DLP_GEN_PDF=1`` (until the PDF reader lands).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+
+import pytest
+from stdnum.jp import cn, in_
+
+from dlp_gateway.scan import Scanner
+from tests.gen import Case, Spec, expected_for, make_case, make_letter_case, sample_spec
+from tests.gen.classes import ISSUE_CLASS
+from tests.gen.values import (
+    corporate_number,
+    format_date,
+    my_number_check_digit,
+    random_birth,
+    random_my_number,
+    wareki,
+)
+
+# Dimension values that fail on the engine today (tests/gen/GAPS.md), each with its issue-8
+# class. A case using any of them is skipped with that reason. Remove entries as fixes land;
+# `python -m tests.gen.report` shows what still fails.
+_GAP_KEYS = (
+    ("content", "title_bango"), ("content", "health"), ("content", "neg_order"),
+    ("content", "neg_webid"), ("content", "neg_reservation"),
+    ("number_form", "separate"), ("number_form", "separate_fullwidth"),
+    ("number_form", "split3"), ("number_form", "digit_cells"), ("number_form", "joined"),
+    ("number_form", "joined_edaban"), ("number_form", "odd_dash"), ("number_form", "space"),
+    ("number_form", "dot"), ("number_form", "ideo_space"), ("number_form", "fullwidth"),
+    ("number_form", "fullwidth_hyphen"),
+    ("layout", "merged_header"), ("layout", "transposed"), ("layout", "english_header"),
+    ("layout", "circled_header"), ("layout", "header_linebreak"), ("layout", "stats_above"),
+    ("layout", "form"),
+    ("file_type", "html_attach"), ("file_type", "html_body"), ("file_type", "tsv_body"),
+    ("name_form", "joined_kana"), ("name_form", "kana_column"), ("name_form", "kana_only"),
+    ("name_form", "split"),
+    ("date_form", "era_columns"), ("date_form", "fullwidth_kanji"),
+    ("mail", "letter_names"),
+)
+KNOWN_GAPS: dict[tuple[str, str], str] = {key: ISSUE_CLASS[key] for key in _GAP_KEYS}
+PDF_ENABLED = os.environ.get("DLP_GEN_PDF") == "1"
+LETTER_CASES = 40
+
+
+def _seeds(default_n: int, env_n: str) -> list[int]:
+    if os.environ.get("DLP_GEN_SEED"):
+        return [int(s) for s in os.environ["DLP_GEN_SEED"].split(",")]
+    base = int(os.environ.get("DLP_GEN_SEED_BASE", "0"))
+    return list(range(base, base + int(os.environ.get(env_n, default_n))))
+
+
+def gap_of(case: Case) -> str | None:
+    dims = case.spec.dims()
+    if dims["file_type"] == "pdf" and not PDF_ENABLED:
+        return "file_type=pdf: PDF cases wait for the PDF reader (DLP_GEN_PDF=1 runs them)"
+    for key, value in dims.items():
+        reason = KNOWN_GAPS.get((key, value))
+        if reason:
+            return f"KNOWN_GAP {key}={value}: {reason}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    return Scanner()
+
+
+def scan(scanner: Scanner, case: Case) -> dict[str, object]:
+    result = (
+        scanner.scan_message(case.data)
+        if case.is_message
+        else scanner.scan_file(case.filename, case.data)
+    )
+    got: dict[str, object] = {"verdict": result.verdict.action}
+    got.update({k: result.counts[k] for k in ("my_number", "insured_number", "records")})
+    if case.expected.names is not None:
+        got["names"] = result.counts["name"]
+    got["_unscannable"] = [u.reason for u in result.unscannable]
+    return got
+
+
+def check(scanner: Scanner, case: Case) -> None:
+    reason = gap_of(case)
+    if reason:
+        pytest.skip(reason)
+    got = scan(scanner, case)
+    exp = case.expected
+    want: dict[str, object] = {
+        "verdict": exp.verdict,
+        "my_number": exp.my_number,
+        "insured_number": exp.insured_number,
+        "records": exp.records,
+    }
+    if exp.names is not None:
+        want["names"] = exp.names
+    unscannable = got.pop("_unscannable")
+    assert got == want, (
+        f"\nseed {case.spec.seed}: {case.spec.label()}\n  dims {case.spec.dims()}\n"
+        f"  expected {want}\n  got      {got}  unscannable={unscannable}\n"
+        f"  replay:  {case.replay()}\n"
+        f"  inspect: .venv/bin/python -m tests.gen {case.spec.seed} --out /tmp/case --scan"
+    )
+
+
+@pytest.mark.parametrize("seed", _seeds(500, "DLP_GEN_N"))
+def test_generated_case(seed: int, scanner: Scanner) -> None:
+    check(scanner, make_case(seed))
+
+
+FUZZ_SEEDS = _seeds(20000, "DLP_FUZZ_N") if os.environ.get("DLP_FUZZ") else []
+
+
+@pytest.mark.fuzz
+@pytest.mark.skipif(not FUZZ_SEEDS, reason="set DLP_FUZZ=1 (make fuzz) for 20,000 cases")
+@pytest.mark.parametrize("seed", [s + 1_000_000 for s in FUZZ_SEEDS] or [0])
+def test_generated_fuzz(seed: int, scanner: Scanner) -> None:
+    check(scanner, make_case(seed))
+
+
+@pytest.mark.parametrize("seed", range(LETTER_CASES))
+def test_letter_mail_correspondents_are_not_names(seed: int, scanner: Scanner) -> None:
+    case = make_letter_case(seed)
+    if ("mail", "letter_names") in KNOWN_GAPS:
+        pytest.skip(f"KNOWN_GAP mail=letter_names: {KNOWN_GAPS[('mail', 'letter_names')]}")
+    check(scanner, case)
+
+
+# -- the generator itself -------------------------------------------------------------------
+def test_my_number_check_digit_agrees_with_stdnum() -> None:
+    rng = random.Random(8)
+    for _ in range(3000):
+        base = "".join(str(rng.randrange(10)) for _ in range(11))
+        assert my_number_check_digit(base) == in_.calc_check_digit(base)
+    assert my_number_check_digit("12345678901") == "8"  # DOMAIN §3: 123456789018
+    numbers = [random_my_number(rng, lead_zero=True) for _ in range(500)]
+    assert all(in_.is_valid(n) and n[0] == "0" and len(set(n)) > 1 for n in numbers)
+
+
+def test_corporate_numbers_are_valid_13_digits() -> None:
+    rng = random.Random(9)
+    assert all(cn.is_valid(corporate_number(rng)) for _ in range(1000))
+
+
+def test_birth_dates_are_plausible_and_eras_valid() -> None:
+    rng = random.Random(10)
+    today = dt.date(2026, 11, 24)
+    for generation in ("old", "mid", "young"):
+        for _ in range(500):
+            dob = random_birth(rng, generation)
+            assert dob < today and 0 <= today.year - dob.year <= 120
+    assert wareki(dt.date(1989, 1, 7))[:2] == ("昭和", "S")
+    assert wareki(dt.date(1989, 1, 8))[0] == "平成" and wareki(dt.date(1989, 1, 8))[4] == 1
+    assert format_date(dt.date(1970, 3, 2), "kanji_numerals") == "昭和四十五年三月二日"
+    assert format_date(dt.date(1989, 4, 1), "gannen") == "H元.4.1"
+    assert format_date(dt.date(1970, 3, 2), "era_code") == 3450302
+    assert format_date(dt.date(2019, 5, 1), "ligature") == "\u32ff元年5月1日"
+
+
+def test_expected_follows_the_default_policy() -> None:
+    def spec(**kw: object) -> Spec:
+        base = dict(
+            seed=0,
+            content="care",
+            layout="plain",
+            number_form="plain",
+            date_form="wareki_kanji",
+            name_form="full_space",
+            name_pool="common",
+            file_type="xlsx",
+            wrap="file",
+            n=5,
+        )
+        base.update(kw)
+        return Spec(**base)  # type: ignore[arg-type]
+
+    assert expected_for(spec()).verdict == "encrypt"
+    assert expected_for(spec(n=10)).verdict == "hold"
+    assert expected_for(spec(n=1, file_type="tsv_body")).verdict == "hold"
+    assert expected_for(spec(content="mynumber", n=1)).verdict == "hold"
+    assert expected_for(spec(content="mynumber", n=3)).my_number == 3
+    assert expected_for(spec(content="name_dob", date_form="none")).verdict == "pass"
+    assert expected_for(spec(content="neg_order", n=30)).verdict == "pass"
+    assert expected_for(spec(layout="form", n=1)).records == 1
+
+
+def test_every_dimension_value_is_generated() -> None:
+    """500 seeds reach every layout, form, pool and file type (so none silently vanishes)."""
+    seen: dict[str, set[str]] = {}
+    for seed in range(500):
+        for key, value in sample_spec(seed).dims().items():
+            seen.setdefault(key, set()).add(value)
+    from tests.gen.spec import DATE_FORMS, FILE_TYPES, LAYOUTS, NAME_FORMS, NAME_POOLS
+
+    for key, values in (
+        ("layout", LAYOUTS),
+        ("date_form", DATE_FORMS),
+        ("name_form", NAME_FORMS),
+        ("name_pool", NAME_POOLS),
+        ("file_type", FILE_TYPES),
+    ):
+        assert set(values) <= seen[key], (key, set(values) - seen[key])

@@ -436,3 +436,15 @@ def test_lzh_member_with_bad_crc_is_held_and_still_scanned(scanner: Scanner) -> 
     assert [(u.part, u.reason) for u in result.unscannable] == [("名簿.lzh/名簿.csv", "corrupt")]
     assert "CRC" in result.unscannable[0].detail
     assert result.verdict.action == "hold" and result.counts["records"] >= 11
+
+
+@pytest.mark.parametrize("text", [
+    "令和4年5月20日\n\n延岡市長 様\n\n介護保険課長\n\n下記のとおり通知します。\n以上\n",
+    "Dear colleague,\nplease find the attached list of the meeting\nrooms for next week and the\n"
+    "schedule of the visits to the care homes in the north district.\nBest regards\n",
+    "山田太郎 様\n本日はご来庁ありがとうございました。\n次回は6月1日です。\n",
+])
+def test_prose_is_not_a_fixed_width_table(text: str) -> None:
+    from dlp_gateway.extract.fixedwidth import fixed_width_table
+
+    assert fixed_width_table(text, "a.txt", "a.txt") is None

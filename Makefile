@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-pdf browser syspkgs clean fuzz
+.PHONY: run test lint bench bench-pdf browser syspkgs postfix clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,19 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
 	else echo "chromium missing: sudo apt-get install $(BROWSER_PKGS) (browser tests will be skipped)"; fi
 
+# Debian's Postfix and swaks for tests/e2e/test_postfix.py (a private Postfix
+# instance per test run; the system-wide Postfix is never configured or started:
+# debconf "No configuration" leaves /etc/postfix/main.cf absent).
+POSTFIX_PKGS := postfix swaks
+
+postfix:
+	@if command -v postfix >/dev/null 2>&1 && command -v swaks >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(POSTFIX_PKGS) >/dev/null \
+	    || echo "could not install $(POSTFIX_PKGS) (Postfix tests will be skipped)"; \
+	else echo "postfix missing: sudo apt-get install $(POSTFIX_PKGS) (Postfix tests will be skipped)"; fi
+
 # Debian's libarchive (rar, lzh, cab through libarchive-c); without it those archives
 # are held as unsupported_format.
 SYS_PKGS := libarchive13
@@ -46,7 +59,7 @@ run: $(STAMP)
 lint: $(TSTAMP)
 	$(BIN)/ruff check dlp_gateway tests bench
 
-test: $(TSTAMP) browser syspkgs
+test: $(TSTAMP) browser syspkgs postfix
 	$(BIN)/ruff check dlp_gateway tests bench
 	$(BIN)/dlp-gateway patterns check
 	$(BIN)/dlp-gateway patterns test > /dev/null || $(BIN)/dlp-gateway patterns test
@@ -57,6 +70,11 @@ test: $(TSTAMP) browser syspkgs
 fuzz: $(TSTAMP)
 	DLP_FUZZ=1 $(BIN)/python -m pytest -q -m fuzz
 	DLP_FUZZ_N=2000 $(BIN)/python -m pytest -q tests/test_patterns_check.py -k random
+	DLP_FUZZ_N=20000 $(BIN)/python -m pytest -q tests/test_routing.py tests/test_evidence.py -k "random_organisations or masked_cell"
+
+# Refresh the admin-page screenshots in docs/ from the browser test.
+screenshots: $(TSTAMP) browser
+	DLP_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_browser_departments.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py

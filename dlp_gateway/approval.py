@@ -11,6 +11,17 @@ unit-tested without a gateway:
 - an approval names the SHA-256 of the stored message; if the stored bytes no
   longer hash to the value recorded at hold time, nothing can be approved.
 
+Who is asked (``plan_route``): a section-head hold goes to the heads and deputies
+of the sender's own department (as recorded from the staff directory when the
+mail was held); a sender not in the directory, or a department with nobody able
+to approve, sends it to the CISOs; a CISO hold goes to the CISOs; with no account
+able to approve at all, the operators are told. Only the accounts a hold is
+routed to may see and decide it (a CISO also once it has been escalated);
+operators may look at everything.
+
+Releasing as is (unencrypted) needs ``confirm`` and a comment; the default mode
+is encrypted when the mail has attachments and as is when it has none.
+
 When approvers of a multi-approver hold choose different modes, the message is
 released encrypted if any of them asked for encryption (the safer choice wins).
 Rejection needs one authorised approver: any one of them may stop a message.
@@ -23,12 +34,13 @@ import datetime as dt
 import hashlib
 import logging
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from dlp_gateway.store.db import Database, utc_now
+from dlp_gateway.store.staff import normalize_department
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +68,22 @@ class HeldLike(Protocol):
     status: str
     sha256: str
     rules: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Who a hold is waiting for.
+
+    ``role`` is ``section_head`` (the heads/deputies of ``department``), ``ciso``,
+    or ``operator`` (nobody can approve: operators must create approver accounts).
+    ``approvers`` are the addresses notified; ``label`` says it in Japanese.
+    """
+
+    role: str
+    department: str
+    approvers: tuple[str, ...]
+    label: str
+    why: str = ""
 
 
 class ApprovalRefused(Exception):
@@ -108,6 +136,124 @@ def refusal(actor_email: str, actor_role: str, held: HeldLike) -> str | None:
     if held.approver_role == "ciso" and actor_role != "ciso":
         return "このメールは統括情報セキュリティ責任者の承認が必要です。所属長は承認できません。"
     return None
+
+
+def plan_route(
+    approver_role: str | None,
+    department: str,
+    sender: str,
+    recipients: Iterable[str],
+    heads: Iterable[str],
+    cisos: Iterable[str],
+    operators: Iterable[str],
+) -> Route:
+    """Where a hold goes (pure: the caller looks up the accounts).
+
+    ``heads`` are the enabled heads and deputies of ``department``. Nobody is asked
+    to decide on mail they sent or that is addressed to them, so such accounts do
+    not count when deciding whether a department has someone able to approve.
+    """
+    excluded = {_norm(sender), *(_norm(r) for r in recipients)}
+    why = ""
+    if approver_role != "ciso":
+        if department:
+            able = tuple(h for h in heads if _norm(h) not in excluded)
+            if able:
+                return Route("section_head", department, able, f"{department}の所属長")
+            why = f"{department}に承認できる所属長が登録されていないため"
+        else:
+            why = "差出人が職員名簿に登録されていないため"
+    able = tuple(c for c in cisos if _norm(c) not in excluded)
+    if able:
+        return Route("ciso", department, able, "統括情報セキュリティ責任者", why)
+    return Route(
+        "operator", department, tuple(operators), "（承認できる人がいません）",
+        "承認者のアカウントが登録されていないため。運用担当者が承認者を登録してください",
+    )
+
+
+def route_refusal(
+    actor_email: str, actor_role: str, actor_department: str | None, held: Any, route: Route
+) -> str | None:
+    """Why the actor is not among those the hold is routed to (Japanese), or None."""
+    if route.role == "section_head":
+        same = normalize_department(actor_department) == normalize_department(route.department)
+        if actor_role == "section_head" and same:
+            return None
+        if actor_role == "ciso" and getattr(held, "escalated_at", None):
+            return None  # escalated: the CISO may now decide
+        return (
+            f"このメールは{route.department}の所属長（代理を含む）が承認します。"
+            "あなたは判断できません。"
+        )
+    if route.role == "ciso":
+        if actor_role == "ciso":
+            return None
+        return "このメールは統括情報セキュリティ責任者が承認します。所属長は判断できません。"
+    return "承認できるアカウントが登録されていません。運用担当者に連絡してください。"
+
+
+def may_see(actor_email: str, actor_role: str, actor_department: str | None,
+            held: Any, route: Route) -> bool:
+    """Operators see every hold; an approver sees what is routed to them."""
+    if actor_role == "operator":
+        return True
+    if _norm(actor_email) == _norm(held.decided_by or ""):
+        return True
+    if actor_role == "ciso" and (route.role == "ciso" or held.approver_role == "ciso"):
+        return True
+    return route_refusal(actor_email, actor_role, actor_department, held, route) is None
+
+
+def route_for(gateway: Any, held: Any) -> Route:
+    """``plan_route`` with the gateway's current accounts."""
+    users = gateway.users
+    heads = [u.email for u in users.section_heads(held.department)] if held.department else []
+    return plan_route(
+        held.approver_role, held.department or "", held.sender, held.recipients, heads,
+        users.emails_for_role("ciso"), users.emails_for_role("operator"),
+    )
+
+
+def missing_approvers(gateway: Any) -> list[str]:
+    """Start-up warnings (English, for the log): roles and departments nobody can approve for."""
+    users = gateway.users
+    consequence = {
+        "section_head": "section-head holds go to the CISO",
+        "ciso": "CISO holds (My Number) cannot be approved",
+        "operator": "nobody is told when a hold has no approver",
+    }
+    warnings = [
+        f"no enabled {role} account: {consequence[role]}"
+        f" (create one: dlp-gateway users add EMAIL --role {role}"
+        + (" --department DEPT" if role == "section_head" else "") + ")"
+        for role in ("section_head", "ciso", "operator")
+        if not users.emails_for_role(role)
+    ]
+    from dlp_gateway.store.staff import StaffStore
+
+    departments = StaffStore(gateway.db).departments()
+    headless = [d for d in departments if not users.section_heads(d)]
+    known = set(departments)
+    stray = sorted({u.department or "(none)" for u in users.list()
+                    if u.role == "section_head" and u.enabled and u.department not in known})
+    if departments and stray:
+        warnings.append(
+            "section head department(s) not in the staff directory (typo?), nobody's mail"
+            f" goes to them: {', '.join(stray[:10])}"
+        )
+    if headless:
+        shown = ", ".join(headless[:10]) + (" ..." if len(headless) > 10 else "")
+        warnings.append(
+            f"{len(headless)} department(s) in the staff directory have no section head;"
+            f" their holds go to the CISO: {shown}"
+        )
+    return warnings
+
+
+def default_mode(has_attachments: bool) -> str:
+    """Encrypted when there is something to encrypt, else as is (body-only holds)."""
+    return "encrypted" if has_attachments else "as_is"
 
 
 def required_approvals(rules: Iterable[str], requirements: Mapping[str, int]) -> int:
@@ -205,9 +351,54 @@ class Approvals:
     def required_for(self, held: HeldLike) -> int:
         return required_approvals(held.rules or (), self.requirements)
 
+    def route(self, held: Any) -> Route:
+        return route_for(self.gateway, held)
+
+    def router(self) -> Callable[[Any], Route]:
+        """``route`` for many holds: the accounts are read once."""
+        users = self.gateway.users
+        cisos = users.emails_for_role("ciso")
+        operators = users.emails_for_role("operator")
+        heads: dict[str, list[str]] = {}
+
+        def route(held: Any) -> Route:
+            dept = held.department or ""
+            if dept and dept not in heads:
+                heads[dept] = [u.email for u in users.section_heads(dept)]
+            return plan_route(held.approver_role, dept, held.sender, held.recipients,
+                              heads.get(dept, []), cisos, operators)
+
+        return route
+
+    def refusal_for(self, actor_email: str, actor_role: str, held: Any) -> str | None:
+        """All the rules: separation of duties, then the routing to a department."""
+        reason = refusal(actor_email, actor_role, held)
+        if reason or held.status != "held":
+            return reason
+        return route_refusal(
+            actor_email, actor_role, self._department(actor_email), held, self.route(held)
+        )
+
+    def visible(self, actor_email: str, actor_role: str, held: Any) -> bool:
+        return may_see(
+            actor_email, actor_role, self._department(actor_email), held, self.route(held)
+        )
+
+    def _department(self, actor_email: str) -> str | None:
+        user = self.gateway.users.get(actor_email)
+        return user.department if user else None
+
+    def has_attachments(self, held_id: str) -> bool:
+        from dlp_gateway.gateway import attachment_names
+
+        try:
+            return bool(attachment_names(self.gateway.held.raw(held_id)))
+        except Exception:
+            return False
+
     def _check(self, actor_email: str, actor_role: str, held_id: str) -> tuple[Any, str]:
         held = self._held(held_id)
-        reason = refusal(actor_email, actor_role, held)
+        reason = self.refusal_for(actor_email, actor_role, held)
         if reason:
             raise ApprovalRefused(reason, 409 if held.status != "held" else 403)
         try:
@@ -224,11 +415,24 @@ class Approvals:
         return held, digest
 
     def approve(
-        self, actor_email: str, actor_role: str, held_id: str, mode: str, comment: str = ""
+        self, actor_email: str, actor_role: str, held_id: str, mode: str, comment: str = "",
+        confirm: bool = False,
     ) -> Outcome:
+        held, digest = self._check(actor_email, actor_role, held_id)
+        attachments = self.has_attachments(held_id)
+        mode = mode or default_mode(attachments)
         if mode not in MODES:
             raise ApprovalRefused("送信方法（そのまま / 暗号化）を選んでください。", 400)
-        held, digest = self._check(actor_email, actor_role, held_id)
+        if mode == "encrypted" and not attachments:
+            raise ApprovalRefused(
+                "このメールには添付ファイルがないため暗号化できません。"
+                "「暗号化せずに送信」を選んでください。", 400,
+            )
+        if mode == "as_is" and not (confirm and comment.strip()):
+            raise ApprovalRefused(
+                "暗号化せずに送信するには、確認欄にチェックを入れ、理由を入力してください。"
+                "（送信していません）", 400,
+            )
         at = utc_now()
         approval = Approval(held_id, _norm(actor_email), digest, mode, at, comment.strip())
         if not self.store.add(approval):
@@ -266,7 +470,7 @@ class Approvals:
     def _check_reject(self, actor_email: str, actor_role: str, held_id: str) -> None:
         """Rejecting needs the same authority, but not an intact spool file."""
         held = self._held(held_id)
-        reason = refusal(actor_email, actor_role, held)
+        reason = self.refusal_for(actor_email, actor_role, held)
         if reason:
             raise ApprovalRefused(reason, 409 if held.status != "held" else 403)
 
@@ -310,7 +514,12 @@ def run_expiry(gateway: Any, now: dt.datetime | None = None) -> dict[str, list[s
     now = now or dt.datetime.now(dt.UTC)
     cfg = gateway.config
     done: dict[str, list[str]] = {"escalate": [], "expire": []}
-    for held in gateway.held.list("held"):
+    cutoff = now.astimezone(dt.UTC)
+    due = gateway.held.list_due(  # only what is due, not every held row and its findings
+        (cutoff - dt.timedelta(hours=cfg.escalate_hours)).isoformat(timespec="seconds"),
+        (cutoff - dt.timedelta(hours=cfg.expire_hours)).isoformat(timespec="seconds"),
+    )
+    for held in due:
         action = due_action(
             held.received, bool(held.escalated_at), now, cfg.escalate_hours, cfg.expire_hours
         )

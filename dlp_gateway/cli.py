@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from dlp_gateway.commands import allow as allow_cmd
-from dlp_gateway.commands import audit, held, replay, scan, serve, users
+from dlp_gateway.commands import audit, held, replay, scan, serve, staff, users
 from dlp_gateway.commands import patterns as patterns_cmd
 
-COMMANDS = (scan, serve, held, users, audit, patterns_cmd, allow_cmd, replay)
+COMMANDS = (scan, serve, held, users, audit, patterns_cmd, allow_cmd, replay, staff)
 
 
 def build_parser() -> argparse.ArgumentParser:

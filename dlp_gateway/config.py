@@ -57,6 +57,22 @@ class Config:
     patterns_poll_seconds: float = 2.0  # 0: reload on SIGHUP only
     retain_passed_days: int = 0  # 0: passed mail is not kept (replay sees held mail only)
     retain_max_mb: int = 1024
+    # Approval routing / sender side (issue 9)
+    timezone: str = "Asia/Tokyo"  # every time people read: notices, pages, CSV
+    # Hardening (issue 10)
+    sender_domains: list[str] = field(default_factory=list)  # empty: internal_domains
+    trusted_relays: list[str] = field(default_factory=list)  # may pass XFORWARD / AUTH=
+    require_auth_for_release: bool = False  # holds of unauthenticated senders stay held
+    max_recipients: int = 1000
+    max_connections_per_client: int = 20
+    smtp_timeout_seconds: float = 300.0
+    smtp_idle_before_mail_seconds: float = 30.0
+    bare_line_endings: str = "normalize"  # normalize | reject (bare CR / bare LF in DATA)
+    scan_max_attempts: int = 3  # scans that kill their worker, then held as corrupt
+    duplicate_window_seconds: float = 86400.0
+    small_mail_bytes: int = 262144  # at most this size: the small-mail scan lane
+    audit_key_file: Path | None = None  # default: DATA_DIR/audit.key (0600)
+    audit_anchor_file: Path | None = None  # default: DATA_DIR/audit.anchor
 
     # -- derived values -------------------------------------------------
     @property
@@ -83,6 +99,23 @@ class Config:
         return [ipaddress.ip_network(n, strict=False) for n in self.allowed_networks]
 
     @property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(n, strict=False) for n in self.trusted_relays]
+
+    @property
+    def allowed_sender_domains(self) -> list[str]:
+        """Domains an envelope sender must belong to; empty list: any domain."""
+        return list(self.sender_domains or self.internal_domains)
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit.key"
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        return self.audit_anchor_file or self.data_dir / "audit.anchor"
+
+    @property
     def workers(self) -> int:
         return self.scan_workers or max(1, min(4, os.cpu_count() or 1))
 
@@ -99,10 +132,16 @@ class Config:
             self.admin_base_url = f"http://{shown}:{port}"
         self.admin_base_url = self.admin_base_url.rstrip("/")
         self.internal_domains = [d.lower().lstrip("@") for d in self.internal_domains]
+        self.sender_domains = [d.lower().lstrip("@") for d in self.sender_domains]
+        _check("trusted_relays", lambda _v: self.trusted_networks, self.trusted_relays)
+        if self.bare_line_endings not in ("normalize", "reject"):
+            raise ConfigError("bare_line_endings must be normalize or reject")
         positive = (
             "max_message_bytes", "max_connections", "scan_timeout_seconds",
             "session_idle_minutes", "lockout_failures", "lockout_minutes",
             "escalate_hours", "expire_hours", "queue_max_attempts",
+            "max_recipients", "max_connections_per_client", "smtp_timeout_seconds",
+            "smtp_idle_before_mail_seconds", "scan_max_attempts",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -117,6 +156,9 @@ class Config:
             raise ConfigError("tls_cert and tls_key go together")
         if self.require_auth and not self.tls_cert:
             raise ConfigError("require_auth needs tls_cert/tls_key (AUTH only after STARTTLS)")
+        from dlp_gateway.timefmt import zone
+
+        _check("timezone", zone, self.timezone)
         if "@" not in self.gateway_address:
             raise ConfigError("gateway_address must be a mail address")
         return self
@@ -137,7 +179,8 @@ def _check(name: str, fn: Any, value: Any) -> None:
         raise ConfigError(f"{name}: {exc}") from exc
 
 
-_PATH_FIELDS = {"data_dir", "patterns_dir", "tls_cert", "tls_key"}
+_PATH_FIELDS = {"data_dir", "patterns_dir", "tls_cert", "tls_key", "audit_key_file",
+                "audit_anchor_file"}
 
 
 def load_config(path: Path | str | None = None, **overrides: Any) -> Config:

@@ -22,9 +22,12 @@ from typing import Any
 from dlp_gateway.actions import notify
 from dlp_gateway.actions.encrypt import encrypt_attachments, new_password
 from dlp_gateway.config import Config
-from dlp_gateway.relay.headers import prepend_headers
+from dlp_gateway.mail.addresses import AddressError, header_addresses, parse_mailbox
+from dlp_gateway.mail.headers import mask_numbers_in_text, prepend_headers
+from dlp_gateway.ownership import share_database_files
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import DB_FILENAME, Database, StorageError, StorageState
+from dlp_gateway.store.dedupe import RecentMessages
 from dlp_gateway.store.held import (
     HeldIntegrityError,
     HeldMessage,
@@ -57,12 +60,21 @@ class Gateway:
     def __init__(self, config: Config):
         self.config = config
         data_dir = config.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database.in_data_dir(data_dir)
-        self.spool = Spool(data_dir / "spool")
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.db = Database.for_config(config)
+            share_database_files(data_dir, DB_FILENAME)  # operators' CLI writes it too
+            self.spool = Spool(data_dir / "spool")
+            self.spool.check_writable()
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"data directory {data_dir} is not usable: {exc}") from exc
         self.audit = AuditLog(self.db)
         self.held = HeldStore(self.db, self.spool)
         self.queue = OutboundQueue(self.db, self.spool)
+        self.storage = StorageState()  # disk full / read-only: logged once per change
+        self.recent = RecentMessages(self.db, config.duplicate_window_seconds)
         from dlp_gateway.store.users import UserStore  # written by the admin-page helper
 
         self.users = UserStore(self.db)
@@ -72,30 +84,71 @@ class Gateway:
 
     # -- notifications --------------------------------------------------------------
     def enqueue_notice(
-        self, msg: EmailMessage, ref: str | None = None, conn: sqlite3.Connection | None = None
+        self,
+        msg: EmailMessage,
+        ref: str | None = None,
+        conn: sqlite3.Connection | None = None,
+        rcpts: list[str] | None = None,
     ) -> int:
-        """Queue a gateway notification (envelope sender: the gateway's address)."""
-        rcpts = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
-        return self.queue.enqueue(
-            self.config.gateway_address, rcpts, notify.to_bytes(msg), kind="notice", ref=ref,
-            conn=conn,
+        """Queue a gateway notification (envelope sender: the gateway's address).
+
+        One queue item per recipient, each with exactly one envelope address: ``rcpts``
+        when given (the sender of a password notice), else the To header read by the
+        strict address parser, never split on commas. An address that is not one
+        well-formed mailbox gets nothing; the failure is recorded for operators.
+        Returns the last queue id (0 if nothing could be queued).
+        """
+        try:
+            targets = (
+                [parse_mailbox(a).addr_spec for a in rcpts] if rcpts is not None
+                else header_addresses(str(msg["To"]))
+            )
+        except AddressError as exc:
+            subject = mask_numbers_in_text(str(msg["Subject"] or ""))
+            log.error("notice %r not queued: recipient is not one well-formed address (%s)",
+                      subject, exc)
+            self.queue.record_undeliverable(
+                "notice", ref, self.config.gateway_address, list(rcpts or [str(msg["To"])]),
+                f"invalid recipient address: {exc}", subject, conn=conn,
+            )
+            return 0
+        data = notify.to_bytes(msg)
+        item_id = 0
+        for target in dict.fromkeys(targets):  # de-duplicated, order kept
+            item_id = self.queue.enqueue(
+                self.config.gateway_address, [target], data, kind="notice", ref=ref, conn=conn
+            )
+        return item_id
+
+    def route(self, held: HeldMessage) -> Any:
+        """Who the hold waits for (``approval.Route``): own department's heads, CISO, ..."""
+        from dlp_gateway.approval import route_for
+
+        return route_for(self, held)
+
+    def status_url(self, held: HeldMessage) -> str:
+        """The sender's signed link to this mail's status page (valid until the deadline)."""
+        from dlp_gateway.status_link import load_key, make_token
+        from dlp_gateway.timefmt import deadline
+
+        token = make_token(
+            load_key(self.config.data_dir), held.id,
+            deadline(held.received, self.config.expire_hours),
         )
+        return f"{self.config.admin_base_url}/s/{token}"
 
-    def approver_emails(self, role: str | None) -> list[str]:
-        """Enabled users of ``role``; a hold for a section head also reaches the CISO if
-        nobody holds the section-head role, so a hold never goes unnoticed."""
-        emails = self.users.emails_for_role(role or "ciso")
-        if not emails and role != "ciso":
-            emails = self.users.emails_for_role("ciso")
-        return emails
-
-    def notify_hold(self, held: HeldMessage) -> None:
-        approvers = self.approver_emails(held.approver_role)
-        if approvers:
-            self.enqueue_notice(notify.approver_notice(self.config, held, approvers), held.id)
-        else:
-            log.warning("held %s: no approver account for role %s", held.id, held.approver_role)
-        self.enqueue_notice(notify.sender_hold_notice(self.config, held), held.id)
+    def notify_hold(self, held: HeldMessage, conn: sqlite3.Connection | None = None) -> None:
+        route = self.route(held)
+        if route.approvers:
+            self.enqueue_notice(notify.approver_notice(self.config, held, route), held.id, conn)
+        if route.role == "operator" or not route.approvers:
+            log.warning("held %s: no account can approve it (role %s, department %r); %s",
+                        held.id, held.approver_role, held.department,
+                        "operators notified" if route.approvers else "nobody notified")
+        self.enqueue_notice(
+            notify.sender_hold_notice(self.config, held, route, self.status_url(held)), held.id,
+            conn,
+        )
 
     # -- decisions --------------------------------------------------------------------
     def release(
@@ -105,6 +158,10 @@ class Gateway:
         if mode not in RELEASE_MODES:
             raise ReleaseError(f"mode must be one of {', '.join(RELEASE_MODES)}")
         held = self._require_held(held_id)
+        if self.config.require_auth_for_release and not held.sender_authenticated:
+            raise ReleaseError(
+                "送信者が認証されていない（SMTP AUTH なし）メールのため、送信を承認できません"
+            )
         raw = self.held.raw(held_id)  # raises HeldIntegrityError if the file changed
         password = None
         files: list[str] = []
@@ -119,6 +176,7 @@ class Gateway:
                   ("X-DLP-Scan-Id", held.scan_id or held.id)]
         )
         with self.db.transaction() as conn:
+            self.held.set_release_mode(held_id, mode, conn=conn)
             decided = self.held.set_status(held_id, "released", actor, comment, conn=conn)
             self.queue.enqueue(
                 held.sender, held.recipients, data, kind="release", ref=held_id, conn=conn
@@ -128,7 +186,7 @@ class Gateway:
                     notify.password_notice(
                         self.config, held.sender, held.recipients, held.subject, password, files
                     ),
-                    held_id, conn=conn,
+                    held_id, conn=conn, rcpts=[held.sender],  # the sender, and only the sender
                 )
             self.enqueue_notice(notify.release_notice(self.config, decided, mode), held_id, conn)
         self.audit.append(
@@ -152,6 +210,23 @@ class Gateway:
             {"sha256": held.sha256, "comment": comment, "recipients": held.recipients},
         )
         log.info("held %s rejected by %s", held_id, actor)
+        return self.held.get(held_id)
+
+    def withdraw(self, held_id: str, actor: str) -> HeldMessage:
+        """The sender takes the mail back: never delivered, off the approvers' lists."""
+        held = self._require_held(held_id)
+        route = self.route(held)
+        with self.db.transaction() as conn:
+            decided = self.held.set_status(
+                held_id, "withdrawn", actor, "差出人が取り消しました", conn=conn
+            )
+            if route.approvers:  # those asked to review need not any more
+                notice = notify.withdrawal_notice(self.config, decided, route)
+                self.enqueue_notice(notice, held_id, conn)
+        self.audit.append(
+            "withdraw", actor, held_id, {"sha256": held.sha256, "recipients": held.recipients}
+        )
+        log.info("held %s withdrawn by its sender", held_id)
         return self.held.get(held_id)
 
     def expire(self, held_id: str, now: dt.datetime | None = None) -> HeldMessage:

@@ -7,6 +7,7 @@ and the SudachiPy dictionary is the expensive part.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,7 +60,9 @@ class Scanner:
         patterns: PatternSet | None = None,
     ):
         self.patterns: PatternSet = patterns or load_patterns(patterns_dir)
-        self.limits = limits or Limits()
+        self.limits = dataclasses.replace(
+            limits or Limits(), harmless_dir=str(self.patterns.directory)
+        )
         self.engine = DetectionEngine(self.patterns)
 
     def scan_message(self, raw: bytes, envelope: Envelope | None = None) -> ScanResult:

@@ -80,14 +80,20 @@ async def start(
     from dlp_gateway.reload import PatternsManager, Reloader
 
     loop = asyncio.get_running_loop()
-    patterns = PatternsManager(config.patterns_dir, config.data_dir)
-    active = await asyncio.to_thread(patterns.snapshot)  # PatternError: refuse to start
-    gateway = Gateway(config)
+    gateway = Gateway(config)  # first: a read-only data dir is one clear StorageError
+    try:
+        patterns = PatternsManager(config.patterns_dir, config.data_dir)
+        active = await asyncio.to_thread(patterns.snapshot)  # PatternError: refuse to start
+    except BaseException:
+        gateway.close()
+        raise
     gateway.spool.clean_tmp()
+    _warn_missing_approvers(gateway)
     upstream = upstream or make_upstream(config)
 
     def make_pool(path: Any) -> ScanPool:
-        return ScanPool(path, config.workers, config.scan_timeout_seconds)
+        return ScanPool(path, config.workers, config.scan_timeout_seconds,
+                        config.small_mail_bytes)
 
     scanner = make_pool(active)
     await scanner.warm_up()
@@ -95,12 +101,13 @@ async def start(
     gateway.patterns_status = patterns.status  # type: ignore[attr-defined]  # admin page
     handler = RelayHandler(gateway, scanner, upstream)
     handler.retain = _retention(config)
-    limiter = ConnectionLimiter(config.max_connections)
+    limiter = ConnectionLimiter(config.max_connections, config.max_connections_per_client)
     host, port = config.listen_host_port
     smtp_server = await loop.create_server(
         smtp_factory(handler, loop, build_tls_context(config), limiter), host, port
     )
     running = RunningServer(gateway, handler, smtp_server, scanner=scanner)
+    gateway.runtime = running  # type: ignore[attr-defined]  # for /healthz (web/ops.py)
     running.reloader = Reloader(patterns, running, make_pool)
     if config.patterns_poll_seconds > 0:
         running.tasks.append(asyncio.create_task(
@@ -165,6 +172,14 @@ async def _start_web(gateway: Gateway, running: RunningServer) -> Any:
     else:
         log.error("admin web server did not start on %s:%d", host, port)
     return server
+
+
+def _warn_missing_approvers(gateway: Gateway) -> None:
+    """Say at start-up when some holds could not be approved by anyone."""
+    from dlp_gateway.approval import missing_approvers
+
+    for warning in missing_approvers(gateway):
+        log.warning("%s", warning)
 
 
 def _start_expiry(gateway: Gateway, running: RunningServer) -> None:

@@ -572,3 +572,70 @@ def add_members(package: bytes, members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             dst.writestr(name, data)
     return out.getvalue()
+
+
+def xlsm_bytes(rows: Rows) -> bytes:
+    """A macro-enabled workbook: the xlsx with the macroEnabled main content type."""
+    source = xlsx_bytes(rows)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(source)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "[Content_Types].xml":
+                data = data.replace(
+                    b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+                    b"application/vnd.ms-excel.sheet.macroEnabled.main+xml")
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
+def vcard21_sjis_bytes(rows: Rows) -> bytes:
+    """vCard 2.1 as Japanese phones export it: Shift_JIS, quoted-printable values."""
+    import quopri
+
+    def qp(text: str) -> str:
+        return quopri.encodestring(text.encode("cp932")).decode("ascii").replace("=\n", "")
+
+    cards = [
+        "\r\n".join(["BEGIN:VCARD", "VERSION:2.1",
+                     f"N;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:{qp(name[:2])};{qp(name[2:])}",
+                     f"BDAY:{born.replace('/', '')}",
+                     f"NOTE;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:{qp('被保険者番号 ' + no)}",
+                     "END:VCARD"])
+        for no, name, born, _ in (r[:4] for r in rows[1:])]
+    return ("\r\n".join(cards) + "\r\n").encode("ascii")
+
+
+def html_xls_cp932_bytes(rows: Rows) -> bytes:
+    """Excel's own "Web page" save: Shift_JIS, mso attributes, x:num cells."""
+    body = "".join("<tr height=18>" + "".join(
+        f"<td class=xl65 x:num>{v}</td>" if v.isdigit() else f"<td class=xl66>{v}</td>"
+        for v in r) + "</tr>\n" for r in rows)
+    html = ('<html xmlns:o="urn:schemas-microsoft-com:office:office" '
+            'xmlns:x="urn:schemas-microsoft-com:office:excel">\n<head>\n'
+            '<meta http-equiv=Content-Type content="text/html; charset=shift_jis">\n'
+            "<style>.xl65{mso-number-format:\"\\@\";}</style></head>\n<body>\n"
+            f"<table border=0 cellpadding=0 cellspacing=0>\n{body}</table>\n</body>\n</html>\n")
+    return html.encode("cp932")
+
+
+BUILDERS["名簿.xlsm"] = xlsm_bytes
+BUILDERS["連絡先_sjis.vcf"] = vcard21_sjis_bytes
+BUILDERS["名簿_web.xls"] = html_xls_cp932_bytes
+
+
+def rar4_encrypted_of(files: dict[str, bytes]) -> bytes:
+    """A RAR 4 archive whose members carry the password flag (FHD_PASSWORD + salt)."""
+    import zlib
+
+    def block(head_type: int, flags: int, body: bytes) -> bytes:
+        rest = struct.pack("<BHH", head_type, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(rest) & 0xFFFF) + rest
+
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, bytes(6))
+    for name, data in files.items():
+        raw = name.encode("ascii")
+        body = struct.pack("<IIBIIBBHI", len(data), len(data), 0, zlib.crc32(data),
+                           0x21, 29, 0x30, len(raw), 0x20) + raw + bytes(8)
+        out += block(0x74, 0x8404, body) + data
+    return out + block(0x7B, 0x4000, b"")

@@ -20,6 +20,7 @@ from dlp_gateway.approval import (
 )
 from dlp_gateway.config import load_config
 from dlp_gateway.gateway import Gateway
+from dlp_gateway.store.staff import StaffStore
 
 
 @dataclass
@@ -128,8 +129,10 @@ def _roster_mail(sender: str, to: str) -> bytes:
 def gateway(tmp_path):
     gw = Gateway(load_config(data_dir=tmp_path / "data", escalate_hours=24, expire_hours=72))
     gw.users.add("ciso@city.example", "ciso", "ciso-password")
-    gw.users.add("head@city.example", "section_head", "head-password")
-    gw.users.add("head2@city.example", "section_head", "head2-password")
+    gw.users.add("head@city.example", "section_head", "head-password", "介護保険課")
+    gw.users.add("head2@city.example", "section_head", "head2-password", "介護保険課",
+                 deputy=True)
+    StaffStore(gw.db).add("staff@city.example", "職員 一郎", "介護保険課")
     yield gw
     gw.close()
 
@@ -179,11 +182,13 @@ def test_run_expiry_escalates_then_expires(gateway):
 def test_two_distinct_approvers_release(gateway):
     held = _hold(gateway)
     approvals = Approvals(gateway, requirements={"many_records": 2})
-    first = approvals.approve("head@city.example", "section_head", held.id, "as_is", "ok")
+    first = approvals.approve("head@city.example", "section_head", held.id, "as_is", "ok",
+                              confirm=True)
     assert not first.released and first.count == 1 and first.required == 2
     assert gateway.held.get(held.id).status == "held"
     with pytest.raises(ApprovalRefused) as again:
-        approvals.approve("HEAD@city.example", "section_head", held.id, "as_is")
+        approvals.approve("HEAD@city.example", "section_head", held.id, "as_is", "ok",
+                          confirm=True)
     assert again.value.status == 409
     second = approvals.approve("head2@city.example", "section_head", held.id, "encrypted")
     assert second.released and second.mode == "encrypted"

@@ -78,7 +78,9 @@ def test_rewritten_hash_still_breaks_next_link(data_dir):
         conn.execute("UPDATE audit_log SET actor = 'forger', hash = ? WHERE seq = 2", (forged,))
     conn.close()
     problems = _verify(data_dir)
-    assert problems == ["row 3: previous-hash link broken"]
+    # issue 10: the chain is keyed now, so the forged row itself is caught as well
+    assert "row 3: previous-hash link broken" in problems
+    assert any(p.startswith("row 2:") for p in problems)
 
 
 def test_entries_filters(data_dir):
@@ -106,6 +108,8 @@ def test_cli_list_and_export_csv_with_bom(data_dir, tmp_path, capsys):
     data = target.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    assert rows[0][:4] == ["連番", "日時(UTC)", "イベント", "実行者"]
-    assert [r[2] for r in rows[1:]] == ["login", "hold", "release", "logout"]
+    assert rows[0][:4] == ["連番", "日時", "イベント", "実行者"]
+    assert [r[2] for r in rows[1:]] == ["ログイン", "保留", "送信（承認済み）", "ログアウト"]
+    assert [r[-1] for r in rows[1:]] == ["login", "hold", "release", "logout"]
+    assert all(r[1].endswith("+09:00") for r in rows[1:])  # one time zone: Asia/Tokyo
     assert b"\r\n" in data

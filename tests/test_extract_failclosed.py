@@ -308,3 +308,143 @@ def test_table_readers_draw_on_the_cell_budget(name: str) -> None:
     data = fb.BUILDERS[name](ROWS)
     result = Scanner(limits=Limits(max_cells=10)).scan_file(name, data)
     assert [u.reason for u in result.unscannable] == ["too_large"], name
+
+
+def _kinds_sniff_can_return() -> set[str]:
+    import inspect
+    import re
+
+    from dlp_gateway.extract import sniff as sniff_module
+
+    return set(re.findall(r'Kind\("(\w+)"', inspect.getsource(sniff_module)))
+
+
+@pytest.mark.parametrize("kind", sorted(_kinds_sniff_can_return()))
+def test_every_sniffed_kind_ends_in_one_of_three_states(kind: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Force each kind on garbage and on a real file: some unit always comes out, and a
+    reader never reads nothing (the safety net of extract_part is never what answers)."""
+    from dlp_gateway.extract import files
+    from dlp_gateway.extract.sniff import Kind
+
+    monkeypatch.setattr(files, "sniff", lambda *_args: Kind(kind, "x/y", "forced"))
+    for data in (random.Random(kind).randbytes(700), CSV):
+        units = list(files.extract_file("f.bin", data, Limits()))
+        assert units, kind
+        assert all(isinstance(u, TextUnit | TableUnit | Skipped | Unscannable) for u in units)
+        assert not any(isinstance(u, Skipped) for u in units) or kind == "harmless", kind
+        assert files.NOTHING_READ not in {getattr(u, "detail", "") for u in units}, kind
+
+
+@pytest.mark.parametrize("name", ["a.zip", "a.tar", "a.7z"])
+def test_empty_archives_are_skipped_as_empty(scanner: Scanner, name: str) -> None:
+    build = {"a.zip": fb.zip_of, "a.tar": fb.tar_of, "a.7z": fb.sevenz_of}[name]
+    result = scanner.scan_file(name, build({}))
+    assert result.to_json()["skipped"] == [{"part": name, "kind": "empty"}]
+    assert result.verdict.action == "pass"
+
+
+def test_pdf_with_owner_password_only_is_read(scanner: Scanner) -> None:
+    from reportlab.lib import pdfencrypt
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiMin-W3"))
+    out = io.BytesIO()
+    page = canvas.Canvas(out, encrypt=pdfencrypt.StandardEncryption("", "owner", canPrint=1))
+    page.setFont("HeiseiMin-W3", 10)
+    page.drawString(50, 700, "個人番号 1234 5678 9018")
+    page.save()
+    result = scanner.scan_file("a.pdf", out.getvalue())
+    assert result.unscannable == [] and result.counts["my_number"] == 1
+
+
+def test_pdf_text_as_outlines_is_no_text_layer(scanner: Scanner) -> None:
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    page = canvas.Canvas(out)
+    path = page.beginPath()
+    path.moveTo(10, 10)
+    path.lineTo(100, 100)
+    page.drawPath(path)
+    page.save()
+    result = scanner.scan_file("outlined.pdf", out.getvalue())
+    assert reasons(result) == [("outlined.pdf", "no_text_layer")]
+    blank = io.BytesIO()
+    canvas.Canvas(blank).save()
+    assert scanner.scan_file("blank.pdf", blank.getvalue()).unscannable == []
+
+
+def test_harmless_kinds_come_from_the_patterns_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from dlp_gateway.detect.patterns import DEFAULT_PATTERNS_DIR
+
+    custom = tmp_path / "patterns"
+    shutil.copytree(DEFAULT_PATTERNS_DIR, custom)
+    toml = (custom / "harmless.toml").read_text(encoding="utf-8")
+    (custom / "harmless.toml").write_text(toml.replace('kind = "image/png"', 'kind = "x/png"'),
+                                          encoding="utf-8")
+    png = fb.image_bytes("PNG")
+    assert [s.kind for s in Scanner(custom).scan_file("a.png", png).skipped] == ["x/png"]
+    assert [s.kind for s in Scanner().scan_file("a.png", png).skipped] == ["image/png"]
+
+
+def test_encrypted_rar_member_is_held(scanner: Scanner) -> None:
+    pytest.importorskip("libarchive")
+    result = scanner.scan_file("a.rar", fb.rar4_encrypted_of({"meibo.csv": CSV}))
+    assert reasons(result) == [("a.rar/meibo.csv", "encrypted_archive")]
+    assert result.counts["records"] == 0 and result.verdict.action == "hold"
+
+
+def test_msg_forwarded_inside_msg(scanner: Scanner) -> None:
+    inner = "__attach_version1.0_#00000000/"
+    embedded = inner + "__substg1.0_3701000D/"
+    body = "\n".join(f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}" for r in ROWS[1:6])
+    data = fb.cfb({
+        "__substg1.0_0037001F": "FW: 名簿".encode("utf-16-le"),
+        "__substg1.0_1000001F": "転送します".encode("utf-16-le"),
+        inner + "__substg1.0_3707001F": "元のメール".encode("utf-16-le"),
+        embedded + "__substg1.0_0037001F": "名簿".encode("utf-16-le"),
+        embedded + "__substg1.0_1000001F": body.encode("utf-16-le"),
+        embedded + "__attach_version1.0_#00000000/__substg1.0_3707001F":
+            "名簿.csv".encode("utf-16-le"),
+        embedded + "__attach_version1.0_#00000000/__substg1.0_37010102": CSV,
+    })
+    result = scanner.scan_file("FW.msg", data)
+    assert result.unscannable == []
+    parts = {f.part for f in result.findings}
+    assert parts == {"FW.msg/元のメール.msg", "FW.msg/元のメール.msg/名簿.csv"}
+    assert result.counts["records"] == 5 + 12
+
+
+def test_text_with_an_lzh_signature_is_text(scanner: Scanner) -> None:
+    data = b"a,-lh5-,x\r\n" + CSV
+    assert sniff("名簿.csv", data).kind == "libarchive"
+    result = scanner.scan_file("名簿.csv", data)
+    assert result.unscannable == [] and result.counts["records"] == 12
+    broken = scanner.scan_file("a.lzh", b"\x20\x00-lh5-" + random.Random(2).randbytes(400))
+    assert [u.reason for u in broken.unscannable] == ["corrupt"]
+
+
+def test_lzh_member_with_bad_crc_is_held_and_still_scanned(scanner: Scanner) -> None:
+    pytest.importorskip("libarchive")
+    data = bytearray(fb.lzh_of({"名簿.csv": CSV}))
+    data[-5] ^= 0x01  # a byte of the member's data (the archive ends with one NUL)
+    result = scanner.scan_file("名簿.lzh", bytes(data))
+    assert [(u.part, u.reason) for u in result.unscannable] == [("名簿.lzh/名簿.csv", "corrupt")]
+    assert "CRC" in result.unscannable[0].detail
+    assert result.verdict.action == "hold" and result.counts["records"] >= 11
+
+
+@pytest.mark.parametrize("text", [
+    "令和4年5月20日\n\n延岡市長 様\n\n介護保険課長\n\n下記のとおり通知します。\n以上\n",
+    "Dear colleague,\nplease find the attached list of the meeting\nrooms for next week and the\n"
+    "schedule of the visits to the care homes in the north district.\nBest regards\n",
+    "山田太郎 様\n本日はご来庁ありがとうございました。\n次回は6月1日です。\n",
+])
+def test_prose_is_not_a_fixed_width_table(text: str) -> None:
+    from dlp_gateway.extract.fixedwidth import fixed_width_table
+
+    assert fixed_width_table(text, "a.txt", "a.txt") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from dlp_gateway.scan import Scanner
@@ -23,3 +25,17 @@ def test_roster_in_every_format_is_held_with_12_records(scanner: Scanner, name: 
     assert result.counts["records"] == 12, (name, result.counts)
     assert result.counts["insured_number"] == 12
     assert result.verdict.action == "hold"
+
+
+@pytest.mark.parametrize("seed", [101, 202, 303])
+def test_generated_rosters_in_every_format(scanner: Scanner, seed: int) -> None:
+    """Random roster sizes and contents: 1-9 people encrypt, 10 or more hold."""
+    rng = random.Random(seed)
+    for name in sorted(BUILDERS):
+        people = rng.choice([1, 3, 9, 10, 25])
+        rows = roster_rows(people, seed=rng.randrange(10**6))
+        result = scanner.scan_file(name, BUILDERS[name](rows))
+        where = f"seed={seed} {name} people={people}"
+        assert result.unscannable == [], (where, result.unscannable)
+        assert result.counts["records"] == people, (where, result.counts)
+        assert result.verdict.action == ("hold" if people >= 10 else "encrypt"), where

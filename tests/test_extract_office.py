@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-import time
 import zipfile
 
 import docx
@@ -109,7 +108,8 @@ def test_era_format_in_1904_workbook() -> None:
     assert next(table.rows()).cells == [dt.date(1946, 3, 2)]
 
 
-def test_roster_extracts_fast() -> None:
+def test_roster_extracts_every_row() -> None:
+    """Every row of a 7,203-row roster is read (speed is measured by bench/, not here)."""
     wb = openpyxl.Workbook(write_only=True)
     ws = wb.create_sheet("名簿")
     ws.append(["被保険者番号", "氏名", "生年月日", "性別", "住所", "要介護度"])
@@ -117,11 +117,8 @@ def test_roster_extracts_fast() -> None:
         ws.append([f"{i:010d}", f"山田{i}", dt.date(1940, 1, 1) + dt.timedelta(days=i),
                    "男", "宮崎県延岡市", "要介護1"])
     data = save(wb)
-    started = time.perf_counter()
     count = sum(1 for unit in run("roster.xlsx", data) for _ in unit.rows())
-    elapsed = time.perf_counter() - started
     assert count == 7204
-    assert elapsed < 0.25, elapsed  # target 0.1 s; slack for a busy shared machine
 
 
 def test_encrypted_xlsx_is_encrypted_office() -> None:

@@ -59,3 +59,38 @@ def test_broken_policy_file_is_reported(tmp_path) -> None:  # type: ignore[no-un
     )
     with pytest.raises(PatternError, match="metric"):
         load_patterns(tmp_path / "p")
+
+
+@pytest.mark.parametrize(("reason", "label"), [
+    ("unsupported_format", "対応していない形式"),
+    ("no_text_layer", "文字情報のないPDF（スキャン画像）"),
+    ("encrypted_pdf", "パスワード付きPDF"),
+])
+def test_new_unscannable_reasons_hold_with_japanese_labels(reason: str, label: str) -> None:
+    full = {"my_number": 0, "insured_number": 0, "name": 0, "birth_date": 0}
+    v = decide(POLICY, full, RecordCount(0, 0), [Unscannable("a.bin", reason)])  # type: ignore[arg-type]
+    assert v.action == "hold"
+    assert any(f"a.bin: {label}" in r for r in v.reasons)
+
+
+def test_unscannable_ignore_lets_a_reason_through(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from dlp_gateway.detect.patterns import DEFAULT_PATTERNS_DIR
+
+    shutil.copytree(DEFAULT_PATTERNS_DIR, tmp_path / "p")
+    file = tmp_path / "p" / "policy.toml"
+    text = file.read_text(encoding="utf-8")
+    file.write_text(text.replace("unscannable_ignore = []",
+                                 'unscannable_ignore = ["no_text_layer"]'), encoding="utf-8")
+    policy = load_patterns(tmp_path / "p").policy
+    full = {"my_number": 0, "insured_number": 0, "name": 0, "birth_date": 0}
+    scan = [Unscannable("scan.pdf", "no_text_layer")]
+    assert decide(policy, full, RecordCount(0, 0), scan).action == "pass"
+    both = [*scan, Unscannable("a.7z", "encrypted_archive")]
+    v = decide(policy, full, RecordCount(0, 0), both)
+    assert v.action == "hold" and "検査できない部分 1件" in v.reasons[0]
+    file.write_text(text.replace("unscannable_ignore = []", "unscannable_ignore = 3"),
+                    encoding="utf-8")
+    with pytest.raises(PatternError, match="unscannable_ignore"):
+        load_patterns(tmp_path / "p")

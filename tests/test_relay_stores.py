@@ -158,8 +158,13 @@ def test_cli_show_and_reject(gateway, tmp_path, capsys):
     assert cli_main(["held", "show", held.id, "--data-dir", data_dir]) == 0
     shown = __import__("json").loads(capsys.readouterr().out)
     assert shown["findings"][0]["masked"] == "******0001" and shown["sha256"] == held.sha256
+    # issue 10: --actor is one existing account with a deciding role (was: any string)
     assert cli_main(["held", "reject", held.id, "--comment", "不要", "--actor", "cli:op",
-                     "--data-dir", data_dir]) == 0
+                     "--data-dir", data_dir]) == 1
+    # the sender is in no department, so the hold is the CISO's (issue 9 routing)
+    gateway.users.add("kacho@city.example.lg.jp", "ciso", "password-123")
+    assert cli_main(["held", "reject", held.id, "--comment", "不要", "--actor",
+                     "kacho@city.example.lg.jp", "--data-dir", data_dir]) == 0
     assert gateway.held.get(held.id).status == "rejected"
-    assert gateway.held.get(held.id).decided_by == "cli:op"
+    assert gateway.held.get(held.id).decided_by == "kacho@city.example.lg.jp"
     assert cli_main(["held", "show", "nope", "--data-dir", data_dir]) == 1

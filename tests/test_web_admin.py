@@ -20,6 +20,7 @@ from dlp_gateway.approval import run_expiry
 from dlp_gateway.config import load_config
 from dlp_gateway.gateway import Gateway
 from dlp_gateway.store import users as users_module
+from dlp_gateway.store.staff import StaffStore
 from dlp_gateway.web.app import create_app
 
 MY_NUMBER = "123456789018"  # passes the check digit
@@ -50,6 +51,9 @@ def cheap_argon2(monkeypatch):
                         PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
+DEPT = "介護保険課"
+
+
 @pytest.fixture
 def gateway(tmp_path):
     patterns = tmp_path / "patterns"
@@ -65,10 +69,12 @@ def gateway(tmp_path):
     )
     gw = Gateway(config)
     gw.users.add("ciso@city.example", "ciso", PASSWORDS["ciso@city.example"])
-    gw.users.add("head@city.example", "section_head", PASSWORDS["head@city.example"])
-    gw.users.add("head2@city.example", "section_head", PASSWORDS["head2@city.example"])
-    gw.users.add("staff@city.example", "section_head", PASSWORDS["staff@city.example"])
+    gw.users.add("head@city.example", "section_head", PASSWORDS["head@city.example"], DEPT)
+    gw.users.add("head2@city.example", "section_head", PASSWORDS["head2@city.example"], DEPT,
+                 deputy=True)
+    gw.users.add("staff@city.example", "section_head", PASSWORDS["staff@city.example"], DEPT)
     gw.users.add("ops@city.example", "operator", PASSWORDS["ops@city.example"])
+    StaffStore(gw.db).add("staff@city.example", "職員 一郎", DEPT)  # the usual sender
     yield gw
     gw.close()
 
@@ -163,11 +169,13 @@ async def test_login_ok_sets_strict_cookie_and_audits(client, gateway):
     assert events(gateway) == ["login"]
 
 
-async def test_login_without_form_token_works_for_scripts(app, gateway):
+async def test_login_without_form_token_gets_no_session(app, gateway):
+    # issue 10 (login CSRF): this used to log a script in; the old behaviour was the bug
     async with new_client(app) as c:
         r = await c.post("/login", data={"email": "head@city.example",
                                          "password": PASSWORDS["head@city.example"]})
-        assert r.status_code == 303 and r.headers["location"] == "/held"
+        assert r.status_code == 403 and "dlp_session" not in c.cookies
+        assert events(gateway) == []
 
 
 async def test_login_wrong_password(client, gateway):
@@ -215,8 +223,10 @@ async def test_login_returns_to_requested_page(client, gateway):
                                           "csrf_token": csrf_of(page.text),
                                           "next": f"/held/{held.id}"})
     assert r.headers["location"] == f"/held/{held.id}"
+    page = await client.get("/login")
     r = await client.post("/login", data={"email": "head@city.example",
                                           "password": PASSWORDS["head@city.example"],
+                                          "csrf_token": csrf_of(page.text),
                                           "next": "//evil.example/"})
     assert r.headers["location"] == "/held"
 
@@ -263,7 +273,7 @@ async def test_security_headers(client):
 async def test_list_shows_why_role_and_wait(client, gateway, clock):
     hold(gateway, role="ciso", rules=("my_number",))
     clock.advance(hours=3, minutes=5)
-    await login(client, "head@city.example")
+    await login(client, "ops@city.example")  # a CISO hold: not in a section head's list
     page = (await client.get("/held")).text
     assert "マイナンバー 3件" in page
     assert "被保険者番号 7,203件" in page
@@ -286,7 +296,7 @@ async def test_xss_subject_escaped(client, gateway):
 async def test_detail_never_shows_full_my_number(client, gateway):
     subject = f"個人番号 {MY_NUMBER} の件"
     held = hold(gateway, subject=subject, raw=mail(subject))
-    await login(client, "ciso@city.example")
+    await login(client, "head@city.example")
     page = (await client.get(f"/held/{held.id}")).text
     digits_only = re.sub(r"[^0-9]", "", page)
     assert MY_NUMBER not in digits_only.replace(held.sha256, "")
@@ -369,7 +379,7 @@ async def test_release_as_is_enqueues_original(client, gateway):
     original = gateway.held.raw(held.id)
     await login(client, "ciso@city.example")
     r = await client.post(f"/held/{held.id}/release",
-                          data={"mode": "as_is", "comment": "確認済み",
+                          data={"mode": "as_is", "comment": "確認済み", "confirm": "yes",
                                 "csrf_token": await csrf(client)})
     assert r.status_code == 303 and r.headers["location"].endswith("done=released")
     assert gateway.held.get(held.id).status == "released"
@@ -379,7 +389,8 @@ async def test_release_as_is_enqueues_original(client, gateway):
     assert sent.endswith(original)  # headers prepended, the rest byte-for-byte
     assert events(gateway, held_id=held.id) == ["approve", "release"]
     page = (await client.get(r.headers["location"])).text
-    assert "承認しました" in page and "ciso@city.example" in page
+    assert "送信しました" in page and "ciso@city.example" in page
+    assert "暗号化せずにそのまま送信" in page
 
 
 async def test_release_encrypted_enqueues_aes_zip(client, gateway):
@@ -430,18 +441,21 @@ async def test_two_approver_rule(client, gateway, app):
     held = hold(gateway, rules=("two_person",))
     await login(client, "head@city.example")
     r = await client.post(f"/held/{held.id}/release",
-                          data={"mode": "as_is", "csrf_token": await csrf(client)})
+                          data={"mode": "as_is", "confirm": "yes", "comment": "確認済み",
+                                "csrf_token": await csrf(client)})
     assert r.headers["location"].endswith("done=approved")
     assert gateway.held.get(held.id).status == "held"
     page = (await client.get(r.headers["location"])).text
     assert "さらに別の承認者" in page and "head@city.example" in page
     r = await client.post(f"/held/{held.id}/release",
-                          data={"mode": "as_is", "csrf_token": await csrf(client)})
+                          data={"mode": "as_is", "confirm": "yes", "comment": "確認済み",
+                                "csrf_token": await csrf(client)})
     assert r.status_code == 409  # the same person twice does not count
     async with new_client(app) as second:
         await login(second, "head2@city.example")
         r = await second.post(f"/held/{held.id}/release",
-                              data={"mode": "as_is", "csrf_token": await csrf(second)})
+                              data={"mode": "as_is", "confirm": "yes",
+                                    "comment": "確認済み", "csrf_token": await csrf(second)})
         assert r.headers["location"].endswith("done=released")
     assert gateway.held.get(held.id).status == "released"
     assert len([i for i in gateway.queue.items() if i.kind == "release"]) == 1
@@ -476,8 +490,8 @@ async def test_audit_page_and_csv_with_bom(client, gateway):
     assert r.headers["content-type"].startswith("text/csv")
     assert r.content.startswith(b"\xef\xbb\xbf")
     text = r.content.decode("utf-8-sig")
-    assert text.splitlines()[0].startswith("連番,日時(UTC),イベント")
-    assert "reject,ciso@city.example" in text and "staff@city.example" in text
+    assert text.splitlines()[0].startswith("連番,日時,イベント")
+    assert "却下,ciso@city.example" in text and "staff@city.example" in text
     filtered = (await client.get("/audit.csv?event=login")).content.decode("utf-8-sig")
     assert "reject" not in filtered and "login" in filtered
 
@@ -496,7 +510,7 @@ async def test_audit_tamper_detected_after_web_actions(client, gateway):
 async def test_expired_message_shown_and_not_actionable(client, gateway):
     held = hold(gateway)
     run_expiry(gateway, dt.datetime.now(dt.UTC) + dt.timedelta(hours=100))
-    await login(client, "ciso@city.example")
+    await login(client, "head@city.example")
     page = (await client.get("/held?status=expired")).text
     assert "名簿の送付" in page
     r = await client.post(f"/held/{held.id}/release",

@@ -1,19 +1,22 @@
 """`dlp-gateway held list|show|release|reject`: the held-mail queue from the shell.
 
-release/reject record who acted (``--actor``, default ``cli:<os user>``) and put
-the outbound mail in the durable queue; a running ``dlp-gateway serve`` (sharing
+release/reject act for exactly one approver (``--actor EMAIL``): an enabled account
+that holds a deciding role, under the same rules as the admin page (no deciding on
+your own mail, the CISO's holds need the CISO, a release counts as one approval of
+the number the rules require). A list such as ``"a@x, b@x"`` is refused. The
+outbound mail goes to the durable queue; a running ``dlp-gateway serve`` (sharing
 the data directory) delivers it. These commands do not deliver by themselves.
-Role / separation-of-duty checks are the admin page's; the shell is for operators.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
+import sqlite3
 import sys
 
 from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.timefmt import local
 
 QUEUE_NOTE = (
     "The mail is put in the durable outbound queue; a running `dlp-gateway serve` "
@@ -30,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = actions.add_parser("list", help="list held mail")
     add_common_arguments(p)
-    p.add_argument("--status", choices=["held", "released", "rejected", "expired"])
+    p.add_argument("--status",
+                   choices=["held", "released", "rejected", "expired", "withdrawn"])
     p.add_argument("--format", choices=["text", "json"], default="text",
                    help="json: one object per line")
 
@@ -42,43 +46,71 @@ def register(sub: argparse._SubParsersAction) -> None:
                            description="Release a held message. " + QUEUE_NOTE)
     add_common_arguments(p)
     p.add_argument("id")
-    p.add_argument("--mode", choices=["as_is", "encrypted"], default="as_is",
-                   help="encrypted: AES-256 zip the attachments, password to the sender only")
+    p.add_argument("--mode", choices=["as_is", "encrypted"], default=None,
+                   help="encrypted: AES-256 zip the attachments, password to the sender only "
+                        "(default: encrypted when the mail has attachments, as_is when none)")
+    p.add_argument("--confirm", action="store_true",
+                   help="needed with as_is: you confirm sending it unencrypted (and --comment)")
     p.add_argument("--comment", default="")
-    p.add_argument("--actor", help="who is acting (default cli:<os user>)")
+    p.add_argument("--actor", required=True, metavar="EMAIL",
+                   help="the one approver acting (an account with a deciding role)")
 
     p = actions.add_parser("reject", help="reject a held message (sender notified). "
                            + QUEUE_NOTE, description="Reject a held message. " + QUEUE_NOTE)
     add_common_arguments(p)
     p.add_argument("id")
     p.add_argument("--comment", required=True, help="reason, sent to the sender")
-    p.add_argument("--actor", help="who is acting (default cli:<os user>)")
+    p.add_argument("--actor", required=True, metavar="EMAIL",
+                   help="the one approver acting (an account with a deciding role)")
     parser.set_defaults(handler=run)
 
 
-def default_actor() -> str:
+class ActorError(ValueError):
+    """--actor is not exactly one existing account with a deciding role."""
+
+
+def resolve_actor(gateway, actor: str):  # type: ignore[no-untyped-def]
+    """The one enabled user ``actor`` names; raise ActorError otherwise."""
+    from dlp_gateway.mail.addresses import AddressError, parse_mailbox
+
     try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return f"cli:{user}"
+        address = parse_mailbox(actor.strip()).addr_spec
+    except AddressError as exc:
+        raise ActorError(f"--actor must be exactly one account address ({exc})") from exc
+    user = gateway.users.get(address)
+    if user is None or not user.enabled:
+        raise ActorError(f"--actor {address}: no enabled account with this address")
+    return user
 
 
 def run(args: argparse.Namespace) -> int:
+    from dlp_gateway.approval import ApprovalRefused
     from dlp_gateway.gateway import Gateway, HeldNotFound, HeldStateError, ReleaseError
+    from dlp_gateway.ownership import become_data_owner
 
     try:
-        gateway = Gateway(config_from_args(args))
+        config = config_from_args(args)
+        become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
+        gateway = Gateway(config)
     except ConfigError as exc:
         print(f"dlp-gateway held: {exc}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"dlp-gateway held: cannot open the data directory: {exc}", file=sys.stderr)
+        return 1
     try:
         return _dispatch(gateway, args)
     except HeldNotFound:
         print(f"held message not found: {args.id}", file=sys.stderr)
         return 1
-    except (HeldStateError, ReleaseError) as exc:
+    except (HeldStateError, ReleaseError, ActorError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    except ApprovalRefused as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:  # e.g. SpoolPermissionError: nothing was changed
+        print(f"error: {exc}; nothing was changed", file=sys.stderr)
         return 1
     finally:
         gateway.close()
@@ -91,13 +123,26 @@ def _dispatch(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-unty
     elif command == "show":
         _show(gateway, args.id)
     elif command == "release":
-        held = gateway.release(args.id, args.actor or default_actor(), args.mode, args.comment)
-        print(f"released {held.id} ({args.mode}) by {held.decided_by}; queued for delivery")
+        from dlp_gateway.approval import Approvals
+
+        user = resolve_actor(gateway, args.actor)
+        outcome = Approvals(gateway).approve(user.email, user.role, args.id, args.mode,
+                                             args.comment, confirm=args.confirm)
+        if not outcome.released:
+            print(f"approved {args.id} by {user.email} ({outcome.count} of "
+                  f"{outcome.required} approvals); still held")
+            return 0
+        held = gateway.held.get(args.id)
+        print(f"released {held.id} ({outcome.mode}) by {held.decided_by}; queued for delivery")
     elif command == "reject":
         if not args.comment.strip():
             print("refused: a comment is required", file=sys.stderr)
             return 1
-        held = gateway.reject(args.id, args.actor or default_actor(), args.comment)
+        from dlp_gateway.approval import Approvals
+
+        user = resolve_actor(gateway, args.actor)
+        Approvals(gateway).reject(user.email, user.role, args.id, args.comment)
+        held = gateway.held.get(args.id)
         print(f"rejected {held.id} by {held.decided_by}; sender notified")
     return 0
 
@@ -107,7 +152,8 @@ def _list(gateway, status: str | None, fmt: str) -> None:  # type: ignore[no-unt
         if fmt == "json":
             print(json.dumps(held.summary_json(), ensure_ascii=False))
         else:
-            print(f"{held.id}  {held.received}  {held.status:8}  {held.approver_role or '-':12}  "
+            received = local(held.received, gateway.config.timezone)
+            print(f"{held.id}  {received}  {held.status:9}  {held.approver_role or '-':12}  "
                   f"{held.sender} -> {', '.join(held.recipients)}  {held.subject}")
 
 
@@ -119,6 +165,8 @@ def _show(gateway, held_id: str) -> None:  # type: ignore[no-untyped-def]
         "counts": held.counts, "unscannable": held.unscannable, "decided_by": held.decided_by,
         "decided_at": held.decided_at, "comment": held.comment,
         "escalated_at": held.escalated_at,
+        "sender_name": held.sender_name, "department": held.department,
+        "release_mode": held.release_mode,
         "findings": held.findings[:50], "findings_total": len(held.findings),
     })
     print(json.dumps(data, ensure_ascii=False, indent=2))

@@ -47,8 +47,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     configure_logging(args.log_level)
+    from dlp_gateway.store.db import StorageError
+
     try:
         asyncio.run(serve_forever(config))
+    except StorageError as exc:  # read-only or missing data directory: say so, no traceback
+        print(f"dlp-gateway serve: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:  # e.g. port in use
         print(f"dlp-gateway serve: {exc}", file=sys.stderr)
         return 1

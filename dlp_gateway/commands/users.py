@@ -12,8 +12,9 @@ import json
 import sys
 
 from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.ownership import become_data_owner, share_database_files
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import Database
+from dlp_gateway.store.db import DB_FILENAME, Database
 from dlp_gateway.store.users import ROLES, UserError, UserStore
 from dlp_gateway.web.auth import SessionStore
 
@@ -31,7 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add = actions.add_parser("add", help="add an account (password from stdin)")
     add.add_argument("email")
     add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--department", default=None)
+    add.add_argument("--department", default=None,
+                     help="department (所属); required for section_head")
+    add.add_argument("--deputy", action="store_true",
+                     help="a deputy (代理) of the section head of --department")
     _common(add)
 
     listing = actions.add_parser("list", help="list accounts")
@@ -68,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dlp-gateway users: {exc}", file=sys.stderr)
         return 2
-    db = Database.in_data_dir(config.data_dir)
+    become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
+    db = Database.for_config(config)
+    share_database_files(config.data_dir, DB_FILENAME)
     try:
         return _ACTIONS[args.users_action](args, db)
     except UserError as exc:
@@ -79,12 +85,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace, db: Database) -> int:
-    user = UserStore(db).add(args.email, args.role, _read_password(), args.department)
+    if args.role == "section_head" and not (args.department or "").strip():
+        raise UserError("所属長には所属（--department）を指定してください")
+    user = UserStore(db).add(
+        args.email, args.role, _read_password(), args.department, deputy=args.deputy
+    )
     AuditLog(db).append(
         "user_added", _operator(), None,
-        {"email": user.email, "role": user.role, "department": user.department},
+        {"email": user.email, "role": user.role, "department": user.department,
+         "deputy": user.deputy},
     )
-    print(f"added {user.email} ({user.role})")
+    dept = f", {user.department}" if user.department else ""
+    print(f"added {user.email} ({user.role}{dept}{', deputy' if user.deputy else ''})")
     return 0
 
 
@@ -93,11 +105,12 @@ def _list(args: argparse.Namespace, db: Database) -> int:
         if args.format == "json":
             print(json.dumps({
                 "email": user.email, "role": user.role, "department": user.department,
-                "enabled": user.enabled, "created_at": user.created_at,
+                "deputy": user.deputy, "enabled": user.enabled, "created_at": user.created_at,
             }, ensure_ascii=False))
         else:
             state = "enabled" if user.enabled else "disabled"
-            print(f"{user.email}\t{user.role}\t{user.department or '-'}\t{state}")
+            role = f"{user.role} (deputy)" if user.deputy else user.role
+            print(f"{user.email}\t{role}\t{user.department or '-'}\t{state}")
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pyzipper
 
-from dlp_gateway.extract.units import Unit, Unscannable
+from dlp_gateway.extract.units import Skipped, Unit, Unscannable
 
 if TYPE_CHECKING:
     from dlp_gateway.extract.files import Context
@@ -92,6 +92,8 @@ def extract_zip(
         return
     with zf:
         yield from comment_unit(path, zf.comment)
+        if not infos and not zf.comment.strip(b"\0 \r\n\t"):
+            yield Skipped(path, "empty")  # an archive with no files: nothing to read
         for info in infos:
             member_path = f"{path}/{member_name(info).strip('/')}"
             if info.flag_bits & 0x1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import io
+import logging
 import lzma
 import posixpath
 import struct
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from dlp_gateway.extract.archive import CHUNK, RATIO_FLOOR, Dispatch, LimitExceeded
-from dlp_gateway.extract.units import Unit, Unscannable
+from dlp_gateway.extract.units import NOT_THIS_FORMAT, Skipped, Unit, Unscannable
 
 if TYPE_CHECKING:
     from dlp_gateway.extract.files import Context
@@ -164,7 +165,7 @@ def extract_tar(path: str, data: bytes, ctx: Context, depth: int, dispatch: Disp
     except tarfile.TarError as exc:
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
         return
-    count = 0
+    count = files = 0
     with tar:
         while True:
             try:
@@ -173,6 +174,8 @@ def extract_tar(path: str, data: bytes, ctx: Context, depth: int, dispatch: Disp
                 yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
                 return
             if info is None:
+                if not files:
+                    yield Skipped(path, "empty")
                 return
             count += 1
             if count > ctx.limits.max_members:
@@ -180,6 +183,7 @@ def extract_tar(path: str, data: bytes, ctx: Context, depth: int, dispatch: Disp
                 return
             if not info.isreg():
                 continue
+            files += 1
             member = f"{path}/{info.name.strip('/')}"
             try:
                 content = _read_stream(tar.extractfile(info), _Budget(ctx, info.size or 1))
@@ -206,41 +210,67 @@ def _read_stream(stream: io.BufferedIOBase | None, budget: _Budget) -> bytes:
 
 def extract_7z(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
                ) -> Iterator[Unit]:
-    """7z members; an archive needing a password is ``encrypted_archive``."""
-    import py7zr
-    import py7zr.exceptions
+    """7z members; an archive needing a password is ``encrypted_archive``.
 
+    py7zr's codecs are native extensions: the archive is opened in a child process.
+    """
     deep = _too_deep(path, ctx, depth)
     if deep:
         yield deep
         return
+    yield from _isolated_members(path, data, ctx, depth, dispatch, _7z_members)
+
+
+def _7z_members(path: str, data: bytes, ctx: Context) -> list:  # type: ignore[type-arg]
+    """(member path, bytes) pairs, or a single Unscannable / Skipped for the archive."""
+    import py7zr
+    import py7zr.exceptions
+
     try:
         archive = py7zr.SevenZipFile(io.BytesIO(data))
     except py7zr.exceptions.PasswordRequired:
-        yield Unscannable(path, "encrypted_archive", "7z with encrypted headers")
-        return
+        return [Unscannable(path, "encrypted_archive", "7z with encrypted headers")]
     except Exception as exc:
-        yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
-        return
+        return [Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")]
     with archive:
         if archive.needs_password():
-            yield Unscannable(path, "encrypted_archive", "password-protected 7z")
-            return
+            return [Unscannable(path, "encrypted_archive", "password-protected 7z")]
         infos = [i for i in archive.list() if not i.is_directory]
         if len(infos) > ctx.limits.max_members:
-            yield Unscannable(path, "too_large", f"{len(infos)} members over the limit")
-            return
+            return [Unscannable(path, "too_large", f"{len(infos)} members over the limit")]
         factory = _BoundedFactory(ctx, len(data))
         try:
             archive.extractall(factory=factory)
         except LimitExceeded as exc:
-            yield Unscannable(path, "too_large", str(exc))
-            return
+            return [Unscannable(path, "too_large", str(exc))]
         except Exception as exc:
-            yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+            return [Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")]
+        return [(f"{path}/{name.strip('/')}", writer.getvalue())
+                for name, writer in factory.products.items()]
+
+
+def _isolated_members(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch,
+                      lister: Callable[[str, bytes, Context], list]  # type: ignore[type-arg]
+                      ) -> Iterator[Unit]:
+    """Members listed by ``lister`` in a child process, then dispatched here."""
+    from dlp_gateway.extract.isolate import IsolatedError, run_isolated
+
+    try:
+        members = run_isolated(lister, path, data, ctx, timeout=ctx.limits.timeout_seconds)
+    except IsolatedError as exc:
+        yield Unscannable(path, exc.reason, exc.detail)  # type: ignore[arg-type]
+        return
+    if not members:
+        yield Skipped(path, "empty")
+    for item in members:
+        if isinstance(item, Unscannable):
+            yield item
+            continue
+        name, content = item
+        if not ctx.take_bytes(len(content)):  # the child's accounting stayed in the child
+            yield Unscannable(name, "too_large", "archive content over the total limit")
             return
-        for name, writer in factory.products.items():
-            yield from dispatch(f"{path}/{name.strip('/')}", writer.getvalue(), ctx, depth + 1)
+        yield from dispatch(name, content, ctx, depth + 1)
 
 
 class _BoundedWriter:
@@ -295,20 +325,14 @@ def extract_libarchive(path: str, data: bytes, ctx: Context, depth: int, dispatc
         yield deep
         return
     try:
-        import libarchive
+        import libarchive  # noqa: F401  (loads libarchive.so.13)
     except (ImportError, OSError) as exc:  # libarchive13 missing on this machine
         yield Unscannable(path, "unsupported_format", f"libarchive unavailable: {exc}")
         return
-    members = _libarchive_members(path, data, ctx, libarchive)
-    for item in members:
-        if isinstance(item, Unscannable):
-            yield item
-            continue
-        name, content = item
-        yield from dispatch(name, content, ctx, depth + 1)
+    yield from _isolated_members(path, data, ctx, depth, dispatch, _libarchive_members)
 
 
-def _libarchive_members(path: str, data: bytes, ctx: Context, libarchive) -> Iterator:  # type: ignore[no-untyped-def]
+def _libarchive_members(path: str, data: bytes, ctx: Context) -> list:  # type: ignore[type-arg]
     """(member path, bytes) pairs, or Unscannable for what cannot be read.
 
     Names in lzh/rar headers without a Unicode flag are cp932 on Japanese Windows;
@@ -319,8 +343,11 @@ def _libarchive_members(path: str, data: bytes, ctx: Context, libarchive) -> Ite
     if first and isinstance(first[-1], Unscannable) and first[-1].reason == "corrupt":
         second = _libarchive_pass(path, data, ctx, b"hdrcharset=ISO-8859-1", _relatin)
         if not (second and isinstance(second[-1], Unscannable)):
-            return iter(second)
-    return iter(first)
+            return second
+    if len(first) == 1 and isinstance(first[0], Unscannable) and first[0].reason == "corrupt":
+        # nothing at all could be read: not an archive of this kind (files.py may try text)
+        return [Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}{first[0].detail}")]
+    return first
 
 
 def _relatin(name: str) -> str:
@@ -352,6 +379,7 @@ def _libarchive_pass(path: str, data: bytes, ctx: Context, options: bytes,
 
     results: list[object] = []
     count = 0
+    warned = _LibarchiveWarnings.install()
     try:
         with new_archive_read("all", "all", None) as archive_p:
             _set_options(archive_p, options)
@@ -368,18 +396,43 @@ def _libarchive_pass(path: str, data: bytes, ctx: Context, options: bytes,
                 if _entry_encrypted(entry):
                     results.append(Unscannable(name, "encrypted_archive", "encrypted member"))
                     continue
+                warned.messages.clear()
                 try:
                     budget = _Budget(ctx, len(data))
                     content = b"".join(_bounded_blocks(entry.get_blocks(), budget))
                 except LimitExceeded as exc:
                     results.append(Unscannable(name, "too_large", str(exc)))
                     break
+                if warned.messages:  # e.g. "LHa data CRC error": read, but not trusted
+                    results.append(Unscannable(name, "corrupt", "; ".join(warned.messages)[:200]))
                 results.append((name, content))
     except Exception as exc:
         message = str(exc)
         reason = "encrypted_archive" if "ncrypt" in message or "assword" in message else "corrupt"
         results.append(Unscannable(path, reason, f"{type(exc).__name__}: {message[:200]}"))
     return results
+
+
+class _LibarchiveWarnings(logging.Handler):
+    """Collects what libarchive-c logs (ARCHIVE_WARN: CRC errors...) instead of printing it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    @classmethod
+    def install(cls) -> _LibarchiveWarnings:
+        logger = logging.getLogger("libarchive")
+        for handler in logger.handlers:
+            if isinstance(handler, cls):
+                return handler
+        handler = cls()
+        logger.addHandler(handler)
+        logger.propagate = False
+        return handler
 
 
 def _bounded_blocks(blocks: Iterator[bytes], budget: _Budget) -> Iterator[bytes]:
@@ -389,11 +442,14 @@ def _bounded_blocks(blocks: Iterator[bytes], budget: _Budget) -> Iterator[bytes]
 
 
 def _entry_encrypted(entry: object) -> bool:
-    for attr in ("is_encrypted", "isencrypted"):
-        value = getattr(entry, attr, None)
-        if value is not None:
-            return bool(value() if callable(value) else value)
-    return False
+    """libarchive's own flag (data or metadata encrypted); libarchive-c does not expose it."""
+    from ctypes import c_int, c_void_p
+
+    from libarchive import ffi
+
+    check = ffi.libarchive.archive_entry_is_encrypted
+    check.argtypes, check.restype = [c_void_p], c_int
+    return bool(check(entry._entry_p))  # type: ignore[attr-defined]
 
 
 READERS: dict[str, Callable[[str, bytes, Context, int, Dispatch], Iterator[Unit]]] = {

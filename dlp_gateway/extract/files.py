@@ -22,13 +22,22 @@ from dataclasses import dataclass
 from dlp_gateway.extract import archive, office, text
 from dlp_gateway.extract.html import html_to_text, looks_like_html, meta_charset
 from dlp_gateway.extract.sniff import Kind, clean_text_bytes, extension, sniff, text_profile
-from dlp_gateway.extract.units import Limits, Skipped, TableUnit, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.units import (
+    NOT_THIS_FORMAT,
+    Limits,
+    Skipped,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 
 _HTML_EXTENSIONS = {".html", ".htm", ".xhtml", ".mht", ".mhtml"}
 _MESSAGE_EXTENSIONS = {".eml"}
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
 # Readers whose failure to open means "maybe this is text after all".
 _TEXT_FALLBACK = {"pdf", "spreadsheetml", "vcard", "rtf"}
+NOTHING_READ = "the reader produced nothing"
 
 
 @dataclass(slots=True)
@@ -71,13 +80,19 @@ def extract_part(
     charset: str | None = None,
 ) -> Iterator[Unit]:
     """Units of the file at ``path`` (``depth`` = archive nesting level). Never raises."""
+    produced = False
     try:
         if len(data) > ctx.limits.max_part_bytes:
             yield Unscannable(path, "too_large", f"{len(data)} bytes over the part limit")
             return
-        yield from _dispatch(path, data, ctx, depth, content_type, charset)
+        for unit in _dispatch(path, data, ctx, depth, content_type, charset):
+            produced = True
+            yield unit
     except Exception as exc:
+        produced = True
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+    if not produced:  # safety net: a reader that read nothing must not let the part pass
+        yield Unscannable(path, "unsupported_format", NOTHING_READ)
 
 
 def _member_dispatch(path: str, data: bytes, ctx: Context, depth: int) -> Iterator[Unit]:
@@ -92,7 +107,7 @@ def _dispatch(
     content_type: str | None,
     charset: str | None,
 ) -> Iterator[Unit]:
-    kind = sniff(path, data)
+    kind = sniff(path, data, ctx.limits.harmless_dir)
     if kind.kind in _TEXT_FALLBACK:
         yield from _or_text(path, data, ctx, depth, kind, charset)
     elif kind.kind in ("text", "html"):
@@ -117,6 +132,9 @@ def _binary(path: str, data: bytes, ctx: Context, depth: int, kind: Kind) -> Ite
         yield from archive.extract_zip(path, data, ctx, depth, _member_dispatch)
     elif k == "tnef":
         yield from archive.extract_tnef(path, data, ctx, depth, _member_dispatch)
+    elif k == "libarchive":  # "-lh5-" at offset 2 is a weak signature: text may carry it
+        units = compressed.READERS[k](path, data, ctx, depth, _member_dispatch)
+        yield from _unless_not_this_format(path, data, ctx, depth, None, units)
     elif k in compressed.READERS:
         yield from compressed.READERS[k](path, data, ctx, depth, _member_dispatch)
     elif k == "doc":
@@ -157,16 +175,28 @@ def _or_text(
     """The marked format's reader; if it cannot open the file and it reads as text, text."""
     from dlp_gateway.extract import pdf, rtf, spreadsheetml, vcard
 
-    readers = {"pdf": pdf.extract_pdf, "spreadsheetml": spreadsheetml.extract_spreadsheetml,
+    def read_pdf(path: str, data: bytes) -> Iterator[Unit]:
+        return pdf.extract_pdf(path, data, ctx.limits.timeout_seconds)
+
+    readers = {"pdf": read_pdf, "spreadsheetml": spreadsheetml.extract_spreadsheetml,
                "vcard": vcard.extract_vcard, "rtf": rtf.extract_rtf}
     cells = _cell_estimate(kind.kind, data)
     if cells and not ctx.take_cells(cells):
         yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
         return
-    units = readers[kind.kind](path, data)
+    yield from _unless_not_this_format(path, data, ctx, depth, charset,
+                                       readers[kind.kind](path, data))
+
+
+def _unless_not_this_format(
+    path: str, data: bytes, ctx: Context, depth: int, charset: str | None,
+    units: Iterator[Unit],
+) -> Iterator[Unit]:
+    """``units``, unless its reader could not open the file and the bytes read as text."""
     first = next(units, None)
     opened = not (
-        isinstance(first, Unscannable) and first.part == path and first.reason == "corrupt"
+        isinstance(first, Unscannable) and first.part == path
+        and first.detail.startswith(NOT_THIS_FORMAT)
     )
     if first is not None and opened:
         yield from itertools.chain([first], units)

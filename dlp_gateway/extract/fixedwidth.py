@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from dlp_gateway.extract.units import CellValue, Row, TableUnit
 
 SAMPLE_LINES = 200
-MIN_LINES = 3
+MIN_LINES = 2
+SHORT_FILE_LINES = 4  # below this, every line must fill MIN_COLUMNS columns
 MIN_COLUMNS = 3
 BLANK_SHARE = 0.9  # a position blank on 90 % of lines separates columns
-FILLED_SHARE = 0.6  # share of lines that must fill 2+ columns
+FILLED_SHARE = 0.7  # share of lines that must fill 2+ columns
 
 
 def _cells_by_width(line: str) -> list[str]:
@@ -77,8 +78,10 @@ def fixed_width_table(text: str, part: str, location: str) -> TableUnit | None:
     columns = _columns(widths)
     if len(columns) < MIN_COLUMNS:
         return None
-    filled = sum(1 for line in sample if sum(1 for v in _split(line, columns) if v) >= 2)
-    if filled < len(sample) * FILLED_SHARE:
+    short = len(sample) < SHORT_FILE_LINES
+    needed = MIN_COLUMNS if short else 2
+    filled = sum(1 for line in sample if sum(1 for v in _split(line, columns) if v) >= needed)
+    if filled < len(sample) * (1.0 if short else FILLED_SHARE):
         return None
 
     def rows() -> Iterator[Row]:

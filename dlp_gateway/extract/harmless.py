@@ -40,6 +40,10 @@ def _empty(data: bytes) -> int | None:
     return 0 if not data else None
 
 
+def _zeros(data: bytes) -> int | None:
+    return len(data) if not data.strip(b"\0") else None
+
+
 def _png(data: bytes) -> int | None:
     pos, text_bytes, first = 8, 0, True
     while pos + 12 <= len(data):
@@ -271,6 +275,7 @@ CHECKS: dict[str, Check] = {
     "emf": _emf,
     "wmf": _wmf,
     "empty": _empty,
+    "zeros": _zeros,
     "png": _png,
     "jpeg": _jpeg,
     "gif": _gif,

@@ -8,17 +8,26 @@ such a grid become rows of one ``TableUnit`` (one person per row for the table
 engine); other pages are free text. pypdfium2 was chosen by measuring it against
 pdfminer.six and pypdf (``bench/pdf_bench.py``, figures in the README).
 
-Outcomes: a PDF that needs a password is ``encrypted_pdf``; one whose pages show
-images but carry no text (a scan) is ``no_text_layer``; one PDFium cannot open is
+Outcomes: a PDF that needs a password is ``encrypted_pdf``; one with pages that show
+something (a scanned image, text converted to outlines) but carry no text is
+``no_text_layer``; one PDFium cannot open is
 ``corrupt`` (``files.py`` first tries it as text: a csv that begins ``%PDF-``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dlp_gateway.extract.units import CellValue, Row, TableUnit, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.units import (
+    NOT_THIS_FORMAT,
+    CellValue,
+    Row,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 
 COLUMN_GAP_SHARE = 0.05  # an x position covered on at most 5 % of grid lines still separates
 MIN_GRID_LINES = 3  # lines with 2+ cells a page needs before it is read as a table
@@ -35,55 +44,80 @@ class _Run:
     right: float
 
 
-def extract_pdf(path: str, data: bytes) -> Iterator[Unit]:
+@dataclass(slots=True)
+class _PdfContent:
+    """What the child process hands back: plain, picklable data."""
+
+    pages: int = 0
+    rows: list[list[CellValue]] = field(default_factory=list)
+    text_lines: list[str] = field(default_factory=list)
+    drawn_without_text: list[int] = field(default_factory=list)
+    error: str = ""  # "password" or a PDFium message
+
+
+def extract_pdf(path: str, data: bytes, timeout: float = 60.0) -> Iterator[Unit]:
+    """The PDF's units; PDFium runs in a child process (``isolate.py``)."""
+    from dlp_gateway.extract.isolate import IsolatedError, run_isolated
+
+    try:
+        content = run_isolated(_read_pdf, data, timeout=timeout)
+    except IsolatedError as exc:
+        yield Unscannable(path, exc.reason, f"PDF: {exc.detail}")  # type: ignore[arg-type]
+        return
+    yield from _units(path, content)
+
+
+def _read_pdf(data: bytes) -> _PdfContent:
     import pypdfium2 as pdfium
 
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
-            yield Unscannable(path, "encrypted_pdf", "PDF needs a password to open")
-        else:
-            yield Unscannable(path, "corrupt", f"PDF: {exc}")
-        return
+        return _PdfContent(error="password" if "password" in str(exc).lower() else str(exc))
     try:
-        yield from _document_units(path, document)
+        return _document_content(document)
     finally:
         document.close()
 
 
-def _document_units(path: str, document) -> Iterator[Unit]:  # type: ignore[no-untyped-def]
-    table_rows: list[Row] = []
-    text_lines: list[str] = []
-    image_only: list[int] = []
-    line_number = 0
+def _units(path: str, content: _PdfContent) -> Iterator[Unit]:
+    if content.error == "password":
+        yield Unscannable(path, "encrypted_pdf", "PDF needs a password to open")
+        return
+    if content.error:
+        yield Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}PDF: {content.error}")
+        return
+    if content.pages > MAX_PAGES:
+        yield Unscannable(path, "too_large", f"{content.pages} pages over {MAX_PAGES}")
+    if content.drawn_without_text:
+        pages = ", ".join(str(p) for p in content.drawn_without_text[:10])
+        yield Unscannable(path, "no_text_layer", f"pages drawn without any text: {pages}")
+    rows = [Row(number, cells) for number, cells in enumerate(content.rows, 1)]
+    if rows:
+        yield TableUnit(part=path, location=path, rows=lambda: iter(rows), cell_style="rc")
+    if content.text_lines or not rows:
+        yield TextUnit("\n".join(content.text_lines), part=path, location=f"{path}!text")
+
+
+def _document_content(document) -> _PdfContent:  # type: ignore[no-untyped-def]
+    content = _PdfContent(pages=len(document))
     for index in range(min(len(document), MAX_PAGES)):
         page = document[index]
         lines = _page_lines(page)
-        if not lines and _has_images(page):
-            image_only.append(index + 1)
+        if not lines and _has_drawing(page):
+            content.drawn_without_text.append(index + 1)
         rows = _grid(lines)
-        for cells in rows if rows is not None else []:
-            line_number += 1
-            table_rows.append(Row(line_number, cells))
-        if rows is None:
-            text_lines.extend(" ".join(run.text for run in line) for line in lines)
+        if rows is not None:
+            content.rows.extend(rows)
+        else:
+            content.text_lines.extend(" ".join(run.text for run in line) for line in lines)
         page.close()
-    if len(document) > MAX_PAGES:
-        yield Unscannable(path, "too_large", f"{len(document)} pages over {MAX_PAGES}")
-    if image_only:
-        pages = ", ".join(str(p) for p in image_only[:10])
-        yield Unscannable(path, "no_text_layer", f"pages without text, only images: {pages}")
-    if table_rows:
-        yield TableUnit(part=path, location=path, rows=lambda: iter(table_rows), cell_style="rc")
-    if text_lines or not table_rows:
-        yield TextUnit("\n".join(text_lines), part=path, location=f"{path}!text")
+    return content
 
 
-def _has_images(page) -> bool:  # type: ignore[no-untyped-def]
-    import pypdfium2.raw as raw
-
-    return any(True for _ in page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+def _has_drawing(page) -> bool:  # type: ignore[no-untyped-def]
+    """Anything drawn (an image, or paths: text converted to outlines) on a textless page."""
+    return any(True for _ in page.get_objects(max_depth=2))
 
 
 def _chars(page):  # type: ignore[no-untyped-def]

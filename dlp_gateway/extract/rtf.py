@@ -12,7 +12,7 @@ import re
 import struct
 from collections.abc import Iterator
 
-from dlp_gateway.extract.units import Unit, Unscannable
+from dlp_gateway.extract.units import NOT_THIS_FORMAT, Unit, Unscannable
 
 _INIT_DICT = (
     b"{\\rtf1\\ansi\\mac\\deff0\\deftab720{\\fonttbl;}{\\f0\\fnil \\froman \\fswiss \\fmodern "
@@ -134,7 +134,7 @@ def rtf_to_text(data: bytes) -> str:
 
 def extract_rtf(path: str, data: bytes) -> Iterator[Unit]:
     if data.lstrip()[:5] != b"{\\rtf":
-        yield Unscannable(path, "corrupt", "RTF: no {\\rtf header")
+        yield Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}RTF without {{\\rtf")
         return
     from dlp_gateway.extract.text import text_units
 

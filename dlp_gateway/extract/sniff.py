@@ -34,7 +34,7 @@ STRUCTURED_EXTENSIONS = OFFICE_EXTENSIONS | ARCHIVE_EXTENSIONS | {".eml", ".csv"
 ODF_TEXT_TYPES = ("application/vnd.oasis.opendocument.",)
 _SPREADSHEETML = re.compile(rb"urn:schemas-microsoft-com:office:spreadsheet")
 _HTML_START = re.compile(rb"<\s*(!doctype\s+html|html|head|body|table|meta)\b", re.IGNORECASE)
-_VCARD = re.compile(rb"^\s*BEGIN:VCARD\s*$", re.IGNORECASE | re.MULTILINE)
+_VCARD = re.compile(rb"(\xef\xbb\xbf)?\s*BEGIN:VCARD\s*$", re.IGNORECASE | re.MULTILINE)
 _LZH = re.compile(rb"-(lh[0-7d]|lz[s45])-")
 _SOFT_CONTROLS = frozenset(b"\x00\x0c\x1a")  # NUL padding, form feed, DOS EOF
 _HARD_CONTROLS = frozenset(set(range(0, 9)) | {11} | set(range(14, 27)) | set(range(28, 32))
@@ -55,14 +55,14 @@ def extension(name: str) -> str:
     return posixpath.splitext(name.lower())[1]
 
 
-def sniff(name: str, data: bytes) -> Kind:
+def sniff(name: str, data: bytes, harmless_dir: str | None = None) -> Kind:
     """Classify ``data`` by content; ``name`` only tells corrupt from unsupported."""
     if not data:
         return Kind("harmless", "empty")
     kind = _container(data) or _compressed(data) or _marked(data)
     if kind is not None:
         return kind
-    harmless = harmless_kind(data)
+    harmless = harmless_kind(data, harmless_dir)
     if harmless is not None:
         return Kind("harmless", harmless)
     return _textual(name, data)
@@ -108,7 +108,7 @@ def _marked(data: bytes) -> Kind | None:
     head = data[:4096]
     if head.lstrip().startswith(b"<") and _SPREADSHEETML.search(head):
         return Kind("spreadsheetml", "application/vnd.ms-excel (SpreadsheetML 2003)")
-    if _VCARD.search(head):
+    if _VCARD.match(head):  # the file is an address book, not text that quotes a card
         return Kind("vcard", "text/vcard")
     return None
 

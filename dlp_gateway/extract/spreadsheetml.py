@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from dlp_gateway.extract.units import CellValue, Row, TableUnit, Unit, Unscannable
+from dlp_gateway.extract.units import NOT_THIS_FORMAT, CellValue, Row, TableUnit, Unit, Unscannable
 
 _SS = "{urn:schemas-microsoft-com:office:spreadsheet}"
 
@@ -63,10 +63,10 @@ def extract_spreadsheetml(path: str, data: bytes) -> Iterator[Unit]:
     try:
         root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as exc:
-        yield Unscannable(path, "corrupt", f"SpreadsheetML: {exc}")
+        yield Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}SpreadsheetML: {exc}")
         return
     if root.tag != f"{_SS}Workbook":
-        yield Unscannable(path, "corrupt", f"SpreadsheetML: root is {root.tag}")
+        yield Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}SpreadsheetML root {root.tag}")
         return
     for index, sheet in enumerate(root.iterchildren(f"{_SS}Worksheet"), 1):
         name = sheet.get(f"{_SS}Name") or f"Sheet{index}"

@@ -84,6 +84,11 @@ class TableUnit:
         return f"{self.location}!{column_letter(column_index)}{row_number}"
 
 
+# Detail prefix of a reader that could not open its format at all (as opposed to a
+# crash or a limit): files.py then tries the bytes as text (a csv starting "%PDF-").
+NOT_THIS_FORMAT = "not this format: "
+
+
 @dataclass(frozen=True, slots=True)
 class Unscannable:
     """A part that could not be read; policy holds the message for it."""
@@ -123,6 +128,7 @@ class Limits:
     max_part_bytes: int = 256 << 20  # one file after decompression
     max_cells: int = 20_000_000  # table cells over the whole message
     timeout_seconds: float = 60.0
+    harmless_dir: str | None = None  # patterns directory with harmless.toml (None: default)
 
 
 def column_letter(index: int) -> str:

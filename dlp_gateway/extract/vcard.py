@@ -12,7 +12,7 @@ import quopri
 import re
 from collections.abc import Iterator
 
-from dlp_gateway.extract.units import CellValue, Row, TableUnit, Unit, Unscannable
+from dlp_gateway.extract.units import NOT_THIS_FORMAT, CellValue, Row, TableUnit, Unit, Unscannable
 
 COLUMNS = (("FN", "氏名"), ("X-PHONETIC", "フリガナ"), ("BDAY", "生年月日"), ("ADR", "住所"),
            ("TEL", "電話番号"), ("EMAIL", "メール"), ("NOTE", "備考"))
@@ -82,7 +82,7 @@ def extract_vcard(path: str, data: bytes) -> Iterator[Unit]:
 
     cards = list(_cards(_unfold(decode_bytes(data))))
     if not cards:
-        yield Unscannable(path, "corrupt", "vCard: no BEGIN:VCARD ... END:VCARD")
+        yield Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}vCard without BEGIN/END:VCARD")
         return
     rows = [Row(1, [label for _, label in COLUMNS])]
     for number, card in enumerate(cards, 2):

@@ -12,10 +12,12 @@ import contextlib
 import logging
 import time
 
+from dlp_gateway import metrics
 from dlp_gateway.actions import notify
 from dlp_gateway.gateway import Gateway
-from dlp_gateway.relay.headers import decoded_subject
-from dlp_gateway.relay.upstream import DeliveryError, Upstream
+from dlp_gateway.mail.headers import decoded_subject
+from dlp_gateway.relay.upstream import DeliveryError, Upstream, deliver_async
+from dlp_gateway.store.db import is_storage_error
 from dlp_gateway.store.queue import QueueItem
 
 log = logging.getLogger("dlp_gateway.relay.outbound")
@@ -42,6 +44,11 @@ class QueueWorker:
         base = self.config.queue_retry_base_seconds
         return min(self.config.queue_retry_max_seconds, base * (2 ** max(0, attempts - 1)))
 
+    @property
+    def stuck_after(self) -> float:
+        """An item ``sending`` for longer than this was lost by its delivery attempt."""
+        return max(60.0, self.config.upstream_timeout_seconds * 4)
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         recovered = await asyncio.to_thread(self.queue.recover)
@@ -50,9 +57,15 @@ class QueueWorker:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
+                stuck = await asyncio.to_thread(self.queue.recover, self.stuck_after)
+                if stuck:
+                    log.warning("outbound queue: %d item(s) stuck in sending are due again", stuck)
                 sent = await self.run_once()
-            except Exception:
-                log.exception("outbound queue pass failed")
+            except Exception as exc:
+                if is_storage_error(exc):
+                    self.gateway.storage.failed(exc)
+                else:
+                    log.exception("outbound queue pass failed")
                 sent = 0
             if sent:
                 continue
@@ -67,15 +80,30 @@ class QueueWorker:
         return max(0.05, min(IDLE_POLL_SECONDS, due - time.time()))
 
     async def run_once(self) -> int:
-        """Deliver every item due now; return how many were sent."""
+        """Deliver every item due now (concurrently, each on its own); return how many
+        were sent."""
         items = await asyncio.to_thread(self.queue.claim_due)
-        sent = 0
-        for item in items:
-            if await self.deliver(item):
-                sent += 1
+        results = await asyncio.gather(*(self.deliver(item) for item in items))
+        sent = sum(1 for ok in results if ok)
+        if sent and len(items) and await asyncio.to_thread(self.queue.expedite):
+            log.info("outbound queue: upstream is taking mail again; deferred items are due")
         return sent
 
     async def deliver(self, item: QueueItem) -> bool:
+        """One item, whatever happens: any exception is a failure of this item alone."""
+        try:
+            return await self._deliver(item)
+        except Exception as exc:
+            log.exception("outbound %d: unexpected error; treated as a delivery failure", item.id)
+            error = DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
+            try:
+                data = await asyncio.to_thread(self.queue.load, item)
+            except OSError:
+                data = b""
+            await asyncio.to_thread(self._failed, item, data, error)
+            return False
+
+    async def _deliver(self, item: QueueItem) -> bool:
         try:
             data = await asyncio.to_thread(self.queue.load, item)
         except OSError as exc:
@@ -83,10 +111,9 @@ class QueueWorker:
             await asyncio.to_thread(self.queue.mark_failed, item.id, f"spool: {exc}")
             return False
         try:
-            refused = await asyncio.to_thread(
-                self.upstream.deliver, item.mail_from, item.rcpts, data
-            )
+            refused = await deliver_async(self.upstream, item.mail_from, item.rcpts, data)
         except DeliveryError as exc:
+            metrics.upstream_error(exc.permanent)
             await asyncio.to_thread(self._failed, item, data, exc)
             return False
         await asyncio.to_thread(self.queue.mark_sent, item.id)
@@ -120,6 +147,13 @@ class QueueWorker:
 
     def _tell_sender(self, item: QueueItem, rcpts: list[str], data: bytes, error: str) -> None:
         if item.kind == "notice" or not item.mail_from:
+            # Nobody can be mailed about this one: operators see it on the admin page.
+            subject = decoded_subject(data) if data else ""
+            log.error("outbound %d (%s): undeliverable and nobody can be told by mail: %s"
+                      " -> %s: %s", item.id, item.kind, item.mail_from or "<>",
+                      ", ".join(rcpts), error)
+            self.queue.record_undeliverable(item.kind, item.ref, item.mail_from, rcpts, error,
+                                            subject)
             return
         notice = notify.delivery_failure_notice(
             self.config, item.mail_from, rcpts, decoded_subject(data), error

@@ -26,6 +26,7 @@ from typing import Any
 log = logging.getLogger("dlp_gateway.relay.scan")
 
 MAX_STORED_FINDINGS = 5000
+CORRUPT_REASON = "スキャン中に処理が異常終了したため保留しました（corrupt）"
 TIMEOUT_REASON = "スキャンが制限時間内に終わらなかったため保留しました（timeout）"
 
 
@@ -57,6 +58,18 @@ class ScanOutcome:
         )
 
 
+    @classmethod
+    def corrupt(cls) -> ScanOutcome:
+        """The scan kept killing its worker: held, never retried forever."""
+        return cls(
+            action="hold",
+            reasons=(CORRUPT_REASON,),
+            rules=("corrupt",),
+            approver_role="section_head",
+            unscannable=({"part": "message", "reason": "corrupt"},),
+        )
+
+
 # -- worker side ---------------------------------------------------------------------
 _scanner: Any = None
 
@@ -64,7 +77,10 @@ _scanner: Any = None
 def _init_worker(patterns_dir: str | None, timeout_seconds: float) -> None:
     global _scanner
     from dlp_gateway.extract.units import Limits
+    from dlp_gateway.relay.lifeline import die_with_parent
     from dlp_gateway.scan import Scanner
+
+    die_with_parent()  # a SIGKILLed forkserver/serve takes this worker with it
 
     # The worker stops itself a little before the relay gives up on it.
     _scanner = Scanner(patterns_dir, Limits(timeout_seconds=max(0.5, timeout_seconds * 0.9)))
@@ -107,17 +123,27 @@ def outcome_from_result(result: Any) -> ScanOutcome:
 
 # -- relay side ----------------------------------------------------------------------
 class ScanPool:
-    def __init__(self, patterns_dir: Path | None, workers: int, timeout_seconds: float):
+    """``small_bytes``: messages up to this size have a lane of their own; larger ones
+    may occupy at most ``workers - 1`` workers at a time, so two big scans never
+    make every small mail wait (with one worker there is no lane)."""
+
+    def __init__(self, patterns_dir: Path | None, workers: int, timeout_seconds: float,
+                 small_bytes: int = 0):
         self.patterns_dir = str(patterns_dir) if patterns_dir else None
         self.workers = workers
         self.timeout_seconds = timeout_seconds
+        self.small_bytes = small_bytes
+        self._large_slots: asyncio.Semaphore | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self.scan_fn: Any = _scan  # a picklable module-level function run in the worker
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: never fork the threaded, event-loop-running server process itself.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["dlp_gateway.relay.lifeline_preload"])
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("forkserver"),
+            mp_context=context,
             initializer=_init_worker,
             initargs=(self.patterns_dir, self.timeout_seconds),
         )
@@ -147,9 +173,19 @@ class ScanPool:
         self, raw: bytes, envelope: tuple[str, list[str]] | None = None
     ) -> ScanOutcome:
         """Scan in a worker; a timeout gives a hold outcome, a dead pool raises."""
+        if self.small_bytes and self.workers > 1 and len(raw) > self.small_bytes:
+            if self._large_slots is None:
+                self._large_slots = asyncio.Semaphore(self.workers - 1)
+            async with self._large_slots:
+                return await self._scan_now(raw, envelope)
+        return await self._scan_now(raw, envelope)
+
+    async def _scan_now(
+        self, raw: bytes, envelope: tuple[str, list[str]] | None = None
+    ) -> ScanOutcome:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.pool, _scan, raw, envelope)
-        try:
+        try:  # submit inside: a pool broken while idle (worker killed) raises here
+            future = loop.run_in_executor(self.pool, self.scan_fn, raw, envelope)
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError:
             log.warning("scan timed out after %.0fs; recycling scan workers", self.timeout_seconds)

@@ -17,37 +17,52 @@ recipients the external ones get the verdict (two deliveries).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import logging
+import re
 import secrets
 import time
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from dlp_gateway import metrics
 from dlp_gateway.actions import notify
 from dlp_gateway.actions.encrypt import EncryptError, encrypt_attachments, new_password
 from dlp_gateway.gateway import Gateway
-from dlp_gateway.relay.headers import decoded_subject, prepend_headers
+from dlp_gateway.mail import addresses
+from dlp_gateway.mail.headers import decoded_subject, header_bytes, prepend_headers
 from dlp_gateway.relay.scanpool import ScanOutcome, ScanPool
-from dlp_gateway.relay.upstream import DeliveryError, Upstream
+from dlp_gateway.relay.upstream import DeliveryError, Upstream, deliver_async
+from dlp_gateway.store.db import is_storage_error
+from dlp_gateway.store.dedupe import message_key
 
 log = logging.getLogger("dlp_gateway.relay")
 
 RELAY_DENIED = "554 5.7.1 Relay access denied"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 TEMP_FAIL = "451 4.3.0 Temporary internal error, please retry (scan id {scan_id})"
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+STORAGE_FULL = "452 4.3.1 Insufficient system storage, please retry later"
+BARE_EOL_REFUSED = "550 5.6.11 Bare CR or LF in message data (see RFC 5321 2.3.8)"
+_BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_ANY_EOL = re.compile(rb"\r\n|\r|\n")
 ENCRYPT_FAILED_REASON = "添付ファイルを暗号化できなかったため保留しました"
 
 
 class GatewaySMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced status codes for size, and a connection limit."""
+    """aiosmtpd's SMTP with enhanced status codes for size, connection limits, a shorter
+    idle timeout before MAIL, Postfix's XFORWARD (trusted relays only) and ``AUTH=``."""
 
     def __init__(self, handler: RelayHandler, limiter: ConnectionLimiter, **kwargs: Any):
         super().__init__(handler, **kwargs)
         self._limiter = limiter
+        self._idle_before_mail = handler.config.smtp_idle_before_mail_seconds
+        self.last_activity = time.monotonic()
 
     async def push(self, status: Any) -> None:
         text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
@@ -55,24 +70,103 @@ class GatewaySMTP(SMTP):
             status = TOO_BIG
         await super().push(status)
 
+    @property
+    def client_ip(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.envelope is not None and self.envelope.mail_from is not None)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        self.last_activity = time.monotonic()
+        if duration is None and not self.in_transaction:
+            duration = self._idle_before_mail  # idle clients before MAIL go first
+        super()._reset_timeout(duration)
+
     async def _handle_client(self) -> None:
-        self._limiter.active += 1
+        refusal = self._limiter.admit(self)
         try:
-            if self._limiter.active > self._limiter.maximum:
-                log.warning("connection limit (%d) reached; refusing %r",
-                            self._limiter.maximum, self.session.peer)
+            if refusal:
+                log.warning("%s; refusing %r", refusal, self.session.peer)
                 await self.push("421 4.7.0 Too many connections, try again later")
                 self.transport.close()
                 return
             await super()._handle_client()
         finally:
-            self._limiter.active -= 1
+            self._limiter.release(self)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        """Take RFC 4954 ``AUTH=<identity>`` off the line (case kept) before aiosmtpd parses it."""
+        if arg and self.session is not None:
+            words = arg.split(" ")
+            auth = [w for w in words if w.upper().startswith("AUTH=")]
+            if auth:
+                arg = " ".join(w for w in words if not w.upper().startswith("AUTH="))
+                self.session.mail_auth_param = _xtext_decode(auth[-1][5:])
+        await super().smtp_MAIL(arg)
+
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        """Postfix's XFORWARD: original client attributes, honoured from trusted relays only."""
+        handler = self.event_handler
+        if not handler.trusted_relay(self.session.peer):
+            await self.push("550 5.7.0 XFORWARD not permitted")
+            return
+        attrs: dict[str, str] = getattr(self.session, "xforward", {})
+        for word in (arg or "").split():
+            name, _, value = word.partition("=")
+            attrs[name.upper()] = _xtext_decode(value)
+        self.session.xforward = attrs
+        await self.push("250 2.0.0 Ok")
 
 
 @dataclass(slots=True)
 class ConnectionLimiter:
+    """Global and per-client connection limits; at the global limit the longest-idle
+    connection that has not started a transaction is closed to make room."""
+
     maximum: int
+    per_client: int = 1_000_000
     active: int = 0
+    clients: dict[str, int] = field(default_factory=dict)
+    connections: set[Any] = field(default_factory=set)
+
+    def admit(self, conn: GatewaySMTP) -> str:
+        """'' when admitted (always counted; ``release`` undoes it), else the reason."""
+        ip = conn.client_ip
+        self.active += 1
+        self.clients[ip] = self.clients.get(ip, 0) + 1
+        self.connections.add(conn)
+        if self.clients[ip] > self.per_client:
+            return f"per-client connection limit ({self.per_client}) reached for {ip}"
+        if self.active > self.maximum and not self._evict_idle(conn):
+            return f"connection limit ({self.maximum}) reached"
+        return ""
+
+    def _evict_idle(self, newcomer: GatewaySMTP) -> bool:
+        idle = [c for c in self.connections
+                if c is not newcomer and not c.in_transaction and c.transport is not None
+                and not getattr(c, "_evicted", False)]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.last_activity)
+        victim._evicted = True
+        log.info("connection limit: closing idle connection from %r", victim.session.peer)
+        with contextlib.suppress(Exception):
+            victim.transport.write(b"421 4.4.2 Idle connection closed to make room\r\n")
+            victim.transport.close()
+        return True
+
+    def release(self, conn: GatewaySMTP) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        ip = conn.client_ip
+        self.active -= 1
+        self.clients[ip] = self.clients.get(ip, 1) - 1
+        if self.clients[ip] <= 0:
+            self.clients.pop(ip, None)
 
 
 class RelayHandler:
@@ -82,16 +176,81 @@ class RelayHandler:
         self.scanner = scanner
         self.upstream = upstream
         self.networks = self.config.networks
+        self.trusted = self.config.trusted_networks
         self.upstream_down_until = 0.0  # skip the synchronous attempt while upstream is down
         self.retain: Any = None  # retention of passed mail (server sets it when enabled)
 
     # -- SMTP hooks -------------------------------------------------------------------
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.trusted_relay(session.peer):
+            responses.insert(-1, "250-XFORWARD NAME ADDR PROTO HELO SOURCE LOGIN")
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        mail_options: list,
+    ) -> str:
+        refusal = self.sender_refusal(session, address)
+        param = getattr(session, "mail_auth_param", None)
+        session.mail_auth_param = None
+        if refusal:
+            log.warning("sender refused for %r: %s (%s)", session.peer, refusal,
+                        address.encode("utf-8", "backslashreplace").decode("ascii", "replace"))
+            return refusal
+        envelope.mail_from = "" if address == "<>" else address
+        envelope.mail_options.extend(mail_options)
+        envelope.sender_login = self.sender_login(session, param)
+        session.xforward = {}  # XFORWARD describes the next transaction only
+        return "250 2.1.0 OK"
+
+    def sender_refusal(self, session: Session, address: str) -> str:
+        """'' if this envelope sender may relay here, else the 5xx reply.
+
+        One well-formed mailbox of an allowed domain; with SMTP AUTH (or a login a
+        trusted relay passed on) it must be the login's own address."""
+        if any("\udc80" <= ch <= "\udcff" for ch in address):
+            return "553 5.6.7 Sender address is not valid UTF-8"
+        login = self.sender_login(session, getattr(session, "mail_auth_param", None))
+        if address in ("", "<>"):
+            if login:  # an authenticated user cannot hide behind the null sender
+                return "553 5.7.1 Sender address rejected: not owned by the authenticated user"
+            return ""  # the null sender (bounces); it never receives a notice
+        try:
+            mailbox = addresses.parse_mailbox(address)
+        except addresses.AddressError as exc:
+            return f"553 5.1.7 Sender address rejected: not a single well-formed address ({exc})"
+        domains = self.config.allowed_sender_domains
+        if domains and not addresses.in_domains(mailbox.addr_spec, domains):
+            return "553 5.7.1 Sender address rejected: domain not allowed here"
+        if login and addresses.normalize(login) != addresses.normalize(mailbox.addr_spec):
+            return "553 5.7.1 Sender address rejected: not owned by the authenticated user"
+        return ""
+
+    def sender_login(self, session: Session, auth_param: str | None = None) -> str | None:
+        """Who authenticated: our own SMTP AUTH, or what a trusted relay passed on."""
+        if session.authenticated and session.auth_data:
+            return str(session.auth_data)
+        if not self.trusted_relay(session.peer):
+            return None
+        forwarded = getattr(session, "xforward", {}).get("LOGIN") or auth_param
+        if forwarded and forwarded not in ("<>", "[UNAVAILABLE]", "[TEMPUNAVAIL]"):
+            return forwarded.strip("<>")
+        return None
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list
     ) -> str:
         if not (session.authenticated or self.peer_allowed(session.peer)):
             log.warning("relay denied for %r (rcpt domain %s)", session.peer, _domain(address))
             return RELAY_DENIED
+        if len(envelope.rcpt_tos) >= self.config.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        if not addresses.is_mailbox(address):
+            return "553 5.1.3 Recipient address rejected: not a single well-formed address"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -99,12 +258,26 @@ class RelayHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         scan_id = secrets.token_hex(8)
         raw = envelope.original_content or b""
+        if _BARE_EOL.search(raw):
+            if self.config.bare_line_endings == "reject":
+                log.warning("scan %s: bare CR or LF in DATA from %r; refused", scan_id,
+                            session.peer)
+                return BARE_EOL_REFUSED
+            raw = normalize_line_endings(raw)  # what is scanned is exactly what is relayed
         try:
-            return await self.process(scan_id, envelope.mail_from or "", list(envelope.rcpt_tos),
-                                      raw)
-        except Exception:
+            reply = await self.process(scan_id, envelope.mail_from or "",
+                                       list(envelope.rcpt_tos), raw,
+                                       getattr(envelope, "sender_login", None),
+                                       _client_ip(session.peer))
+        except Exception as exc:
+            if is_storage_error(exc):
+                self.gateway.storage.failed(exc)
+                return STORAGE_FULL
             log.exception("scan %s: internal error; answered 451", scan_id)
+            metrics.scanned("tempfail", None)
             return TEMP_FAIL.format(scan_id=scan_id)
+        self.gateway.storage.recovered()
+        return reply
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -119,19 +292,25 @@ class RelayHandler:
         return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
     def peer_allowed(self, peer: Any) -> bool:
-        try:
-            host = peer[0] if isinstance(peer, tuple) else str(peer)
-            ip = ipaddress.ip_address(host.split("%", 1)[0])
-        except (ValueError, TypeError, IndexError):
-            return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.networks)
+        return _peer_in(peer, self.networks)
+
+    def trusted_relay(self, peer: Any) -> bool:
+        return _peer_in(peer, self.trusted)
 
     # -- the decision -------------------------------------------------------------------
-    async def process(self, scan_id: str, sender: str, rcpts: list[str], raw: bytes) -> str:
+    async def process(
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, login: str | None = None,
+        client: str = "",
+    ) -> str:
+        message_id = _message_id(raw)  # without one, a resend is not told from a retry
+        key = message_key(client, sender, rcpts, message_id, raw) if message_id else ""
+        earlier = await asyncio.to_thread(self.gateway.recent.reply_for, key) if key else None
+        if earlier is not None:
+            log.info("scan %s: retry of a message already accepted; answering as before (%s)",
+                     scan_id, earlier)
+            return earlier
         started = time.monotonic()
-        outcome = await self.scanner.scan(raw, (sender, list(rcpts)))
+        outcome = await self.scan(scan_id, raw, (sender, list(rcpts)))
         action = outcome.action
         internal, external = self.split_recipients(rcpts)
         log.info(
@@ -150,15 +329,34 @@ class RelayHandler:
             log.info("scan %s: monitor mode, would %s; passing", scan_id, action)
             await asyncio.to_thread(self._audit_monitor, scan_id, sender, rcpts, raw, outcome)
             action = "pass"
+        metrics.scanned(action if external else "pass", outcome.seconds)  # what was done
         if action == "pass" or not external:
-            return await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
+            reply = await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
+            if reply.startswith("2") and key:
+                await asyncio.to_thread(self.gateway.recent.remember, key, reply)
+            return reply
+        # The verdict part, the internal recipients' copy and the reply to remember
+        # commit in one transaction: a crash leaves all of them or none.
+        done = Commit(key, scan_id, sender, internal, raw)
         if action == "encrypt":
-            reply = await self.encrypt(scan_id, sender, external, raw, outcome)
-        else:
-            reply = await self.hold(scan_id, sender, external, raw, outcome)
-        if internal:  # after the verdict part is safe, so a 451 never duplicates it
-            await self.deliver_pass(scan_id, sender, internal, raw, may_reject=False)
-        return reply
+            return await self.encrypt(scan_id, sender, external, raw, outcome, login, done)
+        return await self.hold(scan_id, sender, external, raw, outcome, login=login, done=done)
+
+    async def scan(
+        self, scan_id: str, raw: bytes, envelope: tuple[str, list[str]] | None = None
+    ) -> ScanOutcome:
+        """Scan; a message whose scan keeps killing the worker is held as ``corrupt``."""
+        attempts = self.config.scan_max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.scanner.scan(raw, envelope)
+            except BrokenProcessPool:
+                log.warning("scan %s: scan worker died (attempt %d of %d)", scan_id, attempt,
+                            attempts)
+                if not await self.scanner.warm_up():
+                    raise  # the workers cannot start at all: not this message's fault (451)
+        log.error("scan %s: scan worker died %d times; holding as corrupt", scan_id, attempts)
+        return ScanOutcome.corrupt()
 
     def split_recipients(self, rcpts: list[str]) -> tuple[list[str], list[str]]:
         domains = set(self.config.internal_domains)
@@ -176,9 +374,11 @@ class RelayHandler:
         raw: bytes,
         outcome: ScanOutcome,
         extra_reason: str | None = None,
+        login: str | None = None,
+        done: Commit | None = None,
     ) -> str:
         held = await asyncio.to_thread(
-            self._persist_hold, scan_id, sender, rcpts, raw, outcome, extra_reason
+            self._persist_hold, scan_id, sender, rcpts, raw, outcome, extra_reason, login, done
         )
         log.info("scan %s: held as %s for %s", scan_id, held.id, held.approver_role)
         return f"250 2.6.0 held for approval {held.id}"
@@ -191,10 +391,24 @@ class RelayHandler:
         raw: bytes,
         outcome: ScanOutcome,
         extra_reason: str | None,
+        login: str | None = None,
+        done: Commit | None = None,
     ) -> Any:
         gw = self.gateway
         reasons = list(outcome.reasons) + ([extra_reason] if extra_reason else [])
         reasons += [f"（monitor・判定に影響なし）{r}" for r in outcome.monitor_reasons]
+        with gw.db.transaction() as conn:
+            held = self._hold_rows(conn, scan_id, sender, rcpts, raw, outcome, reasons,
+                                   extra_reason, login)
+            if done is not None:
+                self._finish(conn, done, f"250 2.6.0 held for approval {held.id}")
+        return held
+
+    def _hold_rows(
+        self, conn: Any, scan_id: str, sender: str, rcpts: list[str], raw: bytes,
+        outcome: ScanOutcome, reasons: list[str], extra_reason: str | None, login: str | None,
+    ) -> Any:
+        gw = self.gateway
         held = gw.held.add(
             raw,
             sender=sender,
@@ -208,49 +422,76 @@ class RelayHandler:
             counts=outcome.counts,
             findings=list(outcome.findings),
             unscannable=list(outcome.unscannable),
+            sender_authenticated=bool(login),
+            conn=conn,
         )
-        gw.notify_hold(held)
+        gw.notify_hold(held, conn)
         gw.audit.append(
             "hold", sender or "<>", held.id,
             {"scan_id": scan_id, "sha256": held.sha256, "recipients": rcpts,
+             "sender_authenticated": bool(login), "login": login,
              "subject": held.subject, "counts": outcome.counts, "rules": held.rules,
              "approver_role": held.approver_role, "total_findings": outcome.total_findings},
+            conn=conn,
         )
         return held
 
+    def _finish(self, conn: Any, done: Commit, reply: str) -> None:
+        """Inside the verdict's transaction: the internal copy, and the reply to remember."""
+        if done.internal:
+            data = prepend_headers(done.raw, [("X-DLP-Verdict", "pass"),
+                                              ("X-DLP-Scan-Id", done.scan_id)])
+            self.gateway.queue.enqueue(done.sender, done.internal, data, "mail", done.scan_id,
+                                       conn=conn)
+        if done.key:
+            self.gateway.recent.remember(done.key, reply, conn)
+
     async def encrypt(
-        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome,
+        login: str | None = None, done: Commit | None = None,
     ) -> str:
-        if not sender:  # nobody could receive the password: never send it blind
-            return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON)
+        if not addresses.is_mailbox(sender):  # nobody could receive the password: never blind
+            return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON,
+                                   login, done)
         password = new_password()
         names = set(outcome.parts_with_findings)
         try:
             encrypted = await asyncio.to_thread(encrypt_attachments, raw, names, password)
         except EncryptError as exc:
             log.warning("scan %s: cannot encrypt (%s); holding instead", scan_id, exc)
-            return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON)
+            return await self.hold(scan_id, sender, rcpts, raw, outcome, ENCRYPT_FAILED_REASON,
+                                   login, done)
         subject = decoded_subject(raw)
         notice = notify.password_notice(
             self.config, sender, rcpts, subject, password, sorted(names)
         )
-        await asyncio.to_thread(self._record_encrypt, scan_id, sender, rcpts, raw, outcome,
-                                notice, sorted(names))
         headers = [("X-DLP-Verdict", "encrypt"), ("X-DLP-Scan-Id", scan_id)]
         data = prepend_headers(encrypted, headers)
-        await self.deliver(scan_id, sender, rcpts, data, may_reject=False)
-        return f"250 2.0.0 OK: sent with encrypted attachments (scan id {scan_id})"
+        reply = f"250 2.0.0 OK: sent with encrypted attachments (scan id {scan_id})"
+        await asyncio.to_thread(self._record_encrypt, scan_id, sender, rcpts, raw, outcome,
+                                notice, sorted(names), data, done, reply)
+        return reply
 
     def _record_encrypt(
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome,
-        notice: Any, files: list[str],
+        notice: Any, files: list[str], data: bytes, done: Commit | None, reply: str,
     ) -> None:
-        self.gateway.enqueue_notice(notice, scan_id)
-        self.gateway.audit.append(
-            "encrypt", sender or "<>", None,
-            {"scan_id": scan_id, "sha256": hashlib.sha256(raw).hexdigest(), "recipients": rcpts,
-             "subject": decoded_subject(raw), "counts": outcome.counts, "files": files},
-        )
+        """Password notice, encrypted mail, audit row (and the retry answer) in one commit:
+        one password per message, even across a crash and the client's retry. The queue
+        worker delivers the mail at once."""
+        gw = self.gateway
+        with gw.db.transaction() as conn:
+            gw.enqueue_notice(notice, scan_id, conn, rcpts=[sender])  # the sender, and only
+            gw.queue.enqueue(sender, rcpts, data, "encrypt", scan_id, conn=conn)
+            gw.audit.append(
+                "encrypt", sender or "<>", None,
+                {"scan_id": scan_id, "sha256": hashlib.sha256(raw).hexdigest(),
+                 "recipients": rcpts, "subject": decoded_subject(raw), "counts": outcome.counts,
+                 "files": files},
+                conn=conn,
+            )
+            if done is not None:
+                self._finish(conn, done, reply)
 
     def _audit_monitor(
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome
@@ -292,8 +533,9 @@ class RelayHandler:
             await self._enqueue(scan_id, sender, rcpts, data, "upstream down")
             return f"250 2.0.0 OK: queued (scan id {scan_id})"
         try:
-            refused = await asyncio.to_thread(self.upstream.deliver, sender, rcpts, data)
+            refused = await deliver_async(self.upstream, sender, rcpts, data)
         except DeliveryError as exc:
+            metrics.upstream_error(exc.permanent)
             if exc.permanent and may_reject:
                 log.warning("scan %s: upstream refused: %s", scan_id, exc)
                 return f"554 5.0.0 Upstream refused the message: {exc}"[:400]
@@ -304,6 +546,8 @@ class RelayHandler:
             await self._enqueue(scan_id, sender, rcpts, data, str(exc))
             return f"250 2.0.0 OK: queued (scan id {scan_id})"
         self.upstream_down_until = 0.0
+        if await asyncio.to_thread(self.gateway.queue.expedite):  # drain what waited
+            log.info("scan %s: upstream is taking mail again; deferred items are due", scan_id)
         if refused:
             await self._handle_refused(scan_id, sender, refused, data)
         return f"250 2.0.0 OK (scan id {scan_id})"
@@ -333,7 +577,50 @@ class RelayHandler:
         notice = notify.delivery_failure_notice(
             self.config, sender, rcpts, decoded_subject(data), error
         )
-        self.gateway.enqueue_notice(notice)
+        self.gateway.enqueue_notice(notice, rcpts=[sender])
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What the verdict's transaction also commits: the internal recipients' copy and the
+    reply a retry of this message gets."""
+
+    key: str
+    scan_id: str
+    sender: str
+    internal: list[str]
+    raw: bytes
+
+
+def _message_id(raw: bytes) -> str:
+    found = _MESSAGE_ID.search(header_bytes(raw))
+    return found.group(1).decode("ascii", "replace").strip() if found else ""
+
+
+def _peer_in(peer: Any, networks: list) -> bool:
+    try:
+        host = peer[0] if isinstance(peer, tuple) else str(peer)
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except (ValueError, TypeError, IndexError):
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
+
+
+def _client_ip(peer: Any) -> str:
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+def normalize_line_endings(raw: bytes) -> bytes:
+    """Bare CR and bare LF become CRLF (SMTP smuggling: no line end an upstream could
+    read differently survives)."""
+    return _ANY_EOL.sub(b"\r\n", raw)
+
+
+def _xtext_decode(value: str) -> str:
+    """RFC 3461 xtext: ``+HH`` is a hex-escaped byte."""
+    return re.sub(r"\+([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value)
 
 
 def _domain(address: str) -> str:
@@ -360,6 +647,7 @@ def smtp_factory(handler: RelayHandler, loop: asyncio.AbstractEventLoop, tls_con
             limiter,
             data_size_limit=config.max_message_bytes,
             enable_SMTPUTF8=True,
+            timeout=config.smtp_timeout_seconds,
             decode_data=False,
             hostname=config.hostname,
             ident="dlp-gateway ESMTP",

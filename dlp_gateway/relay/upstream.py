@@ -7,13 +7,20 @@ upstream refused individually ({rcpt: (code, message)}) and raises
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import mailbox
 import os
 import smtplib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 from dlp_gateway.config import Config
+from dlp_gateway.mail.headers import strip_dlp_headers
+
+log = logging.getLogger("dlp_gateway.relay.upstream")
 
 Refused = dict[str, tuple[int, str]]
 
@@ -42,13 +49,26 @@ class SmtpUpstream:
         return f"SmtpUpstream({self.host}:{self.port})"
 
     def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> Refused:
+        """Any failure, whatever its type, comes out as a DeliveryError."""
+        try:
+            return self._deliver(mail_from, rcpts, data)
+        except DeliveryError:
+            raise
+        except Exception as exc:  # e.g. UnicodeEncodeError from smtplib: never escape
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> Refused:
         try:
             with smtplib.SMTP(self.host, self.port, self.helo, timeout=self.timeout) as smtp:
                 smtp.ehlo_or_helo_if_needed()
+                data = fit_advertised_size(data, smtp.esmtp_features.get("size", ""))
                 options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else []
-                if not all(a.isascii() for a in [mail_from, *rcpts]) and smtp.has_extn(
-                    "smtputf8"
-                ):
+                if not all(a.isascii() for a in [mail_from, *rcpts]):
+                    if not smtp.has_extn("smtputf8"):
+                        raise DeliveryError(
+                            "553 5.6.7 upstream does not offer SMTPUTF8; an address is not"
+                            " ASCII", permanent=True, code=553,
+                        )
                     options.append("SMTPUTF8")
                 refused = smtp.sendmail(mail_from, rcpts, data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -64,6 +84,27 @@ class SmtpUpstream:
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         return {rcpt: (code, _text(msg)) for rcpt, (code, msg) in refused.items()}
+
+
+def fit_advertised_size(data: bytes, size_param: str) -> bytes:
+    """Keep a message within the upstream's EHLO ``SIZE`` (RFC 1870).
+
+    The gateway's own X-DLP-* headers are optional: when they would push the mail
+    over the limit they are left off (logged). A mail over the limit even without
+    them is refused here as permanent (552), the upstream would refuse it anyway.
+    """
+    limit = int(size_param) if size_param.strip().isdigit() else 0
+    if limit <= 0 or len(data) <= limit:
+        return data
+    stripped = strip_dlp_headers(data)
+    if len(stripped) <= limit:
+        log.warning("upstream SIZE %d: delivering without the X-DLP-* headers (%d bytes)",
+                    limit, len(data))
+        return stripped
+    raise DeliveryError(
+        f"552 5.3.4 message size {len(stripped)} exceeds the upstream's SIZE {limit}",
+        permanent=True, code=552,
+    )
 
 
 class MaildirUpstream:
@@ -87,6 +128,27 @@ class MaildirUpstream:
         except OSError as exc:
             raise DeliveryError(f"maildir: {exc}") from exc
         return {}
+
+
+_IO_LOCK = threading.Lock()
+_IO: ThreadPoolExecutor | None = None
+IO_THREADS = 16
+
+
+def io_executor() -> ThreadPoolExecutor:
+    """Upstream I/O gets threads of its own: a hanging upstream never starves the
+    default pool that SQLite writes, spooling and encryption run on."""
+    global _IO
+    with _IO_LOCK:
+        if _IO is None:
+            _IO = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="upstream-io")
+        return _IO
+
+
+async def deliver_async(upstream: Upstream, mail_from: str, rcpts: list[str], data: bytes
+                        ) -> Refused:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(io_executor(), upstream.deliver, mail_from, rcpts, data)
 
 
 def make_upstream(config: Config) -> Upstream:

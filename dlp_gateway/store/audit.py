@@ -1,18 +1,36 @@
-"""Append-only, hash-chained audit log.
+"""Append-only audit log: an HMAC-keyed hash chain, its head anchored outside the DB.
 
-Each row stores the SHA-256 of the previous row's hash and its own content, so
-editing or deleting any row (except by rewriting every later one, which the
-exported chain head in the logs makes visible) breaks ``verify``.
+Each row stores HMAC-SHA256(key, previous row's MAC + its own content). The key
+lives in a file outside the database (``audit.key``, mode 0640, created on first
+use; ``audit_key_file`` puts it elsewhere), so someone who can write the database
+but not read the key cannot forge, edit or re-chain a row. After every append the
+new head (sequence number + MAC) is appended to an anchor file (``audit.anchor``,
+opened O_APPEND; ``audit_anchor_file`` puts it elsewhere) and logged, so deleting
+the newest rows, truncating or dropping the table is caught too: ``verify``
+checks every anchored head against the table. Rows from before the key existed
+(plain SHA-256) are accepted only as a prefix of the chain.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import logging
+import os
+import secrets
+import sqlite3
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from dlp_gateway.store.db import Database, utc_now
+from dlp_gateway.store.held import transaction_or
+
+log = logging.getLogger("dlp_gateway.audit")
+KEY_FILENAME = "audit.key"
+ANCHOR_FILENAME = "audit.anchor"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -61,20 +79,83 @@ class AuditEntry:
 
 
 def _row_hash(
-    prev_hash: str, seq: int, at: str, event: str, actor: str, held_id: str | None, details: str
+    prev_hash: str, seq: int, at: str, event: str, actor: str, held_id: str | None, details: str,
+    key: bytes | None = None,
 ) -> str:
+    """HMAC-SHA256 with ``key``; plain SHA-256 without (rows written before keys)."""
     payload = json.dumps(
         [prev_hash, seq, at, event, actor, held_id, details],
         ensure_ascii=False,
         separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    ).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(payload).hexdigest()
+    return "h1:" + hmac.new(key, payload, hashlib.sha256).hexdigest()
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The chain key (32 random bytes, hex in a 0640 file); created if absent.
+
+    Group-readable: operators in the service's group run the CLI, which writes audit
+    rows too (README "One owner"); nobody else may read it.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o037:
+            log.warning("audit key %s is readable by others (mode %o); use 0640", path, mode)
+        for _ in range(50):  # another process may be writing it this very moment
+            text = path.read_text().strip()
+            if text:
+                return bytes.fromhex(text)
+            time.sleep(0.02)
+        raise ValueError(f"audit key file {path} is empty") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return bytes.fromhex(path.read_text().strip())
+
+
+def read_anchors(path: Path) -> dict[int, str]:
+    """``seq -> mac`` of every head written to the anchor file."""
+    anchors: dict[int, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].isdigit():
+            anchors[int(parts[0])] = parts[1]
+    return anchors
 
 
 class AuditLog:
-    def __init__(self, db: Database):
+    def __init__(
+        self, db: Database, key_file: Path | str | None = None,
+        anchor_file: Path | str | None = None,
+    ):
         self.db = db
         db.ensure_schema("audit", SCHEMA)
+        key_file = key_file or getattr(db, "audit_key_file", None)
+        anchor_file = anchor_file or getattr(db, "audit_anchor_file", None)
+        self.key_file = Path(key_file) if key_file else db.path.parent / KEY_FILENAME
+        self.anchor_file = Path(anchor_file) if anchor_file else db.path.parent / ANCHOR_FILENAME
+        self._key: bytes | None = None
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = load_or_create_key(self.key_file)
+        return self._key
+
+    def _anchor(self, seq: int, digest: str, at: str) -> None:
+        """Append the new head to the anchor file (O_APPEND) and the log."""
+        fd = os.open(self.anchor_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o660)
+        try:
+            os.write(fd, f"{seq} {digest} {at}\n".encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.info("audit head seq=%d mac=%s", seq, digest)
 
     def append(
         self,
@@ -82,22 +163,28 @@ class AuditLog:
         actor: str,
         held_id: str | None = None,
         details: dict[str, object] | None = None,
+        conn: sqlite3.Connection | None = None,
     ) -> AuditEntry:
-        """Append one event. ``details`` must hold masked values only."""
+        """Append one event. ``details`` must hold masked values only. With ``conn`` the
+        row joins the caller's transaction (its anchor is written after that commits)."""
         at = utc_now()
         body = json.dumps(details or {}, ensure_ascii=False, sort_keys=True)
-        with self.db.transaction() as conn:
+        key = self.key
+        with transaction_or(self.db, conn) as conn:
             last = conn.execute(
                 "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             seq = (last["seq"] + 1) if last else 1
             prev = last["hash"] if last else GENESIS
-            digest = _row_hash(prev, seq, at, event, actor, held_id, body)
+            digest = _row_hash(prev, seq, at, event, actor, held_id, body, key)
             conn.execute(
                 "INSERT INTO audit_log (seq, at, event, actor, held_id, details, prev_hash, hash)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (seq, at, event, actor, held_id, body, prev, digest),
             )
+            # After the commit: a crash in between leaves a valid row past the last
+            # anchor, never an anchor pointing at a row that does not exist.
+            self.db.after_commit(lambda: self._anchor(seq, digest, at))
         return AuditEntry(seq, at, event, actor, held_id, details or {}, prev, digest)
 
     def entries(
@@ -130,25 +217,79 @@ class AuditLog:
             params.append(limit)
         return [_entry(row) for row in self.db.query(sql, tuple(params))]
 
-    def verify(self) -> list[str]:
-        """Return a list of problems; empty means the chain is intact."""
+    def verify(self, anchor_file: Path | str | None = None) -> list[str]:
+        """Return a list of problems; empty means the chain is intact and every
+        anchored head is still in the table."""
         problems: list[str] = []
-        prev = GENESIS
-        expected_seq = 1
-        for row in self.db.query("SELECT * FROM audit_log ORDER BY seq"):
-            if row["seq"] != expected_seq:
-                problems.append(f"row {expected_seq}: missing (next row is {row['seq']})")
-            if row["prev_hash"] != prev:
-                problems.append(f"row {row['seq']}: previous-hash link broken")
+        rows = self._rows(problems)
+        key = self._key_for_verify(problems, bool(rows))
+        problems += _chain_problems(rows, key)
+        problems += self._anchor_problems(rows, Path(anchor_file) if anchor_file else None)
+        return problems
+
+    def _rows(self, problems: list[str]) -> list:
+        try:
+            return self.db.query("SELECT * FROM audit_log ORDER BY seq")
+        except Exception as exc:  # the table was dropped under us
+            problems.append(f"audit table unreadable: {exc}")
+            return []
+
+    def _key_for_verify(self, problems: list[str], have_rows: bool) -> bytes | None:
+        if self.key_file.exists():
+            return self.key
+        if have_rows:
+            problems.append(f"key file {self.key_file} missing: keyed rows cannot be checked")
+        return None
+
+    def _anchor_problems(self, rows: list, anchor_file: Path | None) -> list[str]:
+        path = anchor_file or self.anchor_file
+        keyed = any(str(r["hash"]).startswith("h1:") for r in rows)
+        if not path.exists():
+            return [f"anchor file {path} missing"] if keyed else []
+        anchors = read_anchors(path)
+        if not anchors:
+            return [f"anchor file {path} is empty"] if keyed else []
+        by_seq = {r["seq"]: r["hash"] for r in rows}
+        problems = []
+        head_seq = max(anchors)
+        last_row = max(by_seq) if by_seq else 0
+        if last_row < head_seq:
+            problems.append(f"rows {last_row + 1}..{head_seq} missing: the anchor's head is "
+                            f"row {head_seq} but the table ends at {last_row} (deleted/truncated)")
+        for seq, digest in sorted(anchors.items()):
+            if seq in by_seq and by_seq[seq] != digest:
+                problems.append(f"row {seq}: differs from its anchored head (rewritten)")
+            elif seq not in by_seq and seq <= last_row:
+                problems.append(f"row {seq}: anchored but missing (deleted)")
+        return problems
+
+
+def _chain_problems(rows: list, key: bytes | None) -> list[str]:
+    problems: list[str] = []
+    prev = GENESIS
+    expected_seq = 1
+    keyed_seen = False
+    for row in rows:
+        if row["seq"] != expected_seq:
+            problems.append(f"row {expected_seq}: missing (next row is {row['seq']})")
+        if row["prev_hash"] != prev:
+            problems.append(f"row {row['seq']}: previous-hash link broken")
+        keyed = str(row["hash"]).startswith("h1:")
+        if keyed_seen and not keyed:
+            problems.append(f"row {row['seq']}: unkeyed row after keyed rows (forged)")
+        keyed_seen = keyed_seen or keyed
+        if keyed and key is None:
+            pass  # reported once by the caller
+        else:
             digest = _row_hash(
                 row["prev_hash"], row["seq"], row["at"], row["event"], row["actor"],
-                row["held_id"], row["details"],
+                row["held_id"], row["details"], key if keyed else None,
             )
-            if digest != row["hash"]:
+            if not hmac.compare_digest(digest, str(row["hash"])):
                 problems.append(f"row {row['seq']}: content does not match its hash (edited)")
-            prev = row["hash"]
-            expected_seq = row["seq"] + 1
-        return problems
+        prev = row["hash"]
+        expected_seq = row["seq"] + 1
+    return problems
 
 
 def _upper_bound(until: str) -> str:

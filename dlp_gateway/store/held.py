@@ -18,6 +18,7 @@ from typing import Any
 
 from dlp_gateway.store.db import Database, utc_now
 from dlp_gateway.store.spool import Spool
+from dlp_gateway.store.staff import StaffStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS held (
@@ -40,12 +41,34 @@ CREATE TABLE IF NOT EXISTS held (
     decided_by     TEXT,
     decided_at     TEXT,
     comment        TEXT,
-    escalated_at   TEXT
+    escalated_at   TEXT,
+    sender_name    TEXT NOT NULL DEFAULT '',
+    department     TEXT NOT NULL DEFAULT '',
+    release_mode   TEXT,
+    sender_authenticated INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS held_status ON held (status, received);
 """
 
-STATUSES = ("held", "released", "rejected", "expired")
+STATUSES = ("held", "released", "rejected", "expired", "withdrawn")
+# Columns added after the first release: (name, DDL) for ALTER TABLE on older files.
+ADDED_COLUMNS = (
+    ("sender_name", "TEXT NOT NULL DEFAULT ''"),
+    ("department", "TEXT NOT NULL DEFAULT ''"),
+    ("release_mode", "TEXT"),
+    ("sender_authenticated", "INTEGER NOT NULL DEFAULT 0"),
+)
+PAGE_SIZE = 50
+
+# Held ids: letters and digits only, starting with a letter, so an id never looks like
+# a command-line option (``held show -abc``) and survives any copy-paste.
+ID_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+ID_LENGTH = 12
+
+
+def new_held_id() -> str:
+    first = secrets.choice(ID_ALPHABET[:49])  # a letter
+    return first + "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH - 1))
 
 
 class HeldStateError(Exception):
@@ -81,6 +104,10 @@ class HeldMessage:
     decided_at: str | None = None
     comment: str | None = None
     escalated_at: str | None = None
+    sender_name: str = ""  # from the staff directory when the mail was held
+    department: str = ""  # the sender's department then ('' if not in the directory)
+    release_mode: str | None = None  # as_is | encrypted once released
+    sender_authenticated: bool = False
 
     def summary_json(self) -> dict[str, Any]:
         """The fields of ``held list --format json``, exactly."""
@@ -107,6 +134,7 @@ class HeldStore:
         self.db = db
         self.spool = spool
         db.ensure_schema("held", SCHEMA)
+        db.ensure_columns("held", ADDED_COLUMNS)
 
     def add(
         self,
@@ -122,11 +150,15 @@ class HeldStore:
         counts: dict[str, int] | None = None,
         findings: list[dict[str, Any]] | None = None,
         unscannable: list[dict[str, Any]] | None = None,
+        sender_authenticated: bool = False,
+        conn: sqlite3.Connection | None = None,
     ) -> HeldMessage:
-        """Spool ``raw`` (fsync'd) and commit its row; only then is it held."""
-        held_id = secrets.token_urlsafe(9)
+        """Spool ``raw`` (fsync'd) and commit its row; only then is it held. With ``conn``
+        the row joins the caller's transaction."""
+        held_id = new_held_id()
         digest = hashlib.sha256(raw).hexdigest()
         spool_name = self.spool.write(self.SPOOL_AREA, raw, name=held_id)
+        member = StaffStore(self.db).get(sender) if sender else None
         row = {
             "id": held_id,
             "received": utc_now(),
@@ -144,12 +176,20 @@ class HeldStore:
             "counts": _dumps(counts or {}),
             "findings": _dumps(findings or []),
             "unscannable": _dumps(unscannable or []),
+            "sender_name": member.name if member else "",
+            "department": member.department if member else "",
+            "sender_authenticated": int(sender_authenticated),
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self.db.transaction() as conn:
-            conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
-        return self.get(held_id)
+        try:
+            with transaction_or(self.db, conn) as conn:
+                conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
+                return _message(conn.execute("SELECT * FROM held WHERE id = ?", (held_id,))
+                                .fetchone())
+        except BaseException:
+            self.spool.delete(spool_name)  # no row points at it
+            raise
 
     def get(self, held_id: str) -> HeldMessage:
         rows = self.db.query("SELECT * FROM held WHERE id = ?", (held_id,))
@@ -165,6 +205,36 @@ class HeldStore:
             )
         else:
             rows = self.db.query("SELECT * FROM held ORDER BY received DESC, rowid DESC")
+        return [_message(r) for r in rows]
+
+    def search(self, filters: HeldFilter) -> list[HeldMessage]:
+        """Held mail matching every given filter, newest first, *without* findings
+        (a list page needs counts, not up to 5,000 findings per row). The status is
+        filtered in SQL, the rest in Python (recipients and rules are JSON lists)."""
+        columns = ", ".join(
+            "'[]' AS findings" if c == "findings" else c for c in _columns(self.db)
+        )
+        sql = f"SELECT {columns} FROM held"
+        params: tuple[str, ...] = ()
+        if filters.status:
+            sql += " WHERE status = ?"
+            params = (filters.status,)
+        rows = self.db.query(sql + " ORDER BY received DESC, rowid DESC", params)
+        return [m for m in map(_message, rows) if filters.matches(m)]
+
+    def set_release_mode(
+        self, held_id: str, mode: str, conn: sqlite3.Connection | None = None
+    ) -> None:
+        with transaction_or(self.db, conn) as conn:
+            conn.execute("UPDATE held SET release_mode = ? WHERE id = ?", (mode, held_id))
+    def list_due(self, escalate_before: str, expire_before: str) -> list[HeldMessage]:
+        """Held messages received before a deadline: only those the expiry pass acts on
+        (uses the (status, received) index; the rest are never loaded)."""
+        rows = self.db.query(
+            "SELECT * FROM held WHERE status = 'held' AND (received <= ? OR"
+            " (escalated_at IS NULL AND received <= ?)) ORDER BY received",
+            (expire_before, escalate_before),
+        )
         return [_message(r) for r in rows]
 
     def raw(self, held_id: str) -> bytes:
@@ -217,6 +287,10 @@ class HeldStore:
             )
 
 
+def _columns(db: Database) -> list[str]:
+    return [r["name"] for r in db.query("PRAGMA table_info(held)")]
+
+
 @contextmanager
 def transaction_or(db: Database, conn: sqlite3.Connection | None) -> Iterator[sqlite3.Connection]:
     """The caller's transaction if given, else a new one."""
@@ -225,6 +299,31 @@ def transaction_or(db: Database, conn: sqlite3.Connection | None) -> Iterator[sq
     else:
         with db.transaction() as new:
             yield new
+
+
+@dataclass(frozen=True, slots=True)
+class HeldFilter:
+    """Search criteria of the held list: each is a case-insensitive substring."""
+
+    status: str = "held"
+    q: str = ""  # subject, sender, sender name, recipients
+    sender: str = ""
+    recipient: str = ""
+    department: str = ""
+    rule: str = ""
+
+    def matches(self, m: HeldMessage) -> bool:
+        def has(needle: str, *hay: str) -> bool:
+            needle = needle.strip().lower()
+            return not needle or any(needle in (h or "").lower() for h in hay)
+
+        return (
+            has(self.q, m.subject, m.sender, m.sender_name, *m.recipients)
+            and has(self.sender, m.sender, m.sender_name)
+            and has(self.recipient, *m.recipients)
+            and has(self.department, m.department)
+            and (not self.rule or self.rule in m.rules)
+        )
 
 
 def _message(row: Any) -> HeldMessage:
@@ -248,4 +347,8 @@ def _message(row: Any) -> HeldMessage:
         decided_at=row["decided_at"],
         comment=row["comment"],
         escalated_at=row["escalated_at"],
+        sender_name=row["sender_name"] or "",
+        department=row["department"] or "",
+        release_mode=row["release_mode"],
+        sender_authenticated=bool(row["sender_authenticated"]),
     )

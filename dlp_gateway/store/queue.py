@@ -37,7 +37,19 @@ CREATE TABLE IF NOT EXISTS outbound (
     sent_at          TEXT
 );
 CREATE INDEX IF NOT EXISTS outbound_due ON outbound (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS undeliverable (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    ref        TEXT,
+    mail_from  TEXT NOT NULL,
+    rcpts      TEXT NOT NULL,
+    subject    TEXT NOT NULL DEFAULT '',
+    error      TEXT NOT NULL
+);
 """
+
+ADDED_COLUMNS = (("claimed_at", "REAL"),)
 
 QUEUE_STATUSES = ("due", "sending", "sent", "failed")
 
@@ -66,6 +78,7 @@ class OutboundQueue:
         self.db = db
         self.spool = spool
         db.ensure_schema("outbound", SCHEMA)
+        db.ensure_columns("outbound", ADDED_COLUMNS)
         self.listeners: list[Any] = []  # callables run after each enqueue (wake the worker)
 
     def enqueue(
@@ -87,26 +100,75 @@ class OutboundQueue:
         if not rcpts:
             raise ValueError("an outbound message needs at least one recipient")
         spool_name = self.spool.write(self.SPOOL_AREA, raw)
-        with transaction_or(self.db, conn) as conn:
-            cur = conn.execute(
-                "INSERT INTO outbound (created, kind, ref, mail_from, rcpts, spool_name, size,"
-                " next_attempt_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due')",
-                (utc_now(), kind, ref, mail_from, json.dumps(rcpts), spool_name, len(raw),
-                 time.time() + delay),
-            )
-            item_id = int(cur.lastrowid or 0)
-        for listener in self.listeners:
-            listener()
+        try:
+            with transaction_or(self.db, conn) as conn:
+                cur = conn.execute(
+                    "INSERT INTO outbound (created, kind, ref, mail_from, rcpts, spool_name,"
+                    " size, next_attempt_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due')",
+                    (utc_now(), kind, ref, mail_from, json.dumps(rcpts), spool_name, len(raw),
+                     time.time() + delay),
+                )
+                item_id = int(cur.lastrowid or 0)
+        except BaseException:
+            self.spool.delete(spool_name)  # no row points at it
+            raise
+        self.notify_listeners()
         return item_id
 
-    def recover(self) -> int:
-        """Put items a crash left in ``sending`` back to ``due``; return how many."""
+    def notify_listeners(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+    def recover(self, older_than: float | None = None) -> int:
+        """Put items left in ``sending`` back to ``due``; return how many.
+
+        At start (``older_than`` None) every such item was interrupted by a crash; while
+        running, only items claimed more than ``older_than`` seconds ago (a stuck worker).
+        """
+        now = time.time()
+        sql = "UPDATE outbound SET status = 'due', next_attempt_at = ? WHERE status = 'sending'"
+        params: tuple = (now,)
+        if older_than is not None:
+            sql += " AND (claimed_at IS NULL OR claimed_at < ?)"
+            params = (now, now - older_than)
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE outbound SET status = 'due', next_attempt_at = ? WHERE status = 'sending'",
-                (time.time(),),
+            return conn.execute(sql, params).rowcount
+
+    def expedite(self) -> int:
+        """Make items waiting out a backoff due now (the upstream just took a message)."""
+        now = time.time()
+        waiting = self.db.query(  # a read first: most calls find nothing and write nothing
+            "SELECT 1 FROM outbound WHERE status = 'due' AND next_attempt_at > ?"
+            " AND last_error IS NOT NULL LIMIT 1", (now,),
+        )
+        if not waiting:
+            return 0
+        with self.db.transaction() as conn:
+            count = conn.execute(
+                "UPDATE outbound SET next_attempt_at = ? WHERE status = 'due'"
+                " AND next_attempt_at > ? AND last_error IS NOT NULL",
+                (now, now),
+            ).rowcount
+        self.notify_listeners()
+        return count
+
+    def record_undeliverable(
+        self, kind: str, ref: str | None, mail_from: str, rcpts: list[str], error: str,
+        subject: str = "", conn: sqlite3.Connection | None = None,
+    ) -> None:
+        """A failure nobody could be mailed about: kept for the operators' page."""
+        with transaction_or(self.db, conn) as conn:
+            conn.execute(
+                "INSERT INTO undeliverable (at, kind, ref, mail_from, rcpts, subject, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (utc_now(), kind, ref, mail_from, json.dumps(rcpts, ensure_ascii=False),
+                 subject[:200], error[:500]),
             )
-            return cur.rowcount
+
+    def undeliverable(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest failures that could not be mailed to anyone (newest first)."""
+        rows = self.db.query("SELECT * FROM undeliverable ORDER BY id DESC LIMIT ?", (limit,))
+        return [{**dict(r), "rcpts": json.loads(r["rcpts"])} for r in rows]
 
     def claim_due(self, now: float | None = None, limit: int = 20) -> list[QueueItem]:
         """Mark up to ``limit`` due items ``sending`` and return them."""
@@ -118,8 +180,9 @@ class OutboundQueue:
                 (now, limit),
             ).fetchall()
             conn.executemany(
-                "UPDATE outbound SET status = 'sending', attempts = attempts + 1 WHERE id = ?",
-                [(r["id"],) for r in rows],
+                "UPDATE outbound SET status = 'sending', attempts = attempts + 1, claimed_at = ?"
+                " WHERE id = ?",
+                [(now, r["id"]) for r in rows],
             )
         return [_item(r, claimed=True) for r in rows]
 

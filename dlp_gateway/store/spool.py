@@ -2,6 +2,9 @@
 
 ``write`` goes tmp file -> fsync -> rename -> fsync(dir): once it returns, the
 file is on disk under its final name, and a name that exists is complete.
+Files get mode 0660 and the spool root's group, and a file the spool's owner could
+not read is refused (``SpoolPermissionError``): an operator's command running as
+another user never leaves mail the service cannot deliver (dlp_gateway.ownership).
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ import os
 import secrets
 import time
 from pathlib import Path
+
+
+class SpoolPermissionError(PermissionError):
+    """A spool file the service (the spool's owner or group) could not read."""
 
 
 class Spool:
@@ -28,18 +35,51 @@ class Spool:
         name = name or secrets.token_hex(12)
         target_dir = self._dir(area)
         tmp = self.root / "tmp" / f"{name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            try:
+                self._share(fd, tmp)
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except SpoolPermissionError:
+            raise  # _share removed the file already
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # a full disk must not fill up further with half files
+            raise
         os.replace(tmp, target_dir / name)
         _fsync_dir(target_dir)
         return f"{area}/{name}"
+
+    def _share(self, fd: int, path: Path) -> None:
+        """Give a new file the spool root's group (g+rw); refuse it if the owner of
+        the spool could still not read it."""
+        root = os.stat(self.root)
+        st = os.fstat(fd)
+        if st.st_gid != root.st_gid:
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, -1, root.st_gid)
+        os.fchmod(fd, 0o660)
+        st = os.fstat(fd)
+        if st.st_uid != root.st_uid and st.st_gid != root.st_gid:
+            path.unlink()
+            raise SpoolPermissionError(
+                f"spool file would not be readable by the spool's owner (uid {root.st_uid}, "
+                f"gid {root.st_gid}): run this as root, as the service user or as a member "
+                f"of its group"
+            )
+
+    def check_writable(self) -> None:
+        """Raise OSError now, at start, if files cannot be written here."""
+        probe = self.root / "tmp" / f".probe.{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        probe.unlink()
 
     def read(self, relname: str) -> bytes:
         return self.path(relname).read_bytes()

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from dlp_gateway.mail.addresses import is_mailbox
 from dlp_gateway.store.db import Database
+from dlp_gateway.store.staff import normalize_department
 
 ROLES: tuple[str, ...] = ("section_head", "ciso", "operator")
 ROLE_LABELS: dict[str, str] = {
@@ -29,7 +31,8 @@ CREATE TABLE IF NOT EXISTS users (
     department     TEXT,
     password_hash  TEXT NOT NULL,
     enabled        INTEGER NOT NULL DEFAULT 1,
-    created_at     TEXT NOT NULL
+    created_at     TEXT NOT NULL,
+    deputy         INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS login_failures (
     email         TEXT PRIMARY KEY,
@@ -54,10 +57,12 @@ class User:
     department: str | None
     enabled: bool
     created_at: str
+    deputy: bool = False
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS.get(self.role, self.role)
+        label = ROLE_LABELS.get(self.role, self.role)
+        return f"{label}（代理）" if self.deputy else label
 
 
 def normalize_email(email: str) -> str:
@@ -72,16 +77,21 @@ class UserStore:
     def __init__(self, db: Database):
         self.db = db
         db.ensure_schema("users", SCHEMA)
+        db.ensure_columns("users", (("deputy", "INTEGER NOT NULL DEFAULT 0"),))
 
     # -- accounts -------------------------------------------------------------------------
 
     def add(
-        self, email: str, role: str, password: str, department: str | None = None
+        self, email: str, role: str, password: str, department: str | None = None,
+        deputy: bool = False,
     ) -> User:
         email = normalize_email(email)
+        department = normalize_department(department) or None
+        if deputy and role != "section_head":
+            raise UserError("代理（--deputy）は所属長（section_head）にだけ指定できます")
         if role not in ROLES:
             raise UserError(f"不明な役割です: {role}（{', '.join(ROLES)} のいずれか）")
-        if "@" not in email:
+        if not is_mailbox(email):  # one plain mailbox: notices and logins key on it
             raise UserError(f"メールアドレスが正しくありません: {email}")
         if len(password) < 8:
             raise UserError("パスワードは8文字以上にしてください")
@@ -90,11 +100,11 @@ class UserStore:
         created = _now().isoformat(timespec="seconds")
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO users (email, role, department, password_hash, enabled, created_at)"
-                " VALUES (?, ?, ?, ?, 1, ?)",
-                (email, role, department, _HASHER.hash(password), created),
+                "INSERT INTO users (email, role, department, password_hash, enabled, created_at,"
+                " deputy) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                (email, role, department, _HASHER.hash(password), created, int(deputy)),
             )
-        return User(email, role, department, True, created)
+        return User(email, role, department, True, created, deputy)
 
     def get(self, email: str) -> User | None:
         rows = self.db.query("SELECT * FROM users WHERE email = ?", (normalize_email(email),))
@@ -110,6 +120,15 @@ class UserStore:
                 "UPDATE users SET enabled = 0 WHERE email = ?", (normalize_email(email),)
             )
         return cur.rowcount > 0
+
+    def section_heads(self, department: str) -> list[User]:
+        """Enabled heads and deputies of ``department``."""
+        rows = self.db.query(
+            "SELECT * FROM users WHERE role = 'section_head' AND enabled = 1"
+            " AND department = ? ORDER BY deputy, email",
+            (normalize_department(department),),
+        )
+        return [_user(r) for r in rows]
 
     def emails_for_role(self, role: str) -> list[str]:
         rows = self.db.query(
@@ -194,4 +213,6 @@ def _user(row) -> User:  # type: ignore[no-untyped-def]
         department=row["department"],
         enabled=bool(row["enabled"]),
         created_at=row["created_at"],
+        deputy=bool(row["deputy"]),
     )
+

@@ -2,7 +2,11 @@
 
 Routes (stable; scripts and tests drive them): GET/POST /login, POST /logout,
 GET /held, GET /held/{id}, POST /held/{id}/release, POST /held/{id}/reject,
-GET /audit, GET /audit.csv.
+GET /audit, GET /audit.csv; and, without login, the sender's status page
+GET /s/{token} and POST /s/{token}/withdraw (a signed link for one mail).
+
+Each approver sees and decides only the holds routed to them (their own
+department's, see ``approval.plan_route``); operators see everything.
 
 Safety: every page but the login page needs a server-side session; every POST
 checks the session's CSRF token and refuses cross-site requests (Sec-Fetch-Site);
@@ -18,7 +22,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from starlette.applications import Starlette
@@ -31,14 +35,38 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dlp_gateway.approval import ApprovalRefused, Approvals, refusal
-from dlp_gateway.store.held import HeldIntegrityError, HeldNotFound, HeldStateError
+from dlp_gateway import timefmt
+from dlp_gateway.approval import (
+    ApprovalRefused,
+    Approvals,
+    default_mode,
+    may_see,
+    refusal,
+    route_refusal,
+)
+from dlp_gateway.gateway import attachment_names
+from dlp_gateway.status_link import LinkError, load_key, read_token
+from dlp_gateway.store.held import (
+    HeldFilter,
+    HeldIntegrityError,
+    HeldNotFound,
+    HeldStateError,
+)
 from dlp_gateway.store.users import User, normalize_email
-from dlp_gateway.web import render
-from dlp_gateway.web.auth import COOKIE_NAME, LOGIN_CSRF_COOKIE, Session, SessionStore, tokens_match
+from dlp_gateway.web import evidence, render
+from dlp_gateway.web.auth import (
+    COOKIE_NAME,
+    LOGIN_CSRF_COOKIE,
+    LoginThrottle,
+    Session,
+    SessionStore,
+    tokens_match,
+)
+from dlp_gateway.web.ops import ops_routes
 
 HERE = Path(__file__).resolve().parent
-STATUSES = ("held", "released", "rejected", "expired")
+STATUSES = ("held", "released", "rejected", "expired", "withdrawn")
+PAGE_SIZE = 20
 AUDIT_PAGE_LIMIT = 500
 FINDINGS_SHOWN_PER_PART = 200
 
@@ -84,14 +112,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _environment() -> jinja2.Environment:
+def _environment(tz: str | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,  # every template, whatever its name
     )
     env.filters["mask"] = render.mask_digits
-    env.filters["jst"] = render.local_time
+    env.filters["jst"] = lambda value: render.local_time(value, tz)  # the configured zone
+    env.filters["details"] = lambda value: render.detail_lines(value, tz)
     env.globals.update(
+        EVENT_LABELS=render.EVENT_LABELS,
+        RULE_LABELS=render.RULE_LABELS,
+        TIMEZONE=tz or "Asia/Tokyo",
         ROLE_LABELS=render.ROLE_LABELS,
         STATUS_LABELS=render.STATUS_LABELS,
         TYPE_LABELS=render.TYPE_LABELS,
@@ -108,9 +140,10 @@ class AdminApp:
         self.gw = gateway
         self.cfg = gateway.config
         self.sessions = SessionStore(gateway.db)
+        self.throttle = LoginThrottle(gateway.db)
         self.approvals = Approvals(gateway)
         self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.env = _environment()
+        self.env = _environment(self.cfg.timezone)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -125,11 +158,12 @@ class AdminApp:
 
     def refuse(
         self, request: Request, message: str, status: int, user: User | None = None,
-        session: Session | None = None,
+        session: Session | None = None, public: bool = False,
     ) -> HTMLResponse:
+        """An error page; ``public`` for the sender's status page (no login link)."""
         return self.page(
             request, "error.html",
-            {"message": message, "status": status, "user": user,
+            {"message": message, "status": status, "user": user, "public": public,
              "csrf_token": session.csrf_token if session else ""},
             status,
         )
@@ -209,7 +243,7 @@ class AdminApp:
         password = _field(form, "password")
         cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE)
         form_token = _field(form, "csrf_token")
-        if (cookie_token or form_token) and not tokens_match(cookie_token or "", form_token):
+        if not tokens_match(cookie_token or "", form_token):  # login CSRF: both, equal
             return self._login_page(
                 request, "画面の有効期限が切れました。もう一度ログインしてください。", 403, email
             )
@@ -219,7 +253,9 @@ class AdminApp:
             )
         now = self.clock()
         users = self.gw.users
-        until = await run_in_threadpool(users.locked_until, email, now)
+        until = await run_in_threadpool(
+            self.throttle.begin, email, self.cfg.lockout_failures, self.cfg.lockout_minutes, now
+        )
         if until is not None:
             await run_in_threadpool(
                 self.gw.audit.append, "login_failed", email, None,
@@ -227,22 +263,20 @@ class AdminApp:
             )
             return self._login_page(
                 request, "ログインの失敗が続いたため、一時的にロックされています。"
-                f"{render.local_time(until)} 以降にもう一度お試しください。", 429, email,
+                f"{render.local_time(until, self.cfg.timezone)} 以降にもう一度お試しください。",
+                429, email,
             )
         ok = await run_in_threadpool(users.verify_password, email, password)
         if not ok:
-            locked = await run_in_threadpool(
-                users.record_failure, email,
-                self.cfg.lockout_failures, self.cfg.lockout_minutes, now,
-            )
+            locked = await run_in_threadpool(self.throttle.lock_end, email)
             details: dict[str, object] = {"reason": "bad_credentials", "ip": _client(request)}
-            if locked:
+            if locked and locked > now:
                 details["locked_until"] = locked.isoformat(timespec="seconds")
             await run_in_threadpool(self.gw.audit.append, "login_failed", email, None, details)
             return self._login_page(
                 request, "メールアドレスまたはパスワードが正しくありません。", 401, email
             )
-        await run_in_threadpool(users.reset_failures, email)
+        await run_in_threadpool(self.throttle.succeeded, email)
         await run_in_threadpool(self.sessions.purge_idle, self.cfg.session_idle_minutes, now)
         token, _session = await run_in_threadpool(self.sessions.create, email, now)
         await run_in_threadpool(
@@ -265,24 +299,57 @@ class AdminApp:
 
     # -- held mail ----------------------------------------------------------------------
 
-    async def held_list(self, request: Request, session: Session, user: User) -> Response:
-        status = request.query_params.get("status", "held")
-        if status not in STATUSES:
-            return self.refuse(request, "状態の指定が正しくありません。", 400, user, session)
-        messages = await run_in_threadpool(self.gw.held.list, status)
+    def _list_rows(self, user: User, flt: HeldFilter) -> tuple[list[dict[str, Any]], list[str]]:
         now = self.clock()
-        rows = [
-            {
+        route = self.approvals.router()  # accounts read once per page, not once per row
+        me = self.gw.users.get(user.email)
+        my_department = me.department if me else None
+        rows = []
+        for m in self.gw.held.search(flt):
+            r = route(m)
+            if not may_see(user.email, user.role, my_department, m, r):
+                continue
+            due = timefmt.deadline(m.received, self.cfg.expire_hours)
+            may_act = m.status == "held" and refusal(user.email, user.role, m) is None \
+                and route_refusal(user.email, user.role, my_department, m, r) is None
+            rows.append({
                 "m": m,
                 "why": render.why_held(m.counts, m.reasons, m.unscannable),
                 "waited": render.waited(m.received, now),
-            }
-            for m in messages
-        ]
+                "left": timefmt.remaining(due, now),
+                "due": due,
+                "route": r,
+                "may_act": may_act,
+            })
+        rules = sorted({r for row in rows for r in row["m"].rules})
+        return rows, rules
+
+    async def held_list(self, request: Request, session: Session, user: User) -> Response:
+        q = request.query_params
+        status = q.get("status", "held")
+        if status not in STATUSES:
+            return self.refuse(request, "状態の指定が正しくありません。", 400, user, session)
+        flt = HeldFilter(
+            status=status, q=q.get("q", "")[:200], sender=q.get("sender", "")[:200],
+            recipient=q.get("recipient", "")[:200], department=q.get("department", "")[:200],
+            rule=q.get("rule", "")[:100],
+        )
+        rows, rules = await run_in_threadpool(self._list_rows, user, flt)
+        try:
+            page = max(1, int(q.get("page", "1")))
+        except ValueError:
+            page = 1
+        pages = max(1, -(-len(rows) // PAGE_SIZE))
+        page = min(page, pages)
+        shown = rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+        query = {k: v for k, v in q.items() if k != "page" and v}
         return self.page(
             request, "held_list.html",
-            {"user": user, "csrf_token": session.csrf_token, "rows": rows, "status": status,
-             "statuses": STATUSES},
+            {"user": user, "csrf_token": session.csrf_token, "rows": shown, "status": status,
+             "statuses": STATUSES, "filters": flt, "rules": rules, "total": len(rows),
+             "page": page, "pages": pages, "query": urlencode(query),
+             "filtered": any(query.get(k) for k in ("q", "sender", "recipient", "department",
+                                                    "rule"))},
         )
 
     def _get_held(self, held_id: str) -> Any:
@@ -292,25 +359,49 @@ class AdminApp:
             return None
 
     def _detail_context(self, held: Any, user: User) -> dict[str, Any]:
+        body_findings = [f for f in held.findings if f.get("in_body")
+                         or str(f.get("part") or "body") == "body"]
         try:
             raw = self.gw.held.raw(held.id)
-            excerpt, integrity = render.body_excerpt(raw), True
+            excerpt, integrity = render.body_excerpt(raw, findings=body_findings), True
+            previews = evidence.table_previews(raw)
+            attachments = sorted(attachment_names(raw))
         except Exception:  # tampered or missing spool file: say so, show nothing of it
-            excerpt, integrity = "", False
-        findings = render.group_findings(held.findings)
+            excerpt, integrity, previews, attachments = "", False, [], []
+        parts = []
+        for part, items in render.group_findings(held.findings):
+            parts.append({
+                "part": part,
+                "summary": render.count_line(items),
+                "groups": [
+                    {"label": g.label, "record": g.record,
+                     "cells": g.findings[:FINDINGS_SHOWN_PER_PART], "total": len(g.findings)}
+                    for g in evidence.person_groups(items)
+                ],
+                "tables": [t for t in previews if t.part.split("/", 1)[0] == part],
+            })
+        shown_parts = {p["part"] for p in parts}
+        extra_tables = [t for t in previews if t.part.split("/", 1)[0] not in shown_parts]
+        route = self.approvals.route(held)
+        due = timefmt.deadline(held.received, self.cfg.expire_hours)
         return {
             "m": held,
             "why": render.why_held(held.counts, held.reasons, held.unscannable),
             "waited": render.waited(held.received, self.clock()),
+            "left": timefmt.remaining(due, self.clock()),
+            "due": due,
             "excerpt": excerpt,
             "integrity": integrity,
-            "parts": [
-                (part, items[:FINDINGS_SHOWN_PER_PART], len(items), render.count_line(items))
-                for part, items in findings
-            ],
+            "parts": parts,
+            "extra_tables": extra_tables,
+            "attachments": attachments,
+            "default_mode": default_mode(bool(attachments)),
+            "people": held.counts.get("records") or evidence.people_total(held.findings),
             "approvals": self.approvals.store.for_message(held.id),
             "required": self.approvals.required_for(held),
-            "blocked": refusal(user.email, user.role, held),
+            "blocked": self.approvals.refusal_for(user.email, user.role, held),
+            "route": route,
+            "rule_labels": [(r, render.RULE_LABELS.get(r, r)) for r in held.rules],
         }
 
     async def held_detail(self, request: Request, session: Session, user: User) -> Response:
@@ -318,6 +409,13 @@ class AdminApp:
         if held is None:
             message = "指定された保留メールは見つかりません。"
             return self.refuse(request, message, 404, user, session)
+        visible = await run_in_threadpool(self.approvals.visible, user.email, user.role, held)
+        if not visible:
+            return self.refuse(
+                request, "このメールはあなたの担当ではないため表示できません"
+                "（所属長は自分の所属の職員のメールだけを確認・承認できます）。",
+                403, user, session,
+            )
         context = await run_in_threadpool(self._detail_context, held, user)
         context.update(user=user, csrf_token=session.csrf_token,
                        notice=request.query_params.get("done", ""))
@@ -329,7 +427,7 @@ class AdminApp:
         try:
             outcome = await run_in_threadpool(
                 self.approvals.approve, user.email, user.role, held_id,
-                _field(form, "mode"), _field(form, "comment"),
+                _field(form, "mode"), _field(form, "comment"), _field(form, "confirm") == "yes",
             )
             if inspect.isawaitable(outcome):
                 outcome = await outcome
@@ -410,13 +508,72 @@ class AdminApp:
         facts = await run_in_threadpool(
             self._message_facts, {e.held_id for e in entries if e.held_id}
         )
-        body = render.audit_csv(entries, facts)
+        body = render.audit_csv(entries, facts, self.cfg.timezone)
         stamp = self.clock().strftime("%Y%m%d-%H%M%S")
         return Response(
             body.encode("utf-8"),
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="audit-{stamp}.csv"'},
         )
+
+    # -- the sender's status page (no login: a signed link for one mail) --------------
+
+    def _claim(self, token: str) -> tuple[Any, str]:
+        """The held mail a status token names, or (None, Japanese reason)."""
+        try:
+            claim = read_token(load_key(self.cfg.data_dir), token, self.clock())
+        except LinkError as exc:
+            return None, str(exc)
+        held = self._get_held(claim.held_id)
+        if held is None:
+            return None, "このメールの記録は見つかりません。"
+        return held, ""
+
+    def _status_page(self, request: Request, held: Any, token: str, notice: str = "",
+                     status: int = 200) -> Response:
+        route = self.approvals.route(held)
+        due = timefmt.deadline(held.received, self.cfg.expire_hours)
+        return self.page(
+            request, "status.html",
+            {"m": held, "token": token, "route": route, "due": due, "notice": notice,
+             "left": timefmt.remaining(due, self.clock()),
+             "why": render.why_held(held.counts, held.reasons, held.unscannable)},
+            status,
+        )
+
+    async def status_page(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        held, reason = await run_in_threadpool(self._claim, token)
+        if held is None:
+            return self.refuse(request, reason, 404, public=True)
+        return await run_in_threadpool(
+            self._status_page, request, held, token, request.query_params.get("done", "")
+        )
+
+    async def withdraw(self, request: Request) -> Response:
+        if self.cross_site(request):
+            return self.refuse(request, "他のサイトからの送信は受け付けません。", 403, public=True)
+        token = request.path_params["token"]
+        held, reason = await run_in_threadpool(self._claim, token)
+        if held is None:
+            return self.refuse(request, reason, 404, public=True)
+        if held.status != "held":
+            return await run_in_threadpool(
+                self._status_page, request, held, token, "too_late", 409
+            )
+        try:
+            await run_in_threadpool(self.gw.withdraw, held.id, held.sender or "<>")
+        except HeldStateError:
+            held = await run_in_threadpool(self._get_held, held.id)
+            return await run_in_threadpool(
+                self._status_page, request, held, token, "too_late", 409
+            )
+        return RedirectResponse(f"/s/{token}?done=withdrawn", status_code=303)
+    async def failures(self, request: Request, session: Session, user: User) -> Response:
+        """Deliveries that failed where nobody could be told by mail (issue 10)."""
+        rows = await run_in_threadpool(self.gw.queue.undeliverable, 100)
+        return self.page(request, "failures.html",
+                         {"user": user, "csrf_token": session.csrf_token, "rows": rows})
 
     async def index(self, request: Request) -> Response:
         return RedirectResponse("/held", status_code=303)
@@ -460,7 +617,11 @@ def create_app(gateway: Any, clock: Clock | None = None) -> Starlette:
         Route("/held/{held_id}/reject", need(admin.reject), methods=["POST"]),
         Route("/audit", need(admin.audit_page), methods=["GET"]),
         Route("/audit.csv", need(admin.audit_csv), methods=["GET"]),
+        Route("/s/{token}", admin.status_page, methods=["GET"]),
+        Route("/s/{token}/withdraw", admin.withdraw, methods=["POST"]),
+        Route("/failures", need(admin.failures), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        *ops_routes(gateway),  # /healthz, /metrics (unauthenticated, counts only)
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -46,6 +46,64 @@ def tokens_match(expected: str, given: str | None) -> bool:
     return bool(expected) and bool(given) and hmac.compare_digest(expected, given or "")
 
 
+class LoginThrottle:
+    """Lock-out with check-and-count in one ``BEGIN IMMEDIATE`` transaction.
+
+    Every attempt is counted *before* its password is checked, so concurrent
+    guesses cannot all slip past the check: the attempt that reaches
+    ``max_failures`` sets the lock and every later one is refused unverified.
+    A lock is never shortened (a new lock ends no earlier than the current one)
+    and only a correct password clears the count. Uses the ``login_failures``
+    table of ``store/users.py``.
+    """
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def begin(
+        self, email: str, max_failures: int, lock_minutes: float, now: dt.datetime
+    ) -> dt.datetime | None:
+        """Count one attempt; return the end of the lock if the address is locked (the
+        attempt must then be refused without checking the password)."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT failures, locked_until FROM login_failures WHERE email = ?", (email,)
+            ).fetchone()
+            failures = row["failures"] if row else 0
+            until = _aware(row["locked_until"]) if row and row["locked_until"] else None
+            if until is not None and until > now:
+                return until
+            if until is not None:
+                failures = 0  # the previous lock has run out: count afresh
+            failures += 1
+            new_until = None
+            if failures >= max_failures:
+                new_until = now + dt.timedelta(minutes=lock_minutes)
+                failures = 0
+            conn.execute(
+                "INSERT INTO login_failures (email, failures, locked_until) VALUES (?, ?, ?)"
+                " ON CONFLICT(email) DO UPDATE SET failures = excluded.failures,"
+                " locked_until = excluded.locked_until",
+                (email, failures, new_until.isoformat() if new_until else None),
+            )
+        return None
+
+    def succeeded(self, email: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM login_failures WHERE email = ?", (email,))
+
+    def lock_end(self, email: str) -> dt.datetime | None:
+        rows = self.db.query(
+            "SELECT locked_until FROM login_failures WHERE email = ?", (email,)
+        )
+        return _aware(rows[0]["locked_until"]) if rows and rows[0]["locked_until"] else None
+
+
+def _aware(value: str) -> dt.datetime:
+    when = dt.datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
 class SessionStore:
     def __init__(self, db: Database):
         self.db = db

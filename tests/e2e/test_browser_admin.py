@@ -1,7 +1,7 @@
 """End to end in a real headless Chromium (Debian's package, driven by Playwright):
 a roster mailed over SMTP is held; an approver logs in, opens it, releases it
 encrypted; the upstream sink receives the AES zip, which opens with the password
-sent to the sender only. Saves docs/held-detail.png for the README."""
+sent to the sender only. (The README screenshots come from test_browser_departments.)"""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import pyzipper
 
+from dlp_gateway.store.staff import StaffStore
 from tests.conftest import APPROVER, RECIPIENT, SENDER, roster_mail, send
 
 CHROMIUM = "/usr/bin/chromium"
@@ -20,7 +21,6 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 APPROVER_PASSWORD = "kacho-password-1"
 
 pytestmark = [
@@ -43,6 +43,7 @@ def test_approver_releases_roster_encrypted_in_chromium(gateway_factory, upstrea
     sync_api = pytest.importorskip("playwright.sync_api")
     gw = gateway_factory()
     gw.gateway.users.add(APPROVER, "section_head", APPROVER_PASSWORD, "介護保険課")
+    StaffStore(gw.gateway.db).add(SENDER, "介護 花子", "介護保険課")
 
     code, text = send(gw.smtp_port, roster_mail(25, subject="要介護認定者名簿の送付"))
     assert code == 250 and "held for approval" in text, text
@@ -64,13 +65,11 @@ def test_approver_releases_roster_encrypted_in_chromium(gateway_factory, upstrea
             page.click("text=要介護認定者名簿の送付")
             page.wait_for_url(re.compile(rf"/held/{re.escape(held_id)}$"))
             assert page.locator("text=介護名簿.xlsx").count() >= 1
-            DOCS.mkdir(exist_ok=True)
-            page.screenshot(path=str(DOCS / "held-detail.png"), full_page=True)
 
             page.check("input[name=mode][value=encrypted]")
             page.fill("form.release textarea[name=comment]", "委託先への送付を確認しました")
             page.click("#release")
-            page.wait_for_selector("text=承認しました")
+            page.wait_for_selector("text=送信しました")
         finally:
             browser.close()
 

@@ -53,6 +53,9 @@ def test_connection_limit(gateway_factory):
     gw = gateway_factory(max_connections=1, web=False)
     with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=10) as first:
         assert first.noop()[0] == 250
+        # issue 10: an idle connection would now be closed to make room; one in a
+        # transaction keeps its place
+        assert first.ehlo()[0] == 250 and first.mail("staff@city.example.lg.jp")[0] == 250
         with pytest.raises(smtplib.SMTPConnectError) as refused:
             smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=10)
         assert refused.value.smtp_code == 421

@@ -11,6 +11,7 @@ import pytest
 import pyzipper
 
 from dlp_gateway.cli import main as cli_main
+from dlp_gateway.store.staff import StaffStore
 from tests.conftest import (
     APPROVER,
     RECIPIENT,
@@ -49,7 +50,8 @@ def test_roster_is_held_survives_restart_and_is_listed(
     gateway_factory, upstream_sink, capsys, tmp_path
 ):
     gw = gateway_factory()
-    gw.gateway.users.add(APPROVER, "section_head", "approver-password")
+    gw.gateway.users.add(APPROVER, "section_head", "approver-password", "介護保険課")
+    StaffStore(gw.gateway.db).add(SENDER, "職員 一郎", "介護保険課")
     code, reply = send(gw.smtp_port, roster_mail(30))
     assert code == 250
     held_id = _held_id(reply)
@@ -75,18 +77,25 @@ def test_roster_is_held_survives_restart_and_is_listed(
     assert lines[0]["subject"] == "名簿の送付" and lines[0]["approver_role"] == "section_head"
     assert time.time() and upstream_sink.to(RECIPIENT) == []
 
-    # an operator releases it from the shell; the running gateway's worker delivers it
+    # an approver releases it from the shell; the running gateway's worker delivers it
+    # (issue 10: --actor is one account with a deciding role; "cli:tester" was accepted)
     assert cli_main(["held", "release", held_id, "--actor", "cli:tester",
+                     "--data-dir", str(tmp_path / "data")]) == 1
+    assert cli_main(["held", "release", held_id, "--actor", APPROVER, "--mode", "as_is",
+                     "--data-dir", str(tmp_path / "data")]) == 1  # as is needs --confirm
+    assert cli_main(["held", "release", held_id, "--actor", APPROVER, "--mode", "as_is",
+                     "--confirm", "--comment", "先方確認済み",
                      "--data-dir", str(tmp_path / "data")]) == 0
     deadline = time.monotonic() + 10
     while not upstream_sink.to(RECIPIENT) and time.monotonic() < deadline:
         time.sleep(0.05)
     [released] = upstream_sink.to(RECIPIENT)
     assert released.data.startswith(b"X-DLP-Verdict: released-as-is\r\n")
-    assert gw2.gateway.held.get(held_id).decided_by == "cli:tester"
-    assert [e.actor for e in gw2.gateway.audit.entries(event="release")] == ["cli:tester"]
+    assert gw2.gateway.held.get(held_id).decided_by == APPROVER
+    assert [e.actor for e in gw2.gateway.audit.entries(event="release")] == [APPROVER]
     # a second release is refused
-    assert cli_main(["held", "release", held_id, "--data-dir", str(tmp_path / "data")]) == 1
+    assert cli_main(["held", "release", held_id, "--actor", APPROVER,
+                     "--data-dir", str(tmp_path / "data")]) == 1
 
 
 def roster_mail_bytes_check(gw, held_id):

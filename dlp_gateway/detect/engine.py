@@ -20,6 +20,7 @@ from dlp_gateway.detect.birth import find_birth_dates
 from dlp_gateway.detect.correspondents import CorrespondentSpans, compact_name, in_spans
 from dlp_gateway.detect.findings import Finding
 from dlp_gateway.detect.idtypes import find_id_type, find_id_types_in_table
+from dlp_gateway.detect.layout import WINDOW_ROWS, LayoutReader
 from dlp_gateway.detect.names import NameFinder
 from dlp_gateway.detect.normalize import LabelIndex, fold
 from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_numbers
@@ -118,13 +119,14 @@ class DetectionEngine:
 
     def _read_text_table(self, unit: TextUnit, block: TextTable, index: int) -> list[Finding]:
         """A header split over lines is either a merged two-row header or cells with line
-        breaks inside: read both ways and keep the reading that finds more records."""
+        breaks inside: read both ways and keep the reading whose header names more of its
+        columns with labels we know (then the one that finds more records)."""
         layouts = self.tables.layouts
         readings = [layouts.realign_spanned(list(block.rows))]
         if block.joined_rows and len(block.joined_rows) != len(block.rows):
             readings.append(layouts.realign_spanned(list(block.joined_rows)))
         best: list[Finding] = []
-        best_key = (-1, -1)
+        best_key = (-1, -1, -1)
         for rows in readings:
             table = TableUnit(
                 part=unit.part,
@@ -133,7 +135,8 @@ class DetectionEngine:
                 in_body=unit.in_body,
             )
             found = self.scan_table(table, context=block.title)
-            key = (count_records(found).total, _id_codes(found))
+            quality = _header_quality(layouts, rows, block.title) if len(readings) > 1 else 0
+            key = (quality, count_records(found).total, _id_codes(found))
             if key > best_key:
                 best, best_key = found, key
         return best
@@ -228,6 +231,15 @@ def _without_allowed_cells(unit: TableUnit, allow: ValueFilter) -> TableUnit:
             yield row
 
     return dataclasses.replace(unit, rows=filtered)
+
+
+def _header_quality(layouts: LayoutReader, rows: list[Row], title: str) -> int:
+    """How many header cells of a reading are labels we know (0 when it has no header)."""
+    analysis = layouts.analyse(rows[:WINDOW_ROWS], title)
+    layout = analysis.layout
+    if analysis.kind not in ("list", "headerless") or layout is None or not layout.header_rows:
+        return 0
+    return sum(1 for h in layout.headers.values() if layouts.classify.known_label(h))
 
 
 def _line_span(text: str, position: int) -> tuple[int, int]:

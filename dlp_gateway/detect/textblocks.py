@@ -129,6 +129,12 @@ def find_number_columns(text: str) -> list[TextTable]:
 
 def _logical_rows(lines: list[str], i: int, j: int, delimiter: str, widths: list[int]) -> list[Row]:
     """Lines -> rows; a cell with a line break inside (氏名(ふ / りがな)) spans lines."""
+    data = [
+        lines[k].count(delimiter) + 1
+        for k in range(i, j)
+        if delimiter in lines[k] and any(ch.isdigit() for ch in lines[k])
+    ]
+    widths = data or widths  # data rows (with digits) give the width, not header fragments
     width = max(set(widths), key=lambda w: (widths.count(w), w))  # ties: the widest
     rows: list[Row] = []
     k = i

@@ -24,6 +24,7 @@ _MY_NUMBER_TEXT = regex.compile(
 )
 _DIGIT_RUN = regex.compile(r"(?<![\d-])\d(?:[\d-]*\d)?(?![\d-]*\d)")
 _NON_DIGIT = regex.compile(r"\D+")
+_DATE_SHAPE = regex.compile(r"(?:19|20)\d{2}-\d{1,2}-\d{1,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +123,8 @@ def find_insured_numbers(
         if any(s <= m.start() < e for s, e in taken):
             continue
         digits = m.group().replace("-", "")
-        if len(digits) not in patterns.text_lengths:
-            continue
+        if len(digits) not in patterns.text_lengths or _DATE_SHAPE.fullmatch(m.group()):
+            continue  # 1949-07-27 is a date, not an 8-digit insured number
         nearest = labels.nearest_before(m.start(), patterns.keyword_window)
         if nearest is None and not header_context:
             continue

@@ -67,10 +67,8 @@ def find_text_tables(text: str) -> list[TextTable]:
             tabbed
             and before
             and delimiter not in before
-            and (
-                (len(before) <= 12 and widths[0] < max(widths))
-                or (len(before) <= 6 and not any(ch.isdigit() for ch in before))
-            )
+            and len(before) <= 6  # a word cut by a line break, not a title line
+            and not any(ch.isdigit() or ch.isspace() for ch in before)
         ):
             i -= 1  # the header's first cell broke before its first tab (保険 / 証番号)
         if j - i >= min_lines and (tabbed or _consistent(widths, min_fields)):

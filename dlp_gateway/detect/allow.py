@@ -52,8 +52,6 @@ class ValueFilter:
                 return False
             value = int(value)
             # Excel drops a leading zero: try the 12-digit form too.
-            return (
-                value_hash(self.salt, value) in self.hashes
-                or value_hash(self.salt, str(value).zfill(12)) in self.hashes
-            )
+            return (value_hash(self.salt, value) in self.hashes
+                    or value_hash(self.salt, str(value).zfill(12)) in self.hashes)
         return value_hash(self.salt, value) in self.hashes

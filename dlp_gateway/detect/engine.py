@@ -223,10 +223,8 @@ def _without_allowed_cells(unit: TableUnit, allow: ValueFilter) -> TableUnit:
     def filtered() -> Iterator[Row]:
         for row in rows():
             if any(allow.allowed(v) for v in row.cells if isinstance(v, str | int | float)):
-                cells = [
-                    None if isinstance(v, str | int | float) and allow.allowed(v) else v
-                    for v in row.cells
-                ]
+                cells = [None if isinstance(v, str | int | float) and allow.allowed(v) else v
+                         for v in row.cells]
                 row = Row(row.number, cells)
             yield row
 

@@ -27,12 +27,8 @@ _TWELVE = regex.compile(
     r"(?!\d)(?!(?P=sep)\d)"
 )
 HEADER_ROWS = 30
-TYPE_JA = {
-    "my_number": "マイナンバー",
-    "insured_number": "被保険者番号",
-    "name": "氏名",
-    "birth_date": "生年月日",
-}
+TYPE_JA = {"my_number": "マイナンバー", "insured_number": "被保険者番号", "name": "氏名",
+           "birth_date": "生年月日"}
 
 
 @dataclass
@@ -115,56 +111,42 @@ class Explainer:
             ja, en = self._my_number_miss(m, labels["my_number"], text)
             misses.append(NearMiss(location(m.start()), mask_number(digits), ja, en))
 
-    def _text_why(
-        self, hit: Hit, text: str, labels: dict[str, LabelIndex], header: str | None
-    ) -> Why:
+    def _text_why(self, hit: Hit, text: str, labels: dict[str, LabelIndex],
+                  header: str | None) -> Why:
         if hit.type == "my_number":
             return self._my_number_why(hit, labels["my_number"], header)
         if hit.type in ("insured_number", "birth_date"):
-            window = (
-                self.p.insured_number.keyword_window
-                if hit.type == "insured_number"
-                else self.p.birth_date.label_window
-            )
+            window = (self.p.insured_number.keyword_window if hit.type == "insured_number"
+                      else self.p.birth_date.label_window)
             label = labels[hit.type].nearest_before(hit.start, window)
             if label is not None:
                 d = hit.start - label.end
-                return Why(
-                    f"ラベル「{label.word}」が {d} 文字前", f"label '{label.word}' {d} chars before"
-                )
+                return Why(f"ラベル「{label.word}」が {d} 文字前",
+                           f"label '{label.word}' {d} chars before")
             if header:
                 return Why(f"見出し「{header}」の下", f"under the header '{header}'")
             if hit.type == "insured_number":
                 return Why("記号・番号・枝番の書き方に一致", "written as 記号/番号/枝番")
-            after = text[hit.end : hit.end + self.p.birth_date.suffix_window + 4]
+            after = text[hit.end: hit.end + self.p.birth_date.suffix_window + 4]
             return Why(f"日付の直後に「{after.strip()[:4]}」", f"followed by '{after.strip()[:4]}'")
         if hit.type == "name":
-            after = text[hit.end : hit.end + 3]
+            after = text[hit.end: hit.end + 3]
             honorific = next((h for h in self.p.name.honorifics if after.startswith(h)), None)
             if honorific:
-                return Why(
-                    f"形態素解析で人名、後ろに敬称「{honorific}」",
-                    f"a person's name (SudachiPy) followed by '{honorific}'",
-                )
-            return Why(
-                "形態素解析で人名（生年月日と同じ段落）",
-                "a person's name (SudachiPy), in a paragraph with a birth date",
-            )
+                return Why(f"形態素解析で人名、後ろに敬称「{honorific}」",
+                           f"a person's name (SudachiPy) followed by '{honorific}'")
+            return Why("形態素解析で人名（生年月日と同じ段落）",
+                       "a person's name (SudachiPy), in a paragraph with a birth date")
         id_type = next((t for t in self.p.id_types if t.id == hit.type), None)
         if id_type is not None:
-            label = LabelIndex(id_type.labels, text).nearest_before(
-                hit.start, id_type.keyword_window
-            )
+            label = LabelIndex(id_type.labels, text).nearest_before(hit.start,
+                                                                    id_type.keyword_window)
             if label is not None:
                 d = hit.start - label.end
-                return Why(
-                    f"{id_type.label}: キーワード「{label.word}」が {d} 文字前",
-                    f"{id_type.id}: keyword '{label.word}' {d} chars before",
-                )
-            return Why(
-                f"{id_type.label}: 見出し「{header}」の下",
-                f"{id_type.id}: under the header '{header}'",
-            )
+                return Why(f"{id_type.label}: キーワード「{label.word}」が {d} 文字前",
+                           f"{id_type.id}: keyword '{label.word}' {d} chars before")
+            return Why(f"{id_type.label}: 見出し「{header}」の下",
+                       f"{id_type.id}: under the header '{header}'")
         return Why(f"確からしさ {hit.confidence:.2f}", f"confidence {hit.confidence:.2f}")
 
     def _my_number_why(self, hit: Hit, labels: LabelIndex, header: str | None) -> Why:
@@ -173,46 +155,37 @@ class Explainer:
         label = labels.nearest_before(hit.start, mn.label_window)
         if label is not None:
             d = hit.start - label.end
-            return Why(
-                f"{check[0]}。ラベル「{label.word}」が {d} 文字前",
-                f"{check[1]}; label '{label.word}' {d} chars before",
-            )
+            return Why(f"{check[0]}。ラベル「{label.word}」が {d} 文字前",
+                       f"{check[1]}; label '{label.word}' {d} chars before")
         if header:
-            return Why(
-                f"{check[0]}。見出し「{header}」の下", f"{check[1]}; under header '{header}'"
-            )
+            return Why(f"{check[0]}。見出し「{header}」の下",
+                       f"{check[1]}; under header '{header}'")
         near = [lb for lb in labels.labels if lb.positive]
         if near:
             best = min(near, key=lambda lb: _distance(lb, hit.start, hit.end))
             d = _distance(best, hit.start, hit.end)
             if d <= mn.keyword_window:
-                return Why(
-                    f"{check[0]}。キーワード「{best.word}」まで {d} 文字"
-                    f"（{mn.keyword_window} 文字以内）",
-                    f"{check[1]}; keyword '{best.word}' {d} chars away "
-                    f"(within {mn.keyword_window})",
-                )
-        return Why(
-            f"{check[0]}。4-4-4 の区切り書き（キーワードなし、確からしさ {hit.confidence:.2f}）",
-            f"{check[1]}; written 4-4-4 (no keyword, confidence {hit.confidence:.2f})",
-        )
+                return Why(f"{check[0]}。キーワード「{best.word}」まで {d} 文字"
+                           f"（{mn.keyword_window} 文字以内）",
+                           f"{check[1]}; keyword '{best.word}' {d} chars away "
+                           f"(within {mn.keyword_window})")
+        return Why(f"{check[0]}。4-4-4 の区切り書き"
+                   f"（キーワードなし、確からしさ {hit.confidence:.2f}）",
+                   f"{check[1]}; written 4-4-4 (no keyword, confidence {hit.confidence:.2f})")
 
     def _my_number_miss(self, m: regex.Match, labels: LabelIndex, text: str) -> tuple[str, str]:
         mn = self.p.my_number
         label = labels.nearest_before(m.start(), mn.label_window)
         if label is not None and not label.positive:
             d = m.start() - label.end
-            return (
-                f"検査数字は正しいが、直前のラベル「{label.word}」({d} 文字前) が別の番号を示す",
-                f"check digit valid, but the label '{label.word}' {d} chars before says "
-                "it is another number",
-            )
-        return (
-            f"検査数字は正しいが、{mn.keyword_window} 文字以内にキーワードがなく、"
-            "見出しもなく、4-4-4 の区切りでもない（約 1 割の 12 桁は偶然に検査数字が合う）",
-            f"check digit valid, but no keyword within {mn.keyword_window} chars, no "
-            "header and not written 4-4-4 (about 1 in 10 random 12-digit numbers pass)",
-        )
+            return (f"検査数字は正しいが、直前のラベル「{label.word}」({d} 文字前) が"
+                    "別の番号を示す",
+                    f"check digit valid, but the label '{label.word}' {d} chars before says "
+                    "it is another number")
+        return (f"検査数字は正しいが、{mn.keyword_window} 文字以内にキーワードがなく、"
+                "見出しもなく、4-4-4 の区切りでもない（約 1 割の 12 桁は偶然に検査数字が合う）",
+                f"check digit valid, but no keyword within {mn.keyword_window} chars, no "
+                "header and not written 4-4-4 (about 1 in 10 random 12-digit numbers pass)")
 
     # -- tables --------------------------------------------------------------------------
     def _table(self, unit: TableUnit, whys: dict, misses: list[NearMiss]) -> None:
@@ -222,13 +195,8 @@ class Explainer:
             if len(head) >= HEADER_ROWS:
                 break
         headers, header_row = self._headers(head)
-        titles = [
-            str(c)
-            for row in head
-            if header_row and row.number < header_row
-            for c in row.cells
-            if isinstance(c, str) and c.strip()
-        ]
+        titles = [str(c) for row in head if header_row and row.number < header_row
+                  for c in row.cells if isinstance(c, str) and c.strip()]
         found = set()
         for finding in self.engine.scan_table(unit):
             col = _column(finding.location)
@@ -248,18 +216,15 @@ class Explainer:
                 header = headers.get(column_letter(i) if unit.cell_style == "a1" else i + 1)
                 if header and header_matches(header, self.p.my_number.labels.negative):
                     ja = f"検査数字は正しいが、列見出し「{header}」が別の番号を示す"
-                    en = f"check digit valid, but the column header '{header}' names another number"
+                    en = (f"check digit valid, but the column header '{header}' "
+                          "names another number")
                 else:
-                    ja = (
-                        "検査数字は正しいが、列見出しがマイナンバーでなく、"
-                        "列の 12 桁の値のうち検査数字が"
-                        f"合う割合が {self.p.my_number.column_checksum_share:.0%} 未満"
-                    )
-                    en = (
-                        "check digit valid, but the column has no My Number header and fewer "
-                        f"than {self.p.my_number.column_checksum_share:.0%} of its 12-digit "
-                        "values pass the check"
-                    )
+                    ja = ("検査数字は正しいが、列見出しがマイナンバーでなく、"
+                          "列の 12 桁の値のうち検査数字が"
+                          f"合う割合が {self.p.my_number.column_checksum_share:.0%} 未満")
+                    en = ("check digit valid, but the column has no My Number header and fewer "
+                          f"than {self.p.my_number.column_checksum_share:.0%} of its 12-digit "
+                          "values pass the check")
                 misses.append(NearMiss(location, mask_number(digits), ja, en))
 
     def _headers(self, head: list) -> tuple[dict[Any, str], int | None]:
@@ -267,16 +232,12 @@ class Explainer:
         for row in head:
             kinds = [self.engine.classify(c) for c in row.cells]
             if any(kinds):
-                return (
-                    {column_letter(i): str(c) for i, c in enumerate(row.cells) if c}
-                    | {i + 1: str(c) for i, c in enumerate(row.cells) if c},
-                    row.number,
-                )
+                return ({column_letter(i): str(c) for i, c in enumerate(row.cells) if c}
+                        | {i + 1: str(c) for i, c in enumerate(row.cells) if c}, row.number)
         return {}, None
 
-    def _cell_why(
-        self, finding: Finding, header: str | None, header_row: int | None, titles: list[str]
-    ) -> Why:
+    def _cell_why(self, finding: Finding, header: str | None, header_row: int | None,
+                  titles: list[str]) -> Why:
         check = finding.type == "my_number"
         ja = ["検査数字が正しい"] if check else []
         en = ["check digit valid"] if check else []

@@ -28,8 +28,10 @@ def find_id_type(text: str, id_type: IdType, header: str | None = None) -> list[
             continue
         if nearest is None and not under_header:
             continue
-        hits.append(Hit(id_type.id, m.start(), m.end(), mask_number(m.group()), id_type.confidence))
+        hits.append(Hit(id_type.id, m.start(), m.end(), mask_number(m.group()),
+                        id_type.confidence))
     return hits
+
 
 
 HEADER_SEARCH_ROWS = 30
@@ -64,17 +66,10 @@ def find_id_types_in_table(
             location = table.cell_location(row.number, i)
             if m is None or location in seen:
                 continue
-            findings.append(
-                Finding(
-                    id_type.id,
-                    table.part,
-                    location,
-                    mask_number(text),  # type: ignore[arg-type]
-                    id_type.confidence,
-                    f"{table.location}!r{row.number}",
-                    table.in_body,
-                )
-            )
+            findings.append(Finding(
+                id_type.id, table.part, location, mask_number(text),  # type: ignore[arg-type]
+                id_type.confidence, f"{table.location}!r{row.number}", table.in_body,
+            ))
     return findings
 
 

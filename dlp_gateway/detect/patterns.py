@@ -31,19 +31,8 @@ DEFAULT_PATTERNS_DIR = Path(__file__).resolve().parents[1] / "bundled_patterns"
 METRICS = BUILTIN_METRICS  # plus the ids of id_types.toml entries
 # Re-exported: callers import these from here.
 __all__ = [
-    "ACTIONS",
-    "DEFAULT_PATTERNS_DIR",
-    "METRICS",
-    "PATTERN_FILES",
-    "ROLES",
-    "AllowList",
-    "PatternError",
-    "PatternSet",
-    "Policy",
-    "Problem",
-    "Rule",
-    "check_patterns",
-    "load_patterns",
+    "ACTIONS", "DEFAULT_PATTERNS_DIR", "METRICS", "PATTERN_FILES", "ROLES", "AllowList",
+    "PatternError", "PatternSet", "Policy", "Problem", "Rule", "check_patterns", "load_patterns",
 ]
 
 

@@ -295,15 +295,9 @@ class Checker:
             if spec_name in tables or key in tables:
                 continue
             known = sorted({t.strip("[]") for t in tables if t} | top_keys)
-            self.add(
-                fd,
-                fd.lines.line(
-                    key if isinstance(value, dict | list) else "",
-                    None,
-                    None if isinstance(value, dict | list) else key,
-                ),
-                _unknown(key, known, f"{stem}.toml"),
-            )
+            self.add(fd, fd.lines.line(key if isinstance(value, dict | list) else "", None,
+                                       None if isinstance(value, dict | list) else key),
+                     _unknown(key, known, f"{stem}.toml"))
         for table, keys in tables.items():
             if table == "":
                 self._check_table(fd, "", None, fd.data, keys)
@@ -325,11 +319,7 @@ class Checker:
             self._check_table(fd, table, index, item, keys)
 
     def _check_table(
-        self,
-        fd: FileData,
-        table: str,
-        index: int | None,
-        values: dict[str, Any],
+        self, fd: FileData, table: str, index: int | None, values: dict[str, Any],
         keys: dict[str, Key],
     ) -> None:
         if index is not None:
@@ -368,29 +358,17 @@ class Checker:
             label = f"rule '{rid}'" if isinstance(rid, str) else f"rule #{i + 1}"
             metric = rule.get("metric")
             if isinstance(metric, str) and metric not in metrics:
-                self.add(
-                    fd,
-                    fd.lines.line("rules", i, "metric"),
-                    f"{label}: unknown metric '{metric}' (known: {', '.join(metrics)})",
-                )
+                self.add(fd, fd.lines.line("rules", i, "metric"),
+                         f"{label}: unknown metric '{metric}' (known: {', '.join(metrics)})")
             if rule.get("action") == "hold" and "approver_role" not in rule:
-                self.add(
-                    fd,
-                    fd.lines.line("rules", i, "action"),
-                    f"{label}: a hold rule needs approver_role ({' or '.join(ROLES)})",
-                )
+                self.add(fd, fd.lines.line("rules", i, "action"),
+                         f"{label}: a hold rule needs approver_role ({' or '.join(ROLES)})")
             lowered = rule.get("allowed_recipient_action")
             action = rule.get("action")
-            if (
-                lowered in ACTIONS
-                and action in ACTIONS
-                and ACTIONS.index(lowered) > ACTIONS.index(action)
-            ):
-                self.add(
-                    fd,
-                    fd.lines.line("rules", i, "allowed_recipient_action"),
-                    f"{label}: allowed_recipient_action may only lower the action",
-                )
+            if (lowered in ACTIONS and action in ACTIONS
+                    and ACTIONS.index(lowered) > ACTIONS.index(action)):
+                self.add(fd, fd.lines.line("rules", i, "allowed_recipient_action"),
+                         f"{label}: allowed_recipient_action may only lower the action")
             reason = rule.get("reason")
             if isinstance(reason, str):
                 self._check_reason(fd, i, label, reason)
@@ -408,13 +386,10 @@ class Checker:
             return
         unknown = fields - {"n", "details", "breakdown"}
         if unknown:
-            self.add(
-                fd,
-                fd.lines.line("rules", i, "reason"),
-                f"{label}: reason uses unknown placeholder(s) "
-                f"{', '.join('{' + f + '}' for f in sorted(unknown))} "
-                "(known: {n}, {details}, {breakdown})",
-            )
+            self.add(fd, fd.lines.line("rules", i, "reason"),
+                     f"{label}: reason uses unknown placeholder(s) "
+                     f"{', '.join('{' + f + '}' for f in sorted(unknown))} "
+                     "(known: {n}, {details}, {breakdown})")
 
     def _check_id_types(self, fd: FileData) -> None:
         seen: set[str] = set()
@@ -431,17 +406,13 @@ class Checker:
         for i, ex in enumerate(_items(fd.data, "examples")):
             kind = ex.get("type")
             if isinstance(kind, str) and kind not in seen:
-                self.add(
-                    fd,
-                    fd.lines.line("examples", i, "type"),
-                    f"example type '{kind}' is not an id_types id",
-                )
+                self.add(fd, fd.lines.line("examples", i, "type"),
+                         f"example type '{kind}' is not an id_types id")
 
     def _check_allow(self, fd: FileData) -> None:
-        for key, test, what in (
-            ("senders", lambda s: "@" in s, "a mail address"),
-            ("recipient_domains", lambda s: "@" not in s and "." in s, "a domain (no @)"),
-        ):
+        for key, test, what in (("senders", lambda s: "@" in s, "a mail address"),
+                                ("recipient_domains", lambda s: "@" not in s and "." in s,
+                                 "a domain (no @)")):
             for value in fd.data.get(key, []) if isinstance(fd.data.get(key), list) else []:
                 if isinstance(value, str) and not test(value):
                     self.add(fd, fd.lines.line("", None, key), f"{key}: '{value}' is not {what}")
@@ -451,11 +422,8 @@ class Checker:
         for i, item in enumerate(values):
             digest = item.get("hash")
             if isinstance(digest, str) and not HASH_HEX.fullmatch(digest):
-                self.add(
-                    fd,
-                    fd.lines.line("values", i, "hash"),
-                    "hash must be 64 hex digits (never the value itself)",
-                )
+                self.add(fd, fd.lines.line("values", i, "hash"),
+                         "hash must be 64 hex digits (never the value itself)")
 
     def _check_insured(self) -> None:
         fd = self.files.get("insured_number")
@@ -464,11 +432,8 @@ class Checker:
             return
         lo, hi = table.get("cell_min_digits"), table.get("cell_max_digits")
         if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
-            self.add(
-                fd,
-                fd.lines.line("insured_number", None, "cell_min_digits"),  # type: ignore[arg-type]
-                "cell_min_digits must not exceed cell_max_digits",
-            )
+            self.add(fd, fd.lines.line("insured_number", None, "cell_min_digits"),  # type: ignore[arg-type]
+                     "cell_min_digits must not exceed cell_max_digits")
 
 
 def check_value(spec: Key, value: Any) -> str | None:
@@ -476,11 +441,8 @@ def check_value(spec: Key, value: Any) -> str | None:
     kind = spec.kind
     if kind == "int" or (kind == "float" and isinstance(value, int)):
         if isinstance(value, bool) or not isinstance(value, int):
-            return (
-                f"must be an integer, not {_type(value)}"
-                if kind == "int"
-                else (f"must be a number, not {_type(value)}")
-            )
+            return f"must be an integer, not {_type(value)}" if kind == "int" else (
+                f"must be a number, not {_type(value)}")
         return _range(spec, value)
     if kind == "float":
         if not isinstance(value, float):
@@ -490,7 +452,7 @@ def check_value(spec: Key, value: Any) -> str | None:
         return None if isinstance(value, bool) else f"must be true or false, not {_type(value)}"
     if kind == "hex":
         if not isinstance(value, str) or not regex.fullmatch(r"(?:[0-9A-Fa-f]{2}\s*)*", value):
-            return 'must be hex bytes such as "89 50 4E 47" (may be empty)'
+            return "must be hex bytes such as \"89 50 4E 47\" (may be empty)"
         return None
     if kind == "str":
         if not isinstance(value, str):
@@ -506,10 +468,8 @@ def check_value(spec: Key, value: Any) -> str | None:
         dupes = sorted({v for v in value if value.count(v) > 1})
         return f"duplicate entries: {', '.join(dupes)}" if dupes else None
     if kind == "ints":
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not isinstance(value, list) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             return "must be a non-empty list of integers"
         bad = [v for v in value if _range(spec, v)]
@@ -531,11 +491,9 @@ def regex_problem(pattern: str) -> str | None:
         regex.compile(pattern)
     except regex.error as exc:
         pos = exc.pos if exc.pos is not None else len(pattern)
-        part = pattern[max(0, pos - 12) : pos + 12]
-        return (
-            f"regex does not compile: {exc.msg} at position {pos}: "
-            f"...{part}... (offending part: '{pattern[pos : pos + 12] or '<end>'}')"
-        )
+        part = pattern[max(0, pos - 12): pos + 12]
+        return (f"regex does not compile: {exc.msg} at position {pos}: "
+                f"...{part}... (offending part: '{pattern[pos:pos + 12] or '<end>'}')")
     return None
 
 
@@ -552,14 +510,8 @@ def _unknown(key: str, known: list[str], where: str) -> str:
 
 
 def _type(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
 def _items(data: dict[str, Any], key: str) -> list[dict[str, Any]]:

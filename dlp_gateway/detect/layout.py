@@ -369,7 +369,8 @@ class LayoutReader:
         if len(non_empty(upper_row)) != len(upper_row.cells):
             return self._under_groups(upper_row, lower, below)
         width = max(set(widths), key=lambda w: (widths.count(w), w))
-        if len(upper) >= width or len(upper) - 1 + len(lower) != width:
+        extra = width - (len(upper) - 1 + len(lower))
+        if len(upper) >= width or extra < 0:
             return None
         data = [r for r in below if not self.label_row(r, 1)][:SHAPE_ROWS]
         best: tuple[float, list[CellValue]] | None = None
@@ -379,6 +380,8 @@ class LayoutReader:
                 *(f"{upper[g]}{x}" for x in lower),
                 *upper[g + 1 :],
             ]
+            if extra:  # a value split over cells (個人番号 over 12 one-digit cells) as well
+                merged = self._widened(merged, extra)
             score = self._header_fit(merged, data)
             if best is None or score > best[0]:
                 best = (score, merged)
@@ -442,12 +445,17 @@ class LayoutReader:
         extra = width - len(header)
         if extra <= 0 or any(v in (None, "") for v in header):
             return rows
+        widened = self._widened(header, extra)
+        return [Row(rows[0].number, widened), *rows[1:]] if widened != header else rows
+
+    def _widened(self, header: list[CellValue], extra: int) -> list[CellValue]:
+        """The header with ``extra`` empty cells after its first number cell (My Number,
+        then insured number, then birth date): the cells a split value spreads over."""
         for kind in SPLITTABLE:
             at = next((i for i, v in enumerate(header) if self.classify(v) is kind), None)
             if at is not None:
-                widened = [*header[: at + 1], *([None] * extra), *header[at + 1 :]]
-                return [Row(rows[0].number, widened), *rows[1:]]
-        return rows
+                return [*header[: at + 1], *([None] * extra), *header[at + 1 :]]
+        return header
 
     def _values_fit(self, kinds: dict[int, Kind], below: list[Row]) -> bool:
         """Under a list header, some kind column holds values of its kind (names under

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dlp_gateway.extract import archive, office, text
-from dlp_gateway.extract.html import html_to_text, looks_like_html, meta_charset
+from dlp_gateway.extract.html import html_units, looks_like_html
 from dlp_gateway.extract.sniff import extension, sniff
-from dlp_gateway.extract.units import Limits, Skipped, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.units import Limits, Skipped, Unit, Unscannable
 
 _HTML_EXTENSIONS = {".html", ".htm", ".xhtml", ".mht", ".mhtml"}
 _MESSAGE_EXTENSIONS = {".eml"}
@@ -145,12 +145,10 @@ def _text(
         return
     head = data[:4096].decode("latin-1")
     if ext in _HTML_EXTENSIONS or content_type == "text/html" or looks_like_html(head):
-        declared = charset or meta_charset(data)
-        body = html_to_text(text.decode_bytes(data, declared))
-        yield TextUnit(body, part=path, location=path)
+        yield from html_units(path, path, data, charset)
         return
-    unit, cells = text.text_units(path, data, ext, charset)
+    units, cells = text.text_file_units(path, data, ext, charset)
     if cells and not ctx.take_cells(cells):
         yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
         return
-    yield unit
+    yield from units

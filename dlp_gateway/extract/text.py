@@ -13,10 +13,11 @@ import csv
 import io
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import replace
 
 from charset_normalizer import from_bytes
 
-from dlp_gateway.extract.units import Row, TableUnit, TextUnit
+from dlp_gateway.extract.units import AltPath, Row, TableUnit, TextUnit
 
 # Large quoted fields happen (addresses pasted with newlines); do not fail on them.
 csv.field_size_limit(64 << 20)
@@ -58,6 +59,15 @@ _ALIASES = {
 _ISO2022_CHAIN = ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2004", "iso2022_jp_2")
 _FALLBACK_CHAIN = ("utf-8", "cp932", "euc_jp")
 _SINGLE_BYTE = {"latin_1", "iso8859_1", "cp1252", "ascii"}
+# A candidate with more bad bytes than this (per non-ASCII character) is not a reading.
+MAX_BAD_RATIO = 0.1
+FEW_BAD_CHARS = 4  # a damaged byte can break up to ~3 characters of a multi-byte charset
+UTF8_GOOD_PER_BAD = 4  # valid multi-byte characters needed per bad byte to stay UTF-8
+MAX_ALT_BAD_RATIO = 0.03  # stricter for an alternative reading of the same bytes
+# Alternative readings are tried for data up to this size (text is small next to tables).
+MAX_ALTERNATIVE_BYTES = 4 << 20
+# An alternative reading must score at least this share of the best one's score.
+PLAUSIBLE_SCORE_SHARE = 0.6
 
 
 def normalize_charset(name: str | None) -> str | None:
@@ -104,6 +114,30 @@ def _try_decode(sample: bytes, encoding: str, final: bool) -> str | None:
         return None
 
 
+def _lenient_decode(sample: bytes, encoding: str, final: bool) -> str | None:
+    """Decode with bad bytes replaced (U+FFFD); None only for an unknown codec."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        return decoder.decode(sample, final=final)
+    except (LookupError, ValueError, UnicodeError):
+        return None
+
+
+def few_errors(text: str, ratio: float) -> bool:
+    """At most FEW_BAD_CHARS replacement characters, or ``ratio`` per non-ASCII char."""
+    bad = text.count("\ufffd")
+    return bad <= FEW_BAD_CHARS or bad_ratio(text) <= ratio
+
+
+def bad_ratio(text: str) -> float:
+    """Replacement characters per non-ASCII character (0.0 = a clean decoding)."""
+    bad = text.count("\ufffd")
+    if not bad:
+        return 0.0
+    non_ascii = sum(1 for ch in text if ord(ch) > 0x7F)
+    return bad / max(1, non_ascii)
+
+
 def japanese_score(text: str) -> float:
     """How much ``text`` looks like (Japanese or ASCII) text, per character.
 
@@ -146,8 +180,39 @@ def japanese_score(text: str) -> float:
     return score / min(len(text), 20000)
 
 
+def _mostly_utf8(sample: bytes, final: bool) -> bool:
+    """Valid UTF-8, or UTF-8 with a few bad bytes among many good multi-byte characters.
+
+    Text in another charset almost never forms valid multi-byte UTF-8 sequences, so
+    a handful of broken bytes must not turn a UTF-8 part into cp932 mojibake.
+    """
+    text = _lenient_decode(sample, "utf-8", final)
+    if text is None:
+        return False
+    bad = text.count("\ufffd")
+    if not bad:
+        return True
+    good = sum(1 for ch in text if ord(ch) > 0x7F) - bad
+    return good >= 2 and bad * UTF8_GOOD_PER_BAD <= good
+
+
+def _candidates(declared_codec: str | None, sample: bytes) -> list[str]:
+    out: list[str] = []
+    if declared_codec and declared_codec not in _SINGLE_BYTE:
+        out.append(declared_codec)
+    if b"\x1b$" in sample or b"\x1b(" in sample:
+        out += [e for e in _ISO2022_CHAIN[:1] if e not in out]
+    out += [e for e in _FALLBACK_CHAIN if e not in out]
+    return out
+
+
 def choose_encoding(data: bytes, declared: str | None = None) -> str:
-    """Pick a codec for ``data`` (the declared charset if it fits). Never raises."""
+    """Pick a codec for ``data`` (the declared charset if it fits). Never raises.
+
+    Candidates are decoded *leniently*: a few bad bytes in a UTF-8 (or declared)
+    part cost a little score, they never make a whole part switch to a charset that
+    turns its keywords to mojibake.
+    """
     bom = _bom_encoding(data)
     if bom:
         return bom
@@ -162,19 +227,20 @@ def choose_encoding(data: bytes, declared: str | None = None) -> str:
             for enc in _ISO2022_CHAIN:
                 if _try_decode(sample, enc, final) is not None:
                     return enc
+            return _ISO2022_CHAIN[-1]  # replaces what it cannot read, keeps the rest
         return "utf-8" if declared_codec in (None, "ascii") else declared_codec
-    candidates: list[str] = []
-    if declared_codec and declared_codec not in _SINGLE_BYTE:
-        candidates.append(declared_codec)
-    candidates += [e for e in _FALLBACK_CHAIN if e not in candidates]
+    if _mostly_utf8(sample, final):
+        return "utf-8"  # multi-byte UTF-8 that validates is practically never accidental
     best: tuple[float, int, str] | None = None
-    for order, enc in enumerate(candidates):
-        text = _try_decode(sample, enc, final)
+    for order, enc in enumerate(_candidates(declared_codec, sample)):
+        text = _lenient_decode(sample, enc, final)
         if text is None:
             continue
-        if enc == "utf-8":
-            return "utf-8"  # multi-byte UTF-8 that validates is practically never accidental
-        key = (japanese_score(text) + (0.3 if enc == declared_codec else 0.0), -order, enc)
+        if not few_errors(text, MAX_BAD_RATIO):
+            continue
+        ratio = bad_ratio(text)
+        score = japanese_score(text.replace("\ufffd", "")) - 2 * ratio
+        key = (score + (0.3 if enc == declared_codec else 0.0), -order, enc)
         if best is None or key > best:
             best = key
     if best is not None:
@@ -194,6 +260,39 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
         return data.decode(encoding, errors="replace")
     except (LookupError, ValueError):
         return data.decode("utf-8", errors="replace")
+
+
+def decodings(data: bytes, declared: str | None = None) -> list[tuple[str, str]]:
+    """Every plausible (encoding, text) of ``data``, the best first; never empty.
+
+    The first is ``decode_bytes``. The others are candidates that decode with few
+    bad bytes and still look like text, and whose text differs from those before:
+    a mislabelled part is then scanned under each reading, so a wrong guess cannot
+    turn a roster into mojibake that passes. Large data gets the best reading only.
+    """
+    primary = choose_encoding(data, declared)
+    try:
+        first = data.decode(primary, errors="replace")
+    except (LookupError, ValueError):
+        primary, first = "utf-8", data.decode("utf-8", errors="replace")
+    out = [(primary, first)]
+    if data.isascii() or len(data) > MAX_ALTERNATIVE_BYTES or primary.startswith("utf-16") \
+            or primary.startswith("utf-32"):
+        return out
+    seen = {first}
+    # a reading far less Japanese-looking than the best one is mojibake, not a reading
+    floor = max(0.0, japanese_score(first) * PLAUSIBLE_SCORE_SHARE)
+    for enc in _candidates(normalize_charset(declared), data[:SAMPLE_BYTES]):
+        if enc == primary or (primary == "utf-8-sig" and enc == "utf-8"):
+            continue
+        text = _lenient_decode(data, enc, True)
+        if text is None or text in seen:
+            continue
+        if not few_errors(text, MAX_ALT_BAD_RATIO) or japanese_score(text) <= floor:
+            continue
+        seen.add(text)
+        out.append((enc, text))
+    return out
 
 
 # --- text files -----------------------------------------------------------------------
@@ -268,3 +367,67 @@ def text_units(
         return csv_table(path, data, encoding, delimiter), estimate_cells(data, head, delimiter)
     text = data.decode(encoding, errors="replace").lstrip("\ufeff")
     return TextUnit(text=text, part=path, location=path), 0
+
+
+def alt_location(location: str, encoding: str) -> str:
+    """Location of an alternative reading: ``memo.txt[euc_jp]``."""
+    return f"{location}[{encoding}]"
+
+
+def charset_alt(location: str, encoding: str) -> AltPath:
+    return ((f"{location}#charset", encoding),)
+
+
+def text_file_units(
+    path: str, data: bytes, extension: str, declared: str | None = None
+) -> tuple[list[TextUnit | TableUnit], int]:
+    """Like ``text_units``, plus one unit per alternative plausible decoding.
+
+    With several readings every unit carries an ``alt`` path of one group (the
+    scan counts the reading with the most person records). Returns the units and
+    the estimated cell count of one reading (0 for free text).
+    """
+    unit, cells = text_units(path, data, extension, declared)
+    readings = decodings(data, declared) if len(data) <= MAX_ALTERNATIVE_BYTES else []
+    if len(readings) < 2:
+        return [unit], cells
+    primary = readings[0][0]
+    units: list[TextUnit | TableUnit] = [_with_alt(unit, charset_alt(path, primary))]
+    for encoding, decoded in readings[1:]:
+        alt = charset_alt(path, encoding)
+        location = alt_location(path, encoding)
+        if isinstance(unit, TableUnit):
+            delimiter = _sniff_delimiter(decoded[:SAMPLE_BYTES]) or (
+                _csv_delimiter(decoded[:SAMPLE_BYTES], extension)
+                if extension in _TABLE_EXTENSIONS else ","
+            )
+            table = csv_table(path, data, encoding, delimiter)
+            table.location, table.alt = location, alt
+            units.append(table)
+        else:
+            units.append(TextUnit(decoded.lstrip("\ufeff"), part=path, location=location,
+                                  alt=alt))
+    return units, cells
+
+
+def text_readings(
+    part: str, location: str, data: bytes, declared: str | None, **fields: object
+) -> list[TextUnit]:
+    """One TextUnit per plausible decoding of ``data`` (a mail body, a header)."""
+    readings = decodings(data, declared)
+    if len(readings) == 1:
+        return [TextUnit(readings[0][1], part=part, location=location, **fields)]  # type: ignore[arg-type]
+    return [
+        TextUnit(decoded, part=part,
+                 location=location if i == 0 else alt_location(location, encoding),
+                 alt=charset_alt(location, readings[0][0] if i == 0 else encoding),
+                 **fields)  # type: ignore[arg-type]
+        for i, (encoding, decoded) in enumerate(readings)
+    ]
+
+
+def _with_alt(unit: TextUnit | TableUnit, alt: AltPath) -> TextUnit | TableUnit:
+    if isinstance(unit, TableUnit):
+        unit.alt = alt
+        return unit
+    return replace(unit, alt=alt)

@@ -19,6 +19,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+# Where a unit sits among alternative readings of the same content: a path of
+# (group id, option) pairs. Two decodings of one mislabelled part, or the text and
+# the html branch of a multipart/alternative, are options of one group: every
+# option is scanned, and the scan counts the option with the most person records
+# (so one person is never counted twice, and no reading is left unscanned).
+AltPath = tuple[tuple[str, str], ...]
+
 # A cell's value as the reader gave it: text, a number, or a real date.
 CellValue = str | int | float | dt.date | dt.datetime | None
 
@@ -41,6 +48,7 @@ class TextUnit:
     in_body: bool = False
     header: str | None = None
     line_label: str = "L"  # detectors name lines "<location>!L12" ("p" for docx paragraphs)
+    alt: AltPath = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,7 @@ class TableUnit:
     rows: Callable[[], Iterator[Row]]
     cell_style: Literal["a1", "rc"] = "a1"
     in_body: bool = False
+    alt: AltPath = ()
 
     def cell_location(self, row_number: int, column_index: int) -> str:
         """Human location of a cell; ``column_index`` is 0-based."""

@@ -239,7 +239,7 @@ def choose_encoding(data: bytes, declared: str | None = None) -> str:
         if not few_errors(text, MAX_BAD_RATIO):
             continue
         ratio = bad_ratio(text)
-        score = japanese_score(text.replace("\ufffd", "")) - 2 * ratio
+        score = _non_ascii_score(text.replace("\ufffd", "")) - 2 * ratio
         key = (score + (0.3 if enc == declared_codec else 0.0), -order, enc)
         if best is None or key > best:
             best = key
@@ -262,6 +262,11 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
         return data.decode("utf-8", errors="replace")
 
 
+def _non_ascii_score(text: str) -> float:
+    """``japanese_score`` of the non-ASCII characters only (markup would dilute it)."""
+    return japanese_score("".join(ch for ch in text[:100000] if ord(ch) > 0x7F) or "a")
+
+
 def decodings(data: bytes, declared: str | None = None) -> list[tuple[str, str]]:
     """Every plausible (encoding, text) of ``data``, the best first; never empty.
 
@@ -279,16 +284,19 @@ def decodings(data: bytes, declared: str | None = None) -> list[tuple[str, str]]
     if data.isascii() or len(data) > MAX_ALTERNATIVE_BYTES or primary.startswith("utf-16") \
             or primary.startswith("utf-32"):
         return out
+    clean = "\ufffd" not in first
+    if clean and (primary == "utf-8" or primary == normalize_charset(declared)):
+        return out  # a clean UTF-8 or as-declared reading is never an accident
     seen = {first}
     # a reading far less Japanese-looking than the best one is mojibake, not a reading
-    floor = max(0.0, japanese_score(first) * PLAUSIBLE_SCORE_SHARE)
+    floor = max(0.0, _non_ascii_score(first) * PLAUSIBLE_SCORE_SHARE)
     for enc in _candidates(normalize_charset(declared), data[:SAMPLE_BYTES]):
         if enc == primary or (primary == "utf-8-sig" and enc == "utf-8"):
             continue
         text = _lenient_decode(data, enc, True)
         if text is None or text in seen:
             continue
-        if not few_errors(text, MAX_ALT_BAD_RATIO) or japanese_score(text) <= floor:
+        if not few_errors(text, MAX_ALT_BAD_RATIO) or _non_ascii_score(text) <= floor:
             continue
         seen.add(text)
         out.append((enc, text))

@@ -94,20 +94,22 @@ def _dispatch(
     elif kind.kind == "zip":
         yield from archive.extract_zip(path, data, ctx, depth, _member_dispatch)
     elif kind.kind in ("xlsx", "xls", "ods"):
-        yield from _workbook(path, data, ctx, kind.kind == "xlsx" and ext != ".xlsb")
+        yield from _workbook(path, data, ctx, kind.kind == "xlsx" and ext != ".xlsb", depth)
     elif kind.kind == "docx":
-        yield from office.extract_docx(path, data)
+        yield from office.extract_docx(path, data, ctx, depth)
     elif kind.kind == "pptx":
-        yield from office.extract_pptx(path, data)
+        yield from office.extract_pptx(path, data, ctx, depth)
     else:
         yield from _text(path, data, ctx, depth, ext, content_type, charset)
 
 
-def _workbook(path: str, data: bytes, ctx: Context, ooxml: bool) -> Iterator[Unit]:
+def _workbook(
+    path: str, data: bytes, ctx: Context, ooxml: bool, depth: int = 0
+) -> Iterator[Unit]:
     if ooxml and not _ooxml_size_ok(data, ctx):
         yield Unscannable(path, "too_large", "workbook content over the part limit")
         return
-    yield from office.extract_workbook(path, data, ctx, ooxml)
+    yield from office.extract_workbook(path, data, ctx, ooxml, depth)
 
 
 def _ooxml_size_ok(data: bytes, ctx: Context) -> bool:

@@ -114,6 +114,7 @@ class Limits:
     max_part_bytes: int = 256 << 20  # one file after decompression
     max_cells: int = 20_000_000  # table cells over the whole message
     timeout_seconds: float = 60.0
+    max_parser_memory_bytes: int = 2 << 30  # what a risky reader in a child may add
 
 
 def column_letter(index: int) -> str:

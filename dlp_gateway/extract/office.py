@@ -201,7 +201,6 @@ def extract_workbook(
         try:
             pkg = _Package(data, ctx.limits.max_part_bytes)
             problem = _sheet_extent_problem(pkg, ctx.limits.max_cells)
-            data = _utf8_package(pkg, data)
         except _PartTooLarge as exc:
             yield Unscannable(path, "too_large", str(exc))
             return
@@ -210,7 +209,7 @@ def extract_workbook(
         if problem:
             yield Unscannable(path, "too_large", problem)
         else:
-            yield from _calamine_sheets(path, data, ctx, ooxml)
+            yield from _calamine_sheets(path, _recoded(pkg, data), ctx, ooxml)
         if pkg is not None:
             yield from _workbook_extras(path, pkg, ctx, depth)
         return
@@ -326,22 +325,35 @@ def _sheet_extent_problem(pkg: _Package, max_cells: int) -> str | None:
     return None
 
 
+def _recoded(pkg: _Package | None, data: bytes) -> bytes:
+    """``data``, or a copy with its XML parts re-encoded as UTF-8 when a part calamine
+    reads (workbook, sheets, shared strings) is UTF-16 or declares another encoding:
+    calamine reads such a sheet as empty, which would pass it unread."""
+    if pkg is None:
+        return data
+    workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
+                    "xl/workbook.xml")
+    names = [workbook, *_sheet_targets(pkg)]
+    names += [t for _i, k, t in pkg.rels(workbook) if k.endswith("/sharedStrings")]
+    if not any(_odd_encoding(pkg, n) for n in names if n in pkg.names):
+        return data
+    return _utf8_package(pkg, data)
+
+
+def _odd_encoding(pkg: _Package, name: str) -> bool:
+    with pkg.zf.open(name) as stream:
+        head = stream.read(120)
+    declared = re.search(rb'encoding="([^"]+)"', head.replace(b"\x00", b""))
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff") or bool(
+        declared and declared.group(1).lower() not in (b"utf-8", b"utf8"))
+
+
 def _utf8_package(pkg: _Package, data: bytes) -> bytes:
     """The package with every UTF-16 (or other non-UTF-8) XML part re-encoded as UTF-8.
 
     Returns ``data`` untouched (no copy) in the usual all-UTF-8 case.
     """
-    odd = []
-    for name in pkg.names:
-        if not name.endswith((".xml", ".rels")):
-            continue
-        with pkg.zf.open(name) as stream:
-            head = stream.read(120)
-        declared = re.search(rb'encoding="([^"]+)"', head.replace(b"\x00", b""))
-        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (
-            declared and declared.group(1).lower() not in (b"utf-8", b"utf8")
-        ):
-            odd.append(name)
+    odd = [n for n in pkg.names if n.endswith((".xml", ".rels")) and _odd_encoding(pkg, n)]
     if not odd:
         return data
     out = io.BytesIO()
@@ -372,7 +384,7 @@ def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int) -> Iter
     """Cell comments (legacy and threaded), then the rest of the package."""
     for name in sorted(pkg.names):
         base = posixpath.basename(name)
-        if name.endswith(".xml") and (base.startswith("comments")
+        if name.endswith(".xml") and (base.startswith("comment")
                                       or "/threadedComments/" in "/" + name):
             try:
                 lines = _comment_lines(pkg.xml(name))
@@ -532,6 +544,7 @@ class _Package:
         self.names = set(self.zf.namelist())
         self.max_bytes = max_bytes
         self.read_parts: set[str] = set()
+        self._rels: dict[str, list[tuple[str, str, str]]] = {}
 
     def read(self, name: str) -> bytes:
         info = self.zf.getinfo(name)
@@ -549,6 +562,11 @@ class _Package:
 
     def rels(self, part: str) -> list[tuple[str, str, str]]:
         """(id, type, resolved target) of each internal relationship of ``part``."""
+        if part not in self._rels:
+            self._rels[part] = self._read_rels(part)
+        return self._rels[part]
+
+    def _read_rels(self, part: str) -> list[tuple[str, str, str]]:
         folder, base = posixpath.split(part)
         rels_name = posixpath.join(folder, "_rels", base + ".rels")
         if rels_name not in self.names:

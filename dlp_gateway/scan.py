@@ -121,9 +121,15 @@ class Scanner:
                 if time.monotonic() > deadline:
                     unscannable.append(Unscannable("message", "timeout", "scan time limit"))
                     break
+        except MemoryError:
+            unscannable.append(Unscannable("message", "too_large", "memory limit"))
         except Exception as exc:  # a reader bug must hold the message, not pass it
             unscannable.append(Unscannable("message", "corrupt", f"{type(exc).__name__}: {exc}"))
         return self._result(tree.resolve(), unscannable, skipped, started)
+
+    def held_result(self, unit: Unscannable) -> ScanResult:
+        """The result of a scan that could not finish (killed over its limits)."""
+        return self._result([], [unit], [], time.monotonic())
 
     def _collect(
         self,

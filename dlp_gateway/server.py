@@ -80,7 +80,8 @@ async def start(
     gateway = Gateway(config)
     gateway.spool.clean_tmp()
     upstream = upstream or make_upstream(config)
-    scanner = ScanPool(config.patterns_dir, config.workers, config.scan_timeout_seconds)
+    scanner = ScanPool(config.patterns_dir, config.workers, config.scan_timeout_seconds,
+                       config.scan_max_memory_mb << 20)
     await scanner.warm_up()
     handler = RelayHandler(gateway, scanner, upstream)
     limiter = ConnectionLimiter(config.max_connections)

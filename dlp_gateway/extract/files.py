@@ -65,6 +65,8 @@ def extract_part(
             yield Unscannable(path, "too_large", f"{len(data)} bytes over the part limit")
             return
         yield from _dispatch(path, data, ctx, depth, content_type, charset)
+    except MemoryError:  # over the memory cap of the scan (see extract/isolate.py)
+        yield Unscannable(path, "too_large", "memory limit")
     except Exception as exc:
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
 

@@ -281,10 +281,11 @@ def _sheet_units(path: str, sheets: list[tuple[str, Any, int]], ctx: Context,
         yield TableUnit(part=path, location=f"{path}!{name}", rows=rows, cell_style="a1")
 
 
-_CELL_REF = re.compile(rb'\sr="([A-Z]{1,3})([0-9]{1,7})"')
-_ROW_REF = re.compile(rb'\sr="([0-9]{1,7})"')
-_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s[^>]*ref="([A-Z]{1,3})([0-9]{1,7})'
-                        rb'(?::([A-Z]{1,3})([0-9]{1,7}))?"')
+# Row numbers of cell (r="C7") and row (r="7") references, and column letters; the
+# literal prefix keeps the scans fast (no group of tuples, few unique values).
+_REF_ROW = re.compile(rb' r="[A-Z]*([0-9]+)"')
+_REF_COLUMN = re.compile(rb' r="([A-Z]+)[0-9]')
+_DIMENSION = re.compile(rb'\bref="([A-Z]*)([0-9]*)(?::([A-Z]*)([0-9]*))?"')
 
 
 def _sheet_targets(pkg: _Package) -> list[str]:
@@ -305,19 +306,20 @@ def _sheet_extent_problem(pkg: _Package, max_cells: int) -> str | None:
         xml = pkg.read(target)
         if xml[:2] in (b"\xff\xfe", b"\xfe\xff"):
             xml = xml.decode("utf-16").encode("utf-8")
-        cols = [m for m in _CELL_REF.findall(xml)]
-        rows = [int(r) for r in _ROW_REF.findall(xml)] + [int(r) for _c, r in cols]
-        letters = [c for c, _r in cols]
-        for dim in _DIMENSION.findall(xml):
-            for col, row in ((dim[0], dim[1]), (dim[2], dim[3])):
-                if col:
-                    letters.append(col)
-                    rows.append(int(row))
+        row_refs = set(_REF_ROW.findall(xml))
+        letters = set(_REF_COLUMN.findall(xml))
+        at = xml.find(b"dimension ", 0, 1 << 16)  # it precedes sheetData
+        dimension = _DIMENSION.search(xml, at, at + 200) if at >= 0 else None
+        if dimension:
+            cols, nums = dimension.group(1, 3), dimension.group(2, 4)
+            letters.update(c for c in cols if c)
+            row_refs.update(n for n in nums if n)
+        rows = [int(r) for r in row_refs]
         if not rows:
             continue
         width = 1
         if letters:
-            indexes = [_column_index(c) for c in set(letters)]
+            indexes = [_column_index(c) for c in letters]
             width = max(indexes) - min(indexes) + 1
         area = (max(rows) - min(rows) + 1) * width
         if area > max_cells:

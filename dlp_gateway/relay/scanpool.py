@@ -7,7 +7,11 @@ findings only) instead of the full ScanResult.
 
 A scan that overruns ``scan_timeout_seconds`` becomes a ``hold`` with reason
 timeout; its worker may still be busy, so the pool is replaced (the old workers
-are terminated) to keep a stuck parser from eating the pool.
+are terminated) to keep a stuck parser from eating the pool. Each worker's memory
+is capped (``scan_max_memory_mb`` over what it holds once loaded, as ``scan
+--max-memory`` does in the CLI): a message whose scan kills its worker is scanned
+once more in a fresh pool (the crash may have been another message's), and if it
+kills that one too it is held as ``corrupt`` instead of being answered 451 forever.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ log = logging.getLogger("dlp_gateway.relay.scan")
 
 MAX_STORED_FINDINGS = 5000
 TIMEOUT_REASON = "スキャンが制限時間内に終わらなかったため保留しました（timeout）"
+CRASH_REASON = "検査中に読み取り処理が異常終了したため保留しました（corrupt）"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,16 @@ class ScanOutcome:
     unscannable: tuple[dict[str, str], ...] = ()
     parts_with_findings: frozenset[str] = frozenset()
     seconds: float = 0.0
+
+    @classmethod
+    def crashed(cls) -> ScanOutcome:
+        return cls(
+            action="hold",
+            reasons=(CRASH_REASON,),
+            rules=("unscannable",),
+            approver_role="section_head",
+            unscannable=({"part": "message", "reason": "corrupt"},),
+        )
 
     @classmethod
     def timeout(cls, seconds: float) -> ScanOutcome:
@@ -58,13 +73,19 @@ class ScanOutcome:
 _scanner: Any = None
 
 
-def _init_worker(patterns_dir: str | None, timeout_seconds: float) -> None:
+def _init_worker(patterns_dir: str | None, timeout_seconds: float,
+                 max_memory_bytes: int = 0) -> None:
     global _scanner
+    from dlp_gateway.extract.isolate import limit_memory
     from dlp_gateway.extract.units import Limits
     from dlp_gateway.scan import Scanner
 
     # The worker stops itself a little before the relay gives up on it.
-    _scanner = Scanner(patterns_dir, Limits(timeout_seconds=max(0.5, timeout_seconds * 0.9)))
+    limits = Limits(timeout_seconds=max(0.5, timeout_seconds * 0.9))
+    if max_memory_bytes:
+        limits.max_parser_memory_bytes = max_memory_bytes
+    _scanner = Scanner(patterns_dir, limits)
+    limit_memory(max_memory_bytes)
 
 
 def _scan(raw: bytes) -> ScanOutcome:
@@ -101,10 +122,12 @@ def outcome_from_result(result: Any) -> ScanOutcome:
 
 # -- relay side ----------------------------------------------------------------------
 class ScanPool:
-    def __init__(self, patterns_dir: Path | None, workers: int, timeout_seconds: float):
+    def __init__(self, patterns_dir: Path | None, workers: int, timeout_seconds: float,
+                 max_memory_bytes: int = 0):
         self.patterns_dir = str(patterns_dir) if patterns_dir else None
         self.workers = workers
         self.timeout_seconds = timeout_seconds
+        self.max_memory_bytes = max_memory_bytes
         self._pool: ProcessPoolExecutor | None = None
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -113,7 +136,7 @@ class ScanPool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_init_worker,
-            initargs=(self.patterns_dir, self.timeout_seconds),
+            initargs=(self.patterns_dir, self.timeout_seconds, self.max_memory_bytes),
         )
 
     @property
@@ -138,7 +161,23 @@ class ScanPool:
         return True
 
     async def scan(self, raw: bytes) -> ScanOutcome:
-        """Scan in a worker; a timeout gives a hold outcome, a dead pool raises."""
+        """Scan in a worker; a timeout or a scan that kills its worker twice gives a
+        hold outcome; a pool whose workers cannot even start raises."""
+        try:
+            return await self._scan_once(raw)
+        except BrokenProcessPool:
+            log.warning("a scan worker died; scanning the message again in a fresh pool")
+            self._reset()
+        try:
+            return await self._scan_once(raw)
+        except BrokenProcessPool:
+            self._reset()
+            if not await self.warm_up():
+                raise
+            log.error("the message killed its scan worker twice; held as corrupt")
+            return ScanOutcome.crashed()
+
+    async def _scan_once(self, raw: bytes) -> ScanOutcome:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.pool, _scan, raw)
         try:
@@ -147,9 +186,6 @@ class ScanPool:
             log.warning("scan timed out after %.0fs; recycling scan workers", self.timeout_seconds)
             self._reset(terminate=True)
             return ScanOutcome.timeout(self.timeout_seconds)
-        except BrokenProcessPool:
-            self._reset()
-            raise
 
     def _reset(self, terminate: bool = False) -> None:
         pool, self._pool = self._pool, None

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench browser clean
+.PHONY: run test lint bench browser clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ lint: $(TSTAMP)
 test: $(TSTAMP) browser
 	$(BIN)/ruff check dlp_gateway tests bench
 	$(BIN)/python -m pytest -q
+
+# Generated sweeps at full size (make test runs bounded samples of the same tests):
+# >= 20,000 fail-closed fuzz inputs. DLP_FUZZ_SEED=N picks the seed.
+fuzz: $(TSTAMP)
+	DLP_FUZZ=1 $(BIN)/python -m pytest -q -m fuzz
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py

@@ -171,3 +171,25 @@ def test_html_comment_title_and_attributes_are_read() -> None:
     result = scanner().scan_message(_raw(msg))
     assert result.counts["my_number"] == 4
     assert result.verdict.action == "hold"
+
+
+@pytest.mark.parametrize("where", ["body", "attachment"])
+def test_text_claiming_base64_is_read_raw_too(where: str) -> None:
+    """A part labelled base64 that carries plain text: its raw text is scanned as well,
+    and the people in it are counted once."""
+    rng = random.Random(where)
+    persons = people(rng, 3)
+    text = roster_prose(persons)
+    name = '; name="memo.txt"\r\nContent-Disposition: attachment; filename="memo.txt"' \
+        if where == "attachment" else ""
+    raw = (
+        "From: a@city.example.lg.jp\r\nTo: b@example.com\r\nSubject: x\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        "--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n送付します。\r\n"
+        f"--B\r\nContent-Type: text/plain; charset=utf-8{name}\r\n"
+        f"Content-Transfer-Encoding: base64\r\n\r\n{text}\r\n--B--\r\n"
+    ).encode()
+    result = scanner().scan_message(raw)
+    assert result.counts["my_number"] == 3
+    assert result.counts["records"] == 3
+    assert len({f.location.split("!")[0] for f in result.findings}) == 1  # one variant

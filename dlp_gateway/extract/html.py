@@ -99,6 +99,14 @@ def html_to_text(html: str) -> str:
     return "\n".join(line for line in lines if line.strip()).replace("\xa0", " ")
 
 
+_MARKUP = re.compile(r"<(?:!doctype|html|head|body|p|div|br|table|tr|td|span|a|font|meta|"
+                     r"img|li|h[1-6]|style|title)\b", re.I)
+
+
+def _has_markup(text: str) -> bool:
+    return bool(_MARKUP.search(text[:65536]))
+
+
 def meta_charset(data: bytes) -> str | None:
     """The charset an HTML document declares in a <meta> tag, if any."""
     match = _META_CHARSET.search(data[:4096])
@@ -119,4 +127,13 @@ def html_units(
     from dlp_gateway.extract.text import text_readings
 
     units = text_readings(part, location, data, declared or meta_charset(data), **fields)
-    return [replace(u, text=html_to_text(u.text)) for u in units]
+    html = [replace(u, text=html_to_text(u.text)) for u in units]
+    if _has_markup(units[0].text):
+        return html
+    # labelled html but not markup (a mail, a csv saved as .html): a stray "<" would
+    # make the parser swallow text up to the next ">", so the plain reading counts too
+    group = (f"{location}#markup",)
+    return [replace(u, alt=((group[0], "html"), *u.alt)) for u in html] + [
+        replace(u, location=f"{u.location}[text]", alt=((group[0], "text"), *u.alt))
+        for u in units
+    ]

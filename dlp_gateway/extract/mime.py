@@ -24,7 +24,14 @@ from email.message import EmailMessage, Message
 from dlp_gateway.extract.files import Context, extract_part
 from dlp_gateway.extract.html import html_units
 from dlp_gateway.extract.text import decode_bytes, text_readings
-from dlp_gateway.extract.units import AltPath, Limits, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.units import (
+    AltPath,
+    Limits,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 
 _FORWARDED_TYPES = {"message/rfc822", "message/global"}
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -261,13 +268,38 @@ def body_leaves(part: Message, alt: AltPath = (), where: str = "") -> list[tuple
 def body_units(leaf: Message, part: str, location: str, in_body: bool,
                alt: AltPath) -> list[TextUnit]:
     """A body leaf's text under each plausible decoding (html converted to text)."""
-    data = _payload_bytes(leaf)
     declared = _charset(leaf)
-    if _content_type(leaf) == "text/html":
-        units = html_units(part, location, data, declared, in_body=in_body)
-    else:
-        units = text_readings(part, location, data, declared, in_body=in_body)
-    return [replace(u, alt=alt + u.alt) if alt else u for u in units]
+    variants = _transfer_variants(leaf, _payload_bytes(leaf))
+    out: list[TextUnit] = []
+    for variant, data in variants:
+        where = location if variant == "decoded" else f"{location}[{variant}]"
+        if _content_type(leaf) == "text/html":
+            units = html_units(part, where, data, declared, in_body=in_body)
+        else:
+            units = text_readings(part, where, data, declared, in_body=in_body)
+        prefix = alt + (((f"{location}#transfer", variant),) if len(variants) > 1 else ())
+        out += [replace(u, alt=prefix + u.alt) if prefix else u for u in units]
+    return out
+
+
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\s]")
+
+
+def _transfer_variants(part: Message, decoded: bytes) -> list[tuple[str, bytes]]:
+    """The decoded payload, and the raw one too when the part claims base64 but is not
+    (a mislabelled transfer encoding must not hide plain text from the scan)."""
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    raw = getattr(part, "_payload", None)
+    if cte != "base64" or not isinstance(raw, str) or not _NOT_BASE64.search(raw):
+        return [("decoded", decoded)]
+    return [("decoded", decoded), ("raw", raw.encode("utf-8", "surrogateescape"))]
+
+
+def _with_alt(units: Iterator[Unit], prefix: AltPath) -> Iterator[Unit]:
+    for unit in units:
+        if isinstance(unit, TextUnit | TableUnit):
+            unit = replace(unit, alt=prefix + unit.alt)
+        yield unit
 
 
 # Headers a person writes or names a person in (display names): scanned as text.
@@ -403,6 +435,9 @@ def _attachment_units(
             if inner is None:
                 yield Unscannable(path, "corrupt", "unreadable forwarded message")
                 return
+            if not _looks_like_message(inner):  # labelled a message: a file (zip, csv...)
+                yield from extract_part(path, _headerless_bytes(inner), ctx, depth)
+                return
             yield from _message_units(inner, path, ctx, depth + 1, in_body)
             return
         data = part.get_payload(decode=True)
@@ -411,7 +446,15 @@ def _attachment_units(
     except Exception as exc:
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
         return
-    yield from extract_part(path, data, ctx, depth, _content_type(part), _charset(part))
+    variants = _transfer_variants(part, data)
+    if len(variants) == 1:
+        yield from extract_part(path, data, ctx, depth, _content_type(part), _charset(part))
+        return
+    for variant, content in variants:
+        where = path if variant == "decoded" else f"{path}[{variant}]"
+        yield from _with_alt(
+            extract_part(where, content, ctx, depth, _content_type(part), _charset(part)),
+            ((f"{path}#transfer", variant),))
 
 
 def _inner_message(part: Message) -> Message | None:
@@ -425,6 +468,8 @@ def _inner_message(part: Message) -> Message | None:
     cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if cte in ("base64", "quoted-printable") and isinstance(payload, list) and payload:
         encoded = payload[0].as_string() if isinstance(payload[0], Message) else str(payload[0])
+        if cte == "base64" and _NOT_BASE64.search(encoded):
+            return payload[0] if isinstance(payload[0], Message) else None  # not base64
         return parse_message(_transfer_decode(encoded, cte))
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         return payload[0]
@@ -432,6 +477,25 @@ def _inner_message(part: Message) -> Message | None:
     if isinstance(data, bytes) and data:
         return parse_message(data)
     return None
+
+
+_MESSAGE_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "received",
+                    "mime-version", "content-type", "return-path", "sender", "reply-to"}
+
+
+def _looks_like_message(inner: Message) -> bool:
+    """A message has at least one of the usual headers (a zip or a csv has none)."""
+    return any(key.strip().lower() in _MESSAGE_HEADERS for key in inner)
+
+
+def _headerless_bytes(inner: Message) -> bytes:
+    """The original bytes of a header-less "message" (the parser kept them as its body)."""
+    # the raw attribute: get_payload() would re-decode 8-bit bytes with "replace"
+    payload = getattr(inner, "_payload", None)
+    if inner.keys() or not isinstance(payload, str):
+        return inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+    data = payload.encode("utf-8", "surrogateescape")
+    return data[1:] if data.startswith(b"\n") else data
 
 
 def _transfer_decode(encoded: str, cte: str) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
@@ -114,8 +115,60 @@ def _try_decode(sample: bytes, encoding: str, final: bool) -> str | None:
         return None
 
 
+def decode_text(data: bytes, encoding: str) -> str:
+    """``data.decode(encoding, "replace")``; ISO-2022-JP line by line.
+
+    Every line of ISO-2022-JP starts in ASCII (RFC 1468). Decoded as one stream, a
+    single damaged escape sequence would leave the decoder in JIS X 0208 and turn all
+    the ASCII that follows (the numbers) into kanji; line by line it costs one line.
+    """
+    if encoding.endswith("+1"):  # the same codec one byte further (UTF-16 phase)
+        return decode_text(data[1:], encoding[:-2])
+    if encoding.startswith("iso2022"):
+        return "".join(_iso2022_line(line, encoding)
+                       for line in data.splitlines(keepends=True))
+    return data.decode(encoding, errors="replace")
+
+
+_ISO2022_ESCAPE = re.compile(rb"\x1b(?:\([BJI]|\$[@B]|\$\([DOPQ])")
+_ISO2022_ASCII = (b"\x1b(B", b"\x1b(J")
+
+
+def _iso2022_line(line: bytes, encoding: str) -> str:
+    """One ISO-2022-JP line, each escape-delimited segment decoded on its own.
+
+    A damaged escape (a stray ESC, a byte inside the sequence) returns to ASCII
+    instead of leaving the rest of the line read as kanji.
+    """
+    if b"\x1b" not in line:
+        return line.decode(encoding, errors="replace")
+    out: list[str] = []
+    mode = b"\x1b(B"
+    pos = 0
+    for match in _ISO2022_ESCAPE.finditer(line):
+        out.append(_iso2022_segment(line[pos:match.start()], mode, encoding))
+        mode, pos = match.group(0), match.end()
+    out.append(_iso2022_segment(line[pos:], mode, encoding))
+    return "".join(out)
+
+
+def _iso2022_segment(chunk: bytes, mode: bytes, encoding: str) -> str:
+    if b"\x1b" in chunk:  # a broken escape: what follows it is most likely ASCII
+        head, _esc, tail = chunk.partition(b"\x1b")
+        tail = tail.lstrip(bytes(range(0x20)) + b"\x7f").removeprefix(b"(B")
+        return _iso2022_segment(head, mode, encoding) + tail.decode("ascii", "replace")
+    if mode in _ISO2022_ASCII or not chunk:
+        return chunk.decode("ascii", errors="replace")
+    return (mode + chunk + b"\x1b(B").decode(encoding, errors="replace")
+
+
 def _lenient_decode(sample: bytes, encoding: str, final: bool) -> str | None:
     """Decode with bad bytes replaced (U+FFFD); None only for an unknown codec."""
+    if encoding.startswith("iso2022"):
+        try:
+            return decode_text(sample, encoding)
+        except (LookupError, ValueError, UnicodeError):
+            return None
     try:
         decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         return decoder.decode(sample, final=final)
@@ -219,7 +272,8 @@ def choose_encoding(data: bytes, declared: str | None = None) -> str:
     sample = data[:SAMPLE_BYTES]
     final = len(data) <= SAMPLE_BYTES
     utf16 = _utf16_without_bom(sample)
-    if utf16 and _try_decode(sample, utf16, final) is not None:
+    if utf16 and few_errors(_lenient_decode(sample, utf16, final) or "\ufffd" * 9,
+                            MAX_BAD_RATIO):
         return utf16
     declared_codec = normalize_charset(declared)
     if sample.isascii():
@@ -257,7 +311,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     """Decode text of uncertain charset; never raises (last resort: replacement chars)."""
     encoding = choose_encoding(data, declared)
     try:
-        return data.decode(encoding, errors="replace")
+        return decode_text(data, encoding)
     except (LookupError, ValueError):
         return data.decode("utf-8", errors="replace")
 
@@ -277,12 +331,22 @@ def decodings(data: bytes, declared: str | None = None) -> list[tuple[str, str]]
     """
     primary = choose_encoding(data, declared)
     try:
-        first = data.decode(primary, errors="replace")
+        first = decode_text(data, primary)
     except (LookupError, ValueError):
         primary, first = "utf-8", data.decode("utf-8", errors="replace")
     out = [(primary, first)]
-    if data.isascii() or len(data) > MAX_ALTERNATIVE_BYTES or primary.startswith("utf-16") \
-            or primary.startswith("utf-32"):
+    if len(data) > MAX_ALTERNATIVE_BYTES:
+        return out
+    if data[:SAMPLE_BYTES].count(0) * 10 >= min(len(data), SAMPLE_BYTES):
+        return out + _utf16_readings(data, {first}) if _utf16_damaged(primary, first) else out
+    if primary.startswith("iso2022"):
+        if not _iso2022_damaged(data, first):
+            return out
+        # a destroyed escape sequence leaves a line read as kanji: the 7-bit reading
+        # (escapes dropped) keeps its ASCII, numbers included, in sight
+        seven_bit = _ISO2022_ESCAPE.sub(b"", data).decode("ascii", errors="replace")
+        return out + ([("7bit", seven_bit)] if seven_bit != first else [])
+    if data.isascii() or primary.startswith(("utf-16", "utf-32")):
         return out
     clean = "\ufffd" not in first
     if clean and (primary == "utf-8" or primary == normalize_charset(declared)):
@@ -300,6 +364,37 @@ def decodings(data: bytes, declared: str | None = None) -> list[tuple[str, str]]
             continue
         seen.add(text)
         out.append((enc, text))
+    return out
+
+
+def _iso2022_damaged(data: bytes, text: str) -> bool:
+    """Bad bytes, or escape sequences that lost their ESC ("(B" without "\x1b(B")."""
+    return "\ufffd" in text or b"\x1b" in _ISO2022_ESCAPE.sub(b"", data) or (
+        data.count(b"(B") > data.count(b"\x1b(B") or data.count(b"$B") > data.count(b"\x1b$B"))
+
+
+def _utf16_damaged(encoding: str, text: str) -> bool:
+    """NUL-rich data not read as clean UTF-16: bad characters, or ASCII shifted a byte
+    (U+3100 for "1": a character whose low byte is 0 and high byte printable ASCII)."""
+    if not encoding.startswith("utf-16") or "\ufffd" in text or "\x00" in text:
+        return True
+    shifted = sum(1 for ch in text[:100000] if not ord(ch) & 0xFF and 0x20 <= ord(ch) >> 8 < 0x7F)
+    return shifted >= 4
+
+
+_UTF16_READINGS = ("utf-16-le", "utf-16-be", "utf-16-le+1", "utf-16-be+1")
+
+
+def _utf16_readings(data: bytes, seen: set[str]) -> list[tuple[str, str]]:
+    """NUL-rich data: UTF-16 in both byte orders and both byte phases. A byte lost or
+    added (or a damaged BOM) shifts the rest of a UTF-16 text into garbage that still
+    decodes without errors; one of the four readings has each stretch right."""
+    out = []
+    for enc in _UTF16_READINGS:
+        text = decode_text(data, enc).lstrip("\ufeff")
+        if text not in seen:
+            seen.add(text)
+            out.append((enc, text))
     return out
 
 
@@ -326,20 +421,26 @@ def _sniff_delimiter(head: str) -> str | None:
 
 
 def _csv_delimiter(head: str, extension: str) -> str:
+    """The extension's delimiter if the first line has it, else the one it has
+    (a comma-separated file named .tsv is still read in columns)."""
     first = head.split("\n", 1)[0]
-    if extension == ".csv" and "," not in first and "\t" in first:
-        return "\t"
-    if extension == ".csv" and "," not in first and ";" in first:
-        return ";"
-    return _TABLE_EXTENSIONS[extension]
+    named = _TABLE_EXTENSIONS[extension]
+    if named in first:
+        return named
+    present = [(first.count(d), d) for d in (",", "\t", ";") if d in first]
+    return max(present)[1] if present else named
 
 
 def csv_table(path: str, data: bytes, encoding: str, delimiter: str) -> TableUnit:
     """A TableUnit over delimited text, streamed: nothing is decoded until rows() runs."""
 
     def rows() -> Iterator[Row]:
-        stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace",
-                                  newline="")
+        stream: io.TextIOBase
+        if encoding.startswith("iso2022") or encoding.endswith("+1"):
+            stream = io.StringIO(decode_text(data, encoding), newline="")
+        else:
+            stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace",
+                                      newline="")
         reader = csv.reader(stream, delimiter=delimiter)
         start = 1
         for record in reader:
@@ -363,7 +464,7 @@ def text_units(
     Returns the unit and its estimated cell count (0 for free text).
     """
     encoding = choose_encoding(data, declared)
-    head = data[:SAMPLE_BYTES].decode(encoding, errors="replace")
+    head = decode_text(data[:SAMPLE_BYTES], encoding)
     if head.startswith("\ufeff"):
         head = head[1:]
     delimiter: str | None
@@ -373,7 +474,7 @@ def text_units(
         delimiter = _sniff_delimiter(head)
     if delimiter is not None:
         return csv_table(path, data, encoding, delimiter), estimate_cells(data, head, delimiter)
-    text = data.decode(encoding, errors="replace").lstrip("\ufeff")
+    text = decode_text(data, encoding).lstrip("\ufeff")
     return TextUnit(text=text, part=path, location=path), 0
 
 

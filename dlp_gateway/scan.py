@@ -143,11 +143,17 @@ class Scanner:
         unscannable: list[Unscannable],
         skipped: list[Skipped],
     ) -> None:
-        if isinstance(unit, TextUnit):
-            tree.add(unit.alt, self.engine.scan_text(unit))
-        elif isinstance(unit, TableUnit):
-            tree.add(unit.alt, self.engine.scan_table(unit))
-        elif isinstance(unit, Unscannable):
+        try:
+            if isinstance(unit, TextUnit):
+                tree.add(unit.alt, self.engine.scan_text(unit))
+            elif isinstance(unit, TableUnit):
+                tree.add(unit.alt, self.engine.scan_table(unit))
+        except MemoryError:
+            raise
+        except Exception as exc:  # a lazy reader failing mid-table: that part is held
+            unscannable.append(Unscannable(unit.part, "corrupt", f"{type(exc).__name__}: {exc}"))
+            return
+        if isinstance(unit, Unscannable):
             unscannable.append(unit)
         elif isinstance(unit, Skipped):
             skipped.append(unit)

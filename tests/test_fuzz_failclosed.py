@@ -150,3 +150,18 @@ def test_every_top_level_part_ends_in_one_of_three_states(seed: int) -> None:
     unaccounted = [n for n in names if not _accounted(n, states)]
     assert not unaccounted, f"seed {seed}: parts in no state: {unaccounted}"
     assert "body" in states[0]
+
+
+def test_a_reader_failing_mid_table_holds_that_part_and_scans_the_rest() -> None:
+    def broken_rows():  # type: ignore[no-untyped-def]
+        raise ValueError("stream ended inside a row")
+        yield  # pragma: no cover
+
+    units = [
+        TableUnit(part="壊れ.csv", location="壊れ.csv", rows=broken_rows),
+        TextUnit("個人番号 123456789018 の件", part="body", location="body", in_body=True),
+    ]
+    result = scanner().scan_units(units)
+    assert [(u.part, u.reason) for u in result.unscannable] == [("壊れ.csv", "corrupt")]
+    assert result.counts["my_number"] == 1
+    assert result.verdict.action == "hold"

@@ -8,6 +8,7 @@ stand so a table row keeps its cells. Only script and style are left out.
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -129,11 +130,29 @@ def html_units(
     units = text_readings(part, location, data, declared or meta_charset(data), **fields)
     html = [replace(u, text=html_to_text(u.text)) for u in units]
     if _has_markup(units[0].text):
-        return html
-    # labelled html but not markup (a mail, a csv saved as .html): a stray "<" would
-    # make the parser swallow text up to the next ">", so the plain reading counts too
-    group = (f"{location}#markup",)
-    return [replace(u, alt=((group[0], "html"), *u.alt)) for u in html] + [
-        replace(u, location=f"{u.location}[text]", alt=((group[0], "text"), *u.alt))
+        plain = _strip_tags(units[0].text)
+        if not _digit_runs(plain) - _digit_runs(html[0].text):
+            return html
+        units = [replace(units[0], text=plain)]  # a broken tag swallowed numbers
+    # labelled html but not (only) markup: a stray "<" makes the parser swallow text
+    # up to the next ">", so the plain reading is scanned too (the best one counted)
+    group = f"{location}#markup"
+    return [replace(u, alt=((group, "html"), *u.alt)) for u in html] + [
+        replace(u, location=f"{u.location}[text]", alt=((group, "text"), *u.alt))
         for u in units
     ]
+
+
+_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
+_DIGIT_RUN = re.compile(r"\d{4,}")
+
+
+_SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+
+
+def _strip_tags(text: str) -> str:
+    return html_lib.unescape(_TAG.sub(" ", _SCRIPT.sub(" ", text)))
+
+
+def _digit_runs(text: str) -> set[str]:
+    return set(_DIGIT_RUN.findall(text))

@@ -115,6 +115,9 @@ def _try_decode(sample: bytes, encoding: str, final: bool) -> str | None:
         return None
 
 
+SEVEN_BIT = "7bit"  # a pseudo-codec: ISO-2022-JP bytes read as plain ASCII
+
+
 def decode_text(data: bytes, encoding: str) -> str:
     """``data.decode(encoding, "replace")``; ISO-2022-JP line by line.
 
@@ -122,6 +125,8 @@ def decode_text(data: bytes, encoding: str) -> str:
     single damaged escape sequence would leave the decoder in JIS X 0208 and turn all
     the ASCII that follows (the numbers) into kanji; line by line it costs one line.
     """
+    if encoding == SEVEN_BIT:  # ISO-2022-JP with its escapes dropped: the ASCII in sight
+        return _ISO2022_ESCAPE.sub(b"", data).decode("ascii", errors="replace")
     if encoding.endswith("+1"):  # the same codec one byte further (UTF-16 phase)
         return decode_text(data[1:], encoding[:-2])
     if encoding.startswith("iso2022"):
@@ -344,8 +349,8 @@ def decodings(data: bytes, declared: str | None = None) -> list[tuple[str, str]]
             return out
         # a destroyed escape sequence leaves a line read as kanji: the 7-bit reading
         # (escapes dropped) keeps its ASCII, numbers included, in sight
-        seven_bit = _ISO2022_ESCAPE.sub(b"", data).decode("ascii", errors="replace")
-        return out + ([("7bit", seven_bit)] if seven_bit != first else [])
+        seven_bit = decode_text(data, SEVEN_BIT)
+        return out + ([(SEVEN_BIT, seven_bit)] if seven_bit != first else [])
     if data.isascii() or primary.startswith(("utf-16", "utf-32")):
         return out
     clean = "\ufffd" not in first
@@ -436,7 +441,7 @@ def csv_table(path: str, data: bytes, encoding: str, delimiter: str) -> TableUni
 
     def rows() -> Iterator[Row]:
         stream: io.TextIOBase
-        if encoding.startswith("iso2022") or encoding.endswith("+1"):
+        if encoding.startswith("iso2022") or encoding.endswith("+1") or encoding == SEVEN_BIT:
             stream = io.StringIO(decode_text(data, encoding), newline="")
         else:
             stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace",

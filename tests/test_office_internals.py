@@ -241,3 +241,54 @@ def test_binary_workbook_reader_crash_is_corrupt_in_a_child() -> None:
     result = list(extract_file("名簿.xls", data, Limits()))
     assert result and all(isinstance(u, Unscannable) for u in result)
     assert {u.reason for u in result} <= {"corrupt"}
+
+
+NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def _shared_strings_xlsx(persons: list[Person], target: str, member: str) -> bytes:
+    """A workbook whose cells are all shared strings (rich text runs with phonetic
+    guides among them), the table stored at ``member`` and referenced as ``target``."""
+    strings = ["個人番号", "氏名", "生年月日"]
+    rows = ['<row r="1">' + "".join(f'<c r="{c}1" t="s"><v>{i}</v></c>'
+                                    for i, c in enumerate("ABC")) + "</row>"]
+    items = [f"<si><t>{s}</t></si>" for s in strings]
+    for n, p in enumerate(persons, 2):
+        base = len(items)
+        items += [f"<si><t>{p.my_number}</t></si>",
+                  f"<si><r><t>{p.name[:2]}</t></r><r><rPr><b/></rPr><t>{p.name[2:]}</t></r>"
+                  '<rPh sb="0" eb="2"><t>ヨミ</t></rPh><phoneticPr fontId="1"/></si>',
+                  f"<si><t>{p.birth_text}</t></si>"]
+        rows.append(f'<row r="{n}">' + "".join(
+            f'<c r="{c}{n}" t="s"><v>{base + i}</v></c>' for i, c in enumerate("ABC")) + "</row>")
+    sheet = f'<worksheet xmlns="{NS_MAIN}"><sheetData>{"".join(rows)}</sheetData></worksheet>'
+    sst = f'<sst xmlns="{NS_MAIN}" count="{len(items)}">{"".join(items)}</sst>'
+    base_xlsx = _plain_xlsx()
+    z = zipfile.ZipFile(io.BytesIO(base_xlsx))
+    rels = z.read("xl/_rels/workbook.xml.rels").decode().replace(
+        "</Relationships>",
+        '<Relationship Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        f'relationships/sharedStrings" Target="{target}" Id="rId99"/></Relationships>')
+    types = z.read("[Content_Types].xml").decode().replace(
+        "</Types>", f'<Override PartName="/{member}" ContentType="application/vnd.openxml'
+        'formats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+    return rewrite_members(base_xlsx, {
+        "xl/worksheets/sheet1.xml": sheet.encode(),
+        "xl/_rels/workbook.xml.rels": rels.encode(),
+        "[Content_Types].xml": types.encode(),
+    }, {member: sst.encode()})
+
+
+@pytest.mark.parametrize(("target", "member"), [
+    ("sharedStrings.xml", "xl/sharedStrings.xml"),
+    ("/xl/strings/table1.xml", "xl/strings/table1.xml"),
+    ("SharedStrings.xml", "xl/SharedStrings.xml"),
+])
+def test_shared_strings_oddities_are_read(target: str, member: str) -> None:
+    rng = random.Random(member)
+    persons = people(rng, 4)
+    result = scanner().scan_file("名簿.xlsx", _shared_strings_xlsx(persons, target, member))
+    assert not result.unscannable, result.unscannable
+    assert result.counts["my_number"] == 4
+    assert result.counts["name"] == 4  # rich-text runs joined, phonetic guide left out
+    assert result.counts["records"] == 4

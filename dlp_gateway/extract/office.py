@@ -328,18 +328,22 @@ def _sheet_extent_problem(pkg: _Package, max_cells: int) -> str | None:
 
 
 def _recoded(pkg: _Package | None, data: bytes) -> bytes:
-    """``data``, or a copy with its XML parts re-encoded as UTF-8 when a part calamine
-    reads (workbook, sheets, shared strings) is UTF-16 or declares another encoding:
-    calamine reads such a sheet as empty, which would pass it unread."""
+    """``data``, or a normalised copy calamine reads right: XML parts re-encoded as
+    UTF-8 when a part it reads (workbook, sheets, shared strings) is UTF-16 or declares
+    another encoding (calamine reads such a sheet as empty: it would pass unread), and
+    shared strings stored under another name copied to ``xl/sharedStrings.xml``."""
     if pkg is None:
         return data
     workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
                     "xl/workbook.xml")
-    names = [workbook, *_sheet_targets(pkg)]
-    names += [t for _i, k, t in pkg.rels(workbook) if k.endswith("/sharedStrings")]
-    if not any(_odd_encoding(pkg, n) for n in names if n in pkg.names):
+    strings = [t for _i, k, t in pkg.rels(workbook)
+               if k.endswith("/sharedStrings") and t in pkg.names]
+    names = [workbook, *_sheet_targets(pkg), *strings]
+    odd = any(_odd_encoding(pkg, n) for n in names if n in pkg.names)
+    moved = strings[0] if strings and strings[0].lower() != "xl/sharedstrings.xml" else None
+    if not odd and not moved:
         return data
-    return _utf8_package(pkg, data)
+    return _normalized_package(pkg, moved)
 
 
 def _odd_encoding(pkg: _Package, name: str) -> bool:
@@ -350,22 +354,20 @@ def _odd_encoding(pkg: _Package, name: str) -> bool:
         declared and declared.group(1).lower() not in (b"utf-8", b"utf8"))
 
 
-def _utf8_package(pkg: _Package, data: bytes) -> bytes:
-    """The package with every UTF-16 (or other non-UTF-8) XML part re-encoded as UTF-8.
-
-    Returns ``data`` untouched (no copy) in the usual all-UTF-8 case.
-    """
-    odd = [n for n in pkg.names if n.endswith((".xml", ".rels")) and _odd_encoding(pkg, n)]
-    if not odd:
-        return data
+def _normalized_package(pkg: _Package, strings: str | None) -> bytes:
+    odd = {n for n in pkg.names if n.endswith((".xml", ".rels")) and _odd_encoding(pkg, n)}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in pkg.zf.infolist():
+            if strings and info.filename.lower() == "xl/sharedstrings.xml":
+                continue  # replaced by the part the workbook really points to
             content = pkg.read(info.filename)
             if info.filename in odd:
                 root = etree.fromstring(content, _SAFE_PARSER)
                 content = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
             dst.writestr(info.filename, content)
+            if info.filename == strings:
+                dst.writestr("xl/sharedStrings.xml", content)
     return out.getvalue()
 
 

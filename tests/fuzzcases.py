@@ -184,7 +184,8 @@ _DIGITS = re.compile(rb"(?<![0-9])[0-9]{12}(?![0-9])")
 def recoverable_numbers(data: bytes, wanted: set[str], depth: int = 0) -> set[str]:
     """My Numbers of ``wanted`` that ordinary tools read back from ``data``."""
     found: set[str] = set()
-    views = [data]
+    # in a mail's raw bytes, quoted-printable escapes (=B7) are not digits
+    views = [re.sub(rb"=[0-9A-F]{2}|=\r?\n", b" ", data) if _looks_like_mail(data) else data]
     for codec in ("utf-16-le", "utf-16-be"):
         views.append(data.decode(codec, "ignore").encode("utf-8", "ignore"))
     for view in views:
@@ -194,6 +195,11 @@ def recoverable_numbers(data: bytes, wanted: set[str], depth: int = 0) -> set[st
     for inner in _containers(data):
         found |= recoverable_numbers(inner, wanted, depth + 1)
     return found
+
+
+def _looks_like_mail(data: bytes) -> bool:
+    head = data[:2000].lower()
+    return b"content-type:" in head or b"mime-version:" in head or b"subject:" in head
 
 
 def _containers(data: bytes) -> Iterable[bytes]:
@@ -211,8 +217,7 @@ def _containers(data: bytes) -> Iterable[bytes]:
     if data[:2] == b"\x1f\x8b":
         with contextlib.suppress(Exception):
             yield gzip.decompress(data)
-    head = data[:2000].lower()
-    if b"content-type:" in head or b"mime-version:" in head or b"subject:" in head:
+    if _looks_like_mail(data):
         try:
             msg = email.message_from_bytes(data, policy=email.policy.compat32)
             for part in msg.walk():

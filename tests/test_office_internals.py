@@ -292,3 +292,16 @@ def test_shared_strings_oddities_are_read(target: str, member: str) -> None:
     assert result.counts["my_number"] == 4
     assert result.counts["name"] == 4  # rich-text runs joined, phonetic guide left out
     assert result.counts["records"] == 4
+
+
+def test_embedded_package_past_the_depth_limit_is_too_deep_plain_docx_is_not() -> None:
+    rng = random.Random(8)
+    persons = people(rng, 2)
+    plain = docx_package(para(run("本文")))
+    nested = docx_package(para(run("本文")), extra_members={
+        "word/embeddings/inner.xlsx": roster_xlsx(persons)})
+    limits = Limits(max_depth=0)
+    assert not [u for u in extract_file("a.docx", plain, limits) if isinstance(u, Unscannable)]
+    held = [u for u in extract_file("a.docx", nested, limits) if isinstance(u, Unscannable)]
+    assert [(u.part, u.reason) for u in held] == [("a.docx/word/embeddings/inner.xlsx",
+                                                   "too_deep")]

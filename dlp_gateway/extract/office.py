@@ -758,9 +758,6 @@ def _package_rest(path: str, pkg: _Package, ctx: Context, depth: int, main: str,
     and any member the reader did not use dispatched as files of their own."""
     from dlp_gateway.extract.files import extract_part
 
-    if depth + 1 > ctx.limits.max_depth:
-        yield Unscannable(path, "too_deep", "embedded parts nested too deep")
-        return
     for name in sorted(pkg.names):
         if name in pkg.read_parts or name == main or _is_structure(name):
             continue
@@ -784,6 +781,8 @@ def _package_rest(path: str, pkg: _Package, ctx: Context, depth: int, main: str,
             return
         if name.endswith(".xml") and name not in chunks:
             yield from _xml_member(f"{path}/{name}", content)
+        elif depth + 1 > ctx.limits.max_depth:
+            yield Unscannable(f"{path}/{name}", "too_deep", "embedded parts nested too deep")
         else:
             yield from extract_part(f"{path}/{name}", content, ctx, depth + 1)
 

@@ -39,6 +39,7 @@ class Config:
     tls_key: Path | None = None
     require_auth: bool = False
     scan_timeout_seconds: float = 60.0
+    scan_max_memory_mb: int = 2048  # memory one scan may add (0: no cap); as `scan --max-memory`
     scan_workers: int = 0  # 0: one per CPU, at most 4
     monitor_mode: bool = False
     gateway_address: str = "dlp-gateway@localhost"
@@ -152,6 +153,8 @@ class Config:
             raise ConfigError("retain_max_mb must be positive")
         if self.scan_workers < 0:
             raise ConfigError("scan_workers must be >= 0")
+        if self.scan_max_memory_mb < 0:
+            raise ConfigError("scan_max_memory_mb must be >= 0")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together")
         if self.require_auth and not self.tls_cert:

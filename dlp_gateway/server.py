@@ -93,7 +93,7 @@ async def start(
 
     def make_pool(path: Any) -> ScanPool:
         return ScanPool(path, config.workers, config.scan_timeout_seconds,
-                        config.small_mail_bytes)
+                        config.small_mail_bytes, config.scan_max_memory_mb << 20)
 
     scanner = make_pool(active)
     await scanner.warm_up()

@@ -14,7 +14,12 @@ import json
 import sqlite3
 import sys
 
-from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.config import (
+    ConfigError,
+    add_common_arguments,
+    config_from_args,
+    require_database,
+)
 from dlp_gateway.timefmt import local
 
 QUEUE_NOTE = (
@@ -45,9 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                            description="Release a held message. " + QUEUE_NOTE)
     add_common_arguments(p)
     p.add_argument("id")
-    p.add_argument("--mode", choices=["as_is", "encrypted"], default="as_is",
-                   help="encrypted: AES-256 zip the attachments, password to the sender only")
-    p.add_argument("--comment", default="")
+    p.add_argument("--mode", choices=["as_is", "encrypted"], default=None,
+                   help="encrypted: AES-256 zip the attachments, password to the sender only "
+                   "(default: encrypted when the mail has attachments, as_is when it has none)")
+    p.add_argument("--comment", default="", help="reason; required for --mode as_is")
+    p.add_argument("--confirm", action="store_true",
+                   help="confirm sending unencrypted (required for --mode as_is)")
     p.add_argument("--actor", help="who is acting (default cli:<os user>)")
 
     p = actions.add_parser("reject", help="reject a held message (sender notified). "
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from dlp_gateway.ownership import become_data_owner
 
     try:
-        config = config_from_args(args)
+        config = require_database(config_from_args(args))
         become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
         gateway = Gateway(config)
     except ConfigError as exc:
@@ -103,14 +111,35 @@ def _dispatch(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-unty
     elif command == "show":
         _show(gateway, args.id)
     elif command == "release":
-        held = gateway.release(args.id, args.actor or default_actor(), args.mode, args.comment)
-        print(f"released {held.id} ({args.mode}) by {held.decided_by}; queued for delivery")
+        return _release(gateway, args)
     elif command == "reject":
         if not args.comment.strip():
             print("refused: a comment is required", file=sys.stderr)
             return 1
         held = gateway.reject(args.id, args.actor or default_actor(), args.comment)
         print(f"rejected {held.id} by {held.decided_by}; sender notified")
+    return 0
+
+
+def _release(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """The admin page's rules: default mode by attachments; as is needs a confirmation
+    and a reason (the statement of who gets how many people's data is printed)."""
+    from dlp_gateway.approval import default_mode
+    from dlp_gateway.gateway import attachment_names
+
+    held = gateway.held.get(args.id)
+    if held.status != "held":
+        print(f"refused: held message {held.id} is {held.status}, not held", file=sys.stderr)
+        return 1
+    mode = args.mode or default_mode(bool(attachment_names(gateway.held.raw(args.id))))
+    if mode == "as_is" and not (args.confirm and args.comment.strip()):
+        people = (held.counts or {}).get("records", 0)
+        print(f"refused: 暗号化せずに送信すると、{people}人分の個人情報が "
+              f"{', '.join(held.recipients)} に届きます。--confirm と理由 --comment を"
+              "指定してください（送信していません）", file=sys.stderr)
+        return 1
+    held = gateway.release(args.id, args.actor or default_actor(), mode, args.comment)
+    print(f"released {held.id} ({mode}) by {held.decided_by}; queued for delivery")
     return 0
 
 

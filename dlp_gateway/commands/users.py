@@ -11,7 +11,12 @@ import getpass
 import json
 import sys
 
-from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.config import (
+    ConfigError,
+    add_common_arguments,
+    config_from_args,
+    require_database,
+)
 from dlp_gateway.ownership import become_data_owner, share_database_files
 from dlp_gateway.store.audit import AuditLog
 from dlp_gateway.store.db import DB_FILENAME, Database
@@ -69,6 +74,8 @@ def _read_password() -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        if args.users_action in ("list", "disable"):
+            require_database(config)
     except ConfigError as exc:
         print(f"dlp-gateway users: {exc}", file=sys.stderr)
         return 2

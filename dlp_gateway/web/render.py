@@ -175,11 +175,12 @@ def _first_text(msg: Any) -> str:
     part = msg.get_body(preferencelist=("plain", "html"))
     if part is None:
         return ""
-    try:
-        content = part.get_content()
-    except Exception:
-        payload = part.get_payload(decode=True) or b""
-        content = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    from dlp_gateway.extract.text import decode_bytes
+
+    # As the scanner reads it: 8-bit bodies without a charset (scripts, old clients) and
+    # mislabelled ones are sniffed, not shown as replacement characters.
+    payload = part.get_payload(decode=True) or b""
+    content = decode_bytes(payload, part.get_content_charset())
     if part.get_content_subtype() == "html":
         content = _html_to_text(content)
     return content

@@ -353,7 +353,8 @@ def test_roster_held_then_released_through_postfix(chain: Chain) -> None:
     assert _arrived(chain, subject, timeout=0) == []
     assert _arrived(chain, subject, rcpt=ARCHIVE, timeout=0) == []
     cli = [sys.executable, "-m", "dlp_gateway.cli", "held", "release",
-           "--data-dir", str(chain.config.data_dir), "--actor", "cli:postfix-test", "--", held.id]
+           "--data-dir", str(chain.config.data_dir), "--actor", "cli:postfix-test",
+           "--mode", "as_is", "--confirm", "--comment", "宛先確認済み", "--", held.id]
     done = subprocess.run(cli, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     [delivered] = _arrived(chain, subject, timeout=30)

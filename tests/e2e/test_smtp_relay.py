@@ -78,7 +78,14 @@ def test_roster_is_held_survives_restart_and_is_listed(
     assert time.time() and upstream_sink.to(RECIPIENT) == []
 
     # an operator releases it from the shell; the running gateway's worker delivers it
-    assert cli_main(["held", "release", held_id, "--actor", "cli:tester",
+    # as is needs --confirm and a reason, as on the admin page: nothing is sent without
+    assert cli_main(["held", "release", held_id, "--mode", "as_is", "--comment", "急ぎ",
+                     "--data-dir", str(tmp_path / "data")]) == 1
+    assert cli_main(["held", "release", held_id, "--mode", "as_is", "--confirm",
+                     "--data-dir", str(tmp_path / "data")]) == 1
+    assert gw2.gateway.held.get(held_id).status == "held"
+    assert cli_main(["held", "release", held_id, "--actor", "cli:tester", "--mode", "as_is",
+                     "--confirm", "--comment", "宛先確認済み",
                      "--data-dir", str(tmp_path / "data")]) == 0
     deadline = time.monotonic() + 10
     while not upstream_sink.to(RECIPIENT) and time.monotonic() < deadline:

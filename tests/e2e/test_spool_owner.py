@@ -216,7 +216,8 @@ def _foreign_files(data: Path, svc: User) -> list[str]:
 def test_release_by_root_is_delivered_by_the_service(setup: Setup) -> None:
     subject = "名簿 owner-root"
     held_id = setup.hold_one(subject)
-    done = setup.cli(None, "held", "release", "--comment", "root", "--", held_id)
+    done = setup.cli(None, "held", "release", "--mode", "as_is", "--confirm",
+                     "--comment", "root", "--", held_id)
     assert done.returncode == 0, done.stderr
     assert "released" in done.stdout
     assert len(setup.wait_delivered(subject)) == 1
@@ -226,8 +227,8 @@ def test_release_by_root_is_delivered_by_the_service(setup: Setup) -> None:
 def test_release_by_group_member_is_delivered_by_the_service(setup: Setup) -> None:
     subject = "名簿 owner-member"
     held_id = setup.hold_one(subject)
-    done = setup.cli(setup.op, "held", "release", "--comment", "member", "--",
-                      held_id)
+    done = setup.cli(setup.op, "held", "release", "--mode", "as_is", "--confirm",
+                     "--comment", "member", "--", held_id)
     assert done.returncode == 0, done.stderr
     assert len(setup.wait_delivered(subject)) == 1
     assert _foreign_files(setup.data, setup.svc) == []

@@ -1,0 +1,118 @@
+"""A careless administrator's mistakes, driven through the real `dlp-gateway` process.
+
+A mistyped --data-dir must not create an empty database and answer "nothing held" or
+"the audit log is intact"; `held release` from the shell follows the admin page's
+rules (encrypted by default when there are attachments; as is only with a
+confirmation and a reason).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pyzipper
+
+from tests.conftest import RECIPIENT, SENDER, roster_mail, send
+
+HELD_RE = re.compile(r"2\.6\.0 held for approval (\S+)")
+
+
+def cli(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dlp_gateway.cli", *args], input=stdin, capture_output=True,
+        text=True, timeout=120, cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("command", [
+    ["held", "list"], ["held", "list", "--status", "withdrawn", "--format", "json"],
+    ["held", "show", "abc"], ["audit", "verify"], ["audit", "list"], ["replay"],
+    ["users", "list"], ["users", "disable", "x@city.example.lg.jp"], ["staff", "list"],
+])
+def test_a_mistyped_data_dir_is_an_error_not_an_empty_answer(
+    tmp_path: Path, command: list[str]
+) -> None:
+    typo = tmp_path / "dat"
+    done = cli(*command, "--data-dir", str(typo))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "gateway.db" in done.stderr and str(typo) in done.stderr
+    assert done.stdout == ""
+    assert not typo.exists()  # nothing created behind the administrator's back
+
+
+def test_first_steps_still_create_the_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    done = cli("users", "add", "ciso@city.example.lg.jp", "--role", "ciso",
+               "--data-dir", str(data), stdin="ciso-password-1\n")
+    assert done.returncode == 0, done.stderr
+    listed = cli("users", "list", "--data-dir", str(data))
+    assert listed.returncode == 0 and "ciso@city.example.lg.jp" in listed.stdout
+    assert cli("audit", "verify", "--data-dir", str(data)).returncode == 0
+
+
+def _hold_roster(gw, upstream_sink) -> str:  # type: ignore[no-untyped-def]
+    code, reply = send(gw.smtp_port, roster_mail(30))
+    assert code == 250, reply
+    match = HELD_RE.search(reply)
+    assert match, reply
+    upstream_sink.wait_for(1)  # the sender's notice
+    return match.group(1)
+
+
+def _released(upstream_sink, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = [m for m in upstream_sink.to(RECIPIENT)]
+        if got:
+            return got
+        time.sleep(0.05)
+    return []
+
+
+def test_cli_release_of_a_roster_is_encrypted_by_default(
+    gateway_factory, upstream_sink, tmp_path: Path
+) -> None:
+    gw = gateway_factory()
+    held_id = _hold_roster(gw, upstream_sink)
+    data = str(gw.gateway.config.data_dir)
+
+    done = cli("held", "release", "--data-dir", data, "--", held_id)
+    assert done.returncode == 0, done.stderr
+    assert "(encrypted)" in done.stdout
+    [delivered] = _released(upstream_sink)
+    assert delivered.data.startswith(b"X-DLP-Verdict: released-encrypted\r\n")
+    [attachment] = list(delivered.message.iter_attachments())
+    with pyzipper.AESZipFile(io.BytesIO(attachment.get_content())) as zf:
+        assert all(info.flag_bits & 0x1 for info in zf.infolist())  # encrypted members
+    assert any(SENDER in m.rcpts for m in upstream_sink.messages)  # password to the sender
+
+
+@pytest.mark.parametrize("extra", [
+    [], ["--comment", "急ぎ"], ["--confirm"], ["--confirm", "--comment", "   "],
+])
+def test_cli_as_is_release_needs_confirm_and_a_reason(
+    gateway_factory, upstream_sink, extra: list[str]
+) -> None:
+    gw = gateway_factory()
+    held_id = _hold_roster(gw, upstream_sink)
+    data = str(gw.gateway.config.data_dir)
+
+    done = cli("held", "release", "--data-dir", data, "--mode", "as_is", *extra, "--", held_id)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "30人分" in done.stderr and RECIPIENT in done.stderr
+    assert gw.gateway.held.get(held_id).status == "held"
+    time.sleep(0.5)
+    assert upstream_sink.to(RECIPIENT) == []
+
+    done = cli("held", "release", "--data-dir", data, "--mode", "as_is", "--confirm",
+               "--comment", "先方と確認済み", "--", held_id)
+    assert done.returncode == 0, done.stderr
+    [delivered] = _released(upstream_sink)
+    assert delivered.data.startswith(b"X-DLP-Verdict: released-as-is\r\n")
+    assert gw.gateway.held.get(held_id).comment == "先方と確認済み"

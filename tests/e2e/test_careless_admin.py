@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -116,3 +117,33 @@ def test_cli_as_is_release_needs_confirm_and_a_reason(
     [delivered] = _released(upstream_sink)
     assert delivered.data.startswith(b"X-DLP-Verdict: released-as-is\r\n")
     assert gw.gateway.held.get(held_id).comment == "先方と確認済み"
+
+
+def test_allow_add_value_never_writes_into_the_bundled_patterns(tmp_path: Path) -> None:
+    from dlp_gateway.detect.allow import ValueFilter
+    from dlp_gateway.detect.patterns import DEFAULT_PATTERNS_DIR, load_patterns
+
+    bundled = DEFAULT_PATTERNS_DIR / "allow.toml"
+    before = bundled.read_bytes()
+    try:
+        done = cli("allow", "add-value", "123456789018", "--reason", "見本", cwd=tmp_path)
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert "--patterns" in done.stderr
+        assert bundled.read_bytes() == before
+    finally:  # a failing run must not leave the checkout edited
+        bundled.write_bytes(before)
+
+    # the configured patterns_dir is where it goes (the set the gateway runs)
+    copy = tmp_path / "patterns"
+    shutil.copytree(DEFAULT_PATTERNS_DIR, copy)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[gateway]\npatterns_dir = "{copy}"\n', encoding="utf-8")
+    done = cli("allow", "add-value", "123456789018", "--reason", "見本",
+               "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert bundled.read_bytes() == before
+    assert "123456789018" not in (copy / "allow.toml").read_text(encoding="utf-8")
+    allow = load_patterns(copy).allow
+    assert ValueFilter(allow.salt, allow.hashes).allowed("123456789018")
+    listed = cli("allow", "list", "--config", str(config), cwd=tmp_path)
+    assert listed.returncode == 0 and "見本" in listed.stdout

@@ -7,6 +7,7 @@ so it never appears in the process list or the shell history.
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import json
 import sys
@@ -20,6 +21,7 @@ from dlp_gateway.config import (
 from dlp_gateway.ownership import become_data_owner, share_database_files
 from dlp_gateway.store.audit import AuditLog
 from dlp_gateway.store.db import DB_FILENAME, Database
+from dlp_gateway.store.staff import StaffStore
 from dlp_gateway.store.users import ROLES, UserError, UserStore
 from dlp_gateway.web.auth import SessionStore
 
@@ -104,7 +106,20 @@ def _add(args: argparse.Namespace, db: Database) -> int:
     )
     dept = f", {user.department}" if user.department else ""
     print(f"added {user.email} ({user.role}{dept}{', deputy' if user.deputy else ''})")
+    _warn_unknown_department(db, user.department)
     return 0
+
+
+def _warn_unknown_department(db: Database, department: str | None) -> None:
+    """A head whose department is not in the staff directory approves nobody's mail."""
+    known = StaffStore(db).departments()
+    if not department or not known or department in known:
+        return
+    close = difflib.get_close_matches(department, known, n=3, cutoff=0.6)
+    hint = f"（似た所属: {'、'.join(close)}）" if close else ""
+    print(f"warning: 所属「{department}」は職員名簿にありません{hint}。この所属の職員はいないため、"
+          "このアカウントに承認依頼は届きません (department not in the staff directory)",
+          file=sys.stderr)
 
 
 def _list(args: argparse.Namespace, db: Database) -> int:

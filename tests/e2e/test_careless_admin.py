@@ -147,3 +147,18 @@ def test_allow_add_value_never_writes_into_the_bundled_patterns(tmp_path: Path) 
     assert ValueFilter(allow.salt, allow.hashes).allowed("123456789018")
     listed = cli("allow", "list", "--config", str(config), cwd=tmp_path)
     assert listed.returncode == 0 and "見本" in listed.stdout
+
+
+def test_a_head_of_a_mistyped_department_is_warned_with_the_similar_one(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    staff = tmp_path / "staff.csv"
+    staff.write_bytes("email,name,department\r\nkaigo@city.example.lg.jp,介護 花子,介護保険課\r\n"
+                      "zeimu@city.example.lg.jp,税務 太郎,税務課\r\n".encode("cp932"))
+    assert cli("staff", "import", str(staff), "--data-dir", data).returncode == 0
+    typo = cli("users", "add", "kacho@city.example.lg.jp", "--role", "section_head",
+               "--department", "介護保健課", "--data-dir", data, stdin="kacho-password-1\n")
+    assert typo.returncode == 0, typo.stderr  # added (the directory may come later) ...
+    assert "介護保健課" in typo.stderr and "似た所属: 介護保険課" in typo.stderr  # ... but warned
+    right = cli("users", "add", "kacho2@city.example.lg.jp", "--role", "section_head",
+                "--department", "介護保険課", "--data-dir", data, stdin="kacho-password-1\n")
+    assert right.returncode == 0 and "warning" not in right.stderr

@@ -144,12 +144,18 @@ def _release(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
 
 
 def _list(gateway, status: str | None, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    from dlp_gateway.approval import route_for
+
     for held in gateway.held.list(status):
+        # who decides now (a sender outside the directory goes to the CISO, ...)
+        routed_to = route_for(gateway, held).role if held.status == "held" else None
         if fmt == "json":
-            print(json.dumps(held.summary_json(), ensure_ascii=False))
+            print(json.dumps({**held.summary_json(), "routed_to": routed_to},
+                             ensure_ascii=False))
         else:
             received = local(held.received, gateway.config.timezone)
-            print(f"{held.id}  {received}  {held.status:9}  {held.approver_role or '-':12}  "
+            role = routed_to or held.approver_role or "-"
+            print(f"{held.id}  {received}  {held.status:9}  {role:12}  "
                   f"{held.sender} -> {', '.join(held.recipients)}  {held.subject}")
 
 

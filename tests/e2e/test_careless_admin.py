@@ -162,3 +162,21 @@ def test_a_head_of_a_mistyped_department_is_warned_with_the_similar_one(tmp_path
     right = cli("users", "add", "kacho2@city.example.lg.jp", "--role", "section_head",
                 "--department", "介護保険課", "--data-dir", data, stdin="kacho-password-1\n")
     assert right.returncode == 0 and "warning" not in right.stderr
+
+
+def test_held_list_says_who_decides_now(gateway_factory, upstream_sink) -> None:
+    """A section-head hold from a sender outside the staff directory waits for the CISO:
+    the list says so instead of the policy's 'section_head'."""
+    import json
+
+    gw = gateway_factory()
+    gw.gateway.users.add("ciso@city.example.lg.jp", "ciso", "ciso-password-1")
+    held_id = _hold_roster(gw, upstream_sink)  # SENDER is not in the directory
+    assert gw.gateway.held.get(held_id).approver_role == "section_head"
+    data = str(gw.gateway.config.data_dir)
+
+    done = cli("held", "list", "--format", "json", "--data-dir", data)
+    [row] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert row["id"] == held_id and row["routed_to"] == "ciso"
+    text = cli("held", "list", "--data-dir", data).stdout
+    assert re.search(rf"{held_id}\s.*\sheld\s+ciso\s", text), text

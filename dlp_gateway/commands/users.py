@@ -82,8 +82,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"dlp-gateway users: {exc}", file=sys.stderr)
         return 2
     become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
+    fresh = not (config.data_dir / DB_FILENAME).exists()
     db = Database.in_data_dir(config.data_dir)
     share_database_files(config.data_dir, DB_FILENAME)
+    if fresh:  # a mistyped --data-dir would otherwise go unnoticed
+        print(f"dlp-gateway users: 新しいデータベースを作成しました (created a new database): "
+              f"{(config.data_dir / DB_FILENAME).resolve()}", file=sys.stderr)
     try:
         return _ACTIONS[args.users_action](args, db)
     except UserError as exc:

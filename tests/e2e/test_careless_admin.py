@@ -52,6 +52,10 @@ def test_first_steps_still_create_the_data_dir(tmp_path: Path) -> None:
     done = cli("users", "add", "ciso@city.example.lg.jp", "--role", "ciso",
                "--data-dir", str(data), stdin="ciso-password-1\n")
     assert done.returncode == 0, done.stderr
+    assert "created a new database" in done.stderr and str(data) in done.stderr  # visible
+    again = cli("users", "add", "joho@city.example.lg.jp", "--role", "operator",
+                "--data-dir", str(data), stdin="joho-password-1\n")
+    assert again.returncode == 0 and "created a new database" not in again.stderr
     listed = cli("users", "list", "--data-dir", str(data))
     assert listed.returncode == 0 and "ciso@city.example.lg.jp" in listed.stdout
     assert cli("audit", "verify", "--data-dir", str(data)).returncode == 0

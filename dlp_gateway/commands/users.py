@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="department (所属); required for section_head")
     add.add_argument("--deputy", action="store_true",
                      help="a deputy (代理) of the section head of --department")
+    add.add_argument("--update", action="store_true",
+                     help="change an existing account (role, department, deputy, password) "
+                     "and enable it again")
     _common(add)
 
     listing = actions.add_parser("list", help="list accounts")
@@ -101,16 +104,21 @@ def _add(args: argparse.Namespace, db: Database) -> int:
     if args.role == "section_head" and not (args.department or "").strip():
         raise UserError("所属長には所属（--department）を指定してください")
     user = UserStore(db).add(
-        args.email, args.role, _read_password(), args.department, deputy=args.deputy
+        args.email, args.role, _read_password(), args.department, deputy=args.deputy,
+        update=args.update,
     )
+    if args.update:  # old sessions carried the old role and department
+        SessionStore(db).delete_for_user(user.email)
     AuditLog(db).append(
-        "user_added", _operator(), None,
+        "user_updated" if args.update else "user_added", _operator(), None,
         {"email": user.email, "role": user.role, "department": user.department,
          "deputy": user.deputy},
     )
     dept = f", {user.department}" if user.department else ""
-    print(f"added {user.email} ({user.role}{dept}{', deputy' if user.deputy else ''})")
-    _warn_unknown_department(db, user.department)
+    print(f"{'updated' if args.update else 'added'} {user.email} "
+          f"({user.role}{dept}{', deputy' if user.deputy else ''})")
+    if user.role == "section_head":
+        _warn_unknown_department(db, user.department)
     return 0
 
 

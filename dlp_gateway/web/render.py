@@ -76,6 +76,7 @@ EVENT_LABELS = {
     "delivered": "配送完了",
     "delivery_failed": "配送失敗",
     "user_added": "利用者の追加",
+    "user_updated": "利用者の変更",
     "user_disabled": "利用者の無効化",
     "staff_imported": "職員名簿の取り込み",
     "staff_added": "職員名簿への追加",

@@ -184,3 +184,41 @@ def test_held_list_says_who_decides_now(gateway_factory, upstream_sink) -> None:
     assert row["id"] == held_id and row["routed_to"] == "ciso"
     text = cli("held", "list", "--data-dir", data).stdout
     assert re.search(rf"{held_id}\s.*\sheld\s+ciso\s", text), text
+
+
+def test_a_head_registered_in_the_wrong_department_can_be_corrected(tmp_path: Path) -> None:
+    """users add --update: a typo, a transfer (人事異動) or a password reset, without a new
+    address; the old sessions end, the audit log says 利用者の変更."""
+    import json
+
+    data = str(tmp_path / "data")
+    email = "kacho@city.example.lg.jp"
+    first = cli("users", "add", email, "--role", "section_head", "--department", "介護保健課",
+                "--data-dir", data, stdin="kacho-password-1\n")
+    assert first.returncode == 0, first.stderr
+    again = cli("users", "add", email, "--role", "section_head", "--department", "介護保険課",
+                "--data-dir", data, stdin="kacho-password-2\n")
+    assert again.returncode == 1 and "--update" in again.stderr
+    assert cli("users", "disable", email, "--data-dir", data).returncode == 0
+    fixed = cli("users", "add", email, "--role", "section_head", "--department", "介護保険課",
+                "--deputy", "--update", "--data-dir", data, stdin="kacho-password-2\n")
+    assert fixed.returncode == 0, fixed.stderr
+    [user] = [json.loads(line) for line in
+              cli("users", "list", "--format", "json", "--data-dir", data).stdout.splitlines()]
+    assert (user["department"], user["deputy"], user["enabled"]) == ("介護保険課", True, True)
+    events = [json.loads(line)["event"] for line in cli(
+        "audit", "list", "--format", "json", "--data-dir", data).stdout.splitlines()]
+    assert "user_updated" in events
+    assert cli("users", "add", "nobody@city.example.lg.jp", "--role", "ciso", "--update",
+               "--data-dir", data, stdin="kacho-password-2\n").returncode == 1
+
+    from dlp_gateway.store.db import Database
+    from dlp_gateway.store.users import UserStore
+
+    db = Database.in_data_dir(tmp_path / "data")
+    try:
+        users = UserStore(db)
+        assert users.verify_password(email, "kacho-password-2")
+        assert not users.verify_password(email, "kacho-password-1")
+    finally:
+        db.close()

@@ -222,3 +222,25 @@ def test_a_head_registered_in_the_wrong_department_can_be_corrected(tmp_path: Pa
         assert not users.verify_password(email, "kacho-password-1")
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("busy", ["admin", "smtp"])
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path, busy: str) -> None:
+    """`make run` twice: a clear error and exit 1, no traceback, nothing left running."""
+    import socket
+
+    from tests.conftest import free_port
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        taken_port = taken.getsockname()[1]
+        smtp = taken_port if busy == "smtp" else free_port()
+        admin = taken_port if busy == "admin" else free_port()
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlp_gateway.cli", "serve", "--listen", f"127.0.0.1:{smtp}",
+             "--admin-listen", f"127.0.0.1:{admin}", "--data-dir", str(tmp_path / "data"),
+             "--upstream", f"maildir:{tmp_path / 'maildir'}"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "dlp-gateway serve: [Errno 98]" in proc.stderr and str(taken_port) in proc.stderr

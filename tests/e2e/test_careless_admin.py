@@ -244,3 +244,25 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path, busy: str) -
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "dlp-gateway serve: [Errno 98]" in proc.stderr and str(taken_port) in proc.stderr
+
+
+def test_scan_explain_text_groups_a_big_roster_by_reason(tmp_path: Path) -> None:
+    """--explain on a 300-row roster: one entry per distinct reason with a count, not
+    900 entries; --format json still explains every finding."""
+    import json
+
+    from tests.conftest import roster_xlsx
+
+    path = tmp_path / "roster.xlsx"
+    path.write_bytes(roster_xlsx(300))
+    text = cli("scan", "--explain", str(path))
+    assert text.returncode == 0, text.stderr
+    section = text.stdout.split("検出の理由", 1)[1]
+    entries = [line for line in section.splitlines() if line.startswith("    ") and
+               not line.startswith("      ")]
+    assert 1 <= len(entries) <= 10, section[:2000]
+    alike = [int(m.replace(",", "")) for m in re.findall(r"\+([\d,]+) alike", section)]
+    doc = json.loads(cli("scan", "--explain", "--format", "json", str(path)).stdout)
+    explained = [f for f in doc["findings"] if f.get("explain")]
+    assert len(explained) == len(doc["findings"]) >= 600
+    assert sum(alike) + len(entries) == len(explained)

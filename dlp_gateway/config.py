@@ -215,6 +215,23 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="data directory (default ./data)")
 
 
+def require_database(config: Config) -> Config:
+    """Refuse a data directory without a database, for commands that read existing data.
+
+    A mistyped ``--data-dir`` must not create an empty database and then report "no
+    mail" or "the audit log is intact (0 entries)".
+    """
+    from dlp_gateway.store.db import DB_FILENAME
+
+    path = config.data_dir / DB_FILENAME
+    if not path.is_file():
+        raise ConfigError(
+            f"データベースがありません: {path}（--data-dir / --config を確認してください）"
+            f" (no database in the data directory)"
+        )
+    return config
+
+
 def config_from_args(args: argparse.Namespace, **extra: Any) -> Config:
     """Build the Config from a parsed namespace (common flags plus ``extra``)."""
     return load_config(

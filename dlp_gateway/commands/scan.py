@@ -127,23 +127,38 @@ def _add_explain(payload: dict, explanation) -> None:  # type: ignore[type-arg, 
     payload["verdict_explain"] = {"ja": explanation.verdict_ja, "en": explanation.verdict_en}
 
 
+NEAR_MISSES_SHOWN = 50
+
+
 def write_explain(out: TextIO, result, explanation) -> None:  # type: ignore[no-untyped-def]
     out.write(f"  判定の理由: {explanation.verdict_ja}\n")
     out.write(f"  (verdict: {explanation.verdict_en})\n")
     out.write("  検出の理由 (why each finding fired):\n")
+    # One entry per distinct reason (a 7,203-row roster has a handful, not 21,609 lines);
+    # `--format json` keeps the explanation of every single finding.
+    groups: dict[tuple, list] = {}  # type: ignore[type-arg]
     for i, finding in enumerate(result.findings):
         why = explanation.findings.get(i)
-        if why is None:
-            continue
-        label = TYPE_LABELS_JA.get(finding.type, finding.type)
-        rules = f"  ルール (rules): {', '.join(why.rules)}" if why.rules else ""
-        out.write(f"    {label}\t{finding.location}\t{finding.masked}{rules}\n")
-        out.write(f"      {why.ja}\n      ({why.en})\n")
+        if why is not None:
+            groups.setdefault((finding.type, why.ja, why.en, tuple(why.rules)), []).append(finding)
+    for (ftype, ja, en, rules), members in groups.items():
+        first = members[0]
+        label = TYPE_LABELS_JA.get(ftype, ftype)
+        rule_text = f"  ルール (rules): {', '.join(rules)}" if rules else ""
+        more = f"  ほか同じ理由で {len(members) - 1:,} 件 (+{len(members) - 1:,} alike)" \
+            if len(members) > 1 else ""
+        out.write(f"    {label}\t{first.location}\t{first.masked}{rule_text}{more}\n")
+        out.write(f"      {ja}\n      ({en})\n")
     if explanation.near_misses:
         out.write("  見送った候補 (near misses):\n")
-        for miss in explanation.near_misses:
+        for miss in explanation.near_misses[:NEAR_MISSES_SHOWN]:
             out.write(f"    {miss.location}\t{miss.masked}\n")
             out.write(f"      {miss.ja}\n      ({miss.en})\n")
+        if len(explanation.near_misses) > NEAR_MISSES_SHOWN:
+            rest = len(explanation.near_misses) - NEAR_MISSES_SHOWN
+            out.write(f"    ... ほか {rest:,} 件 (more; --format json lists all)\n")
+
+
 def scan_one(scanner, path: str, data: bytes):  # type: ignore[no-untyped-def]
     if is_message(path, data):
         return scanner.scan_message(data)

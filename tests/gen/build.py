@@ -427,7 +427,11 @@ def build_roster(spec: Spec, rng: random.Random, people: list[Person]) -> Sheet:
         apply_group(cols, spec)
     row = 0
     if spec.layout == "stats_above":
-        row = sheet.add(0, 0, stats_block(rng, rng.randint(3, 40))) + rng.randint(1, 3)
+        row = sheet.add(
+            0,
+            0,
+            stats_block(rng, rng.randint(300, 500) if rng.random() < 0.1 else rng.randint(3, 40)),
+        ) + rng.randint(1, 3)
     if spec.layout in ("title_rows", "stats_above") or spec.content == "title_bango":
         for block in title_rows(spec, rng):
             row = sheet.add(row, 0, block)

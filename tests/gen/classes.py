@@ -69,10 +69,25 @@ ISSUE_CLASS: dict[tuple[str, str], str] = {
     ("content", "health"): SPLIT,
     ("mail", "letter_names"): CORRESPONDENTS,
 }
-for _form in ("wareki_kanji", "wareki_padded", "short_dot", "short_dot2", "gannen",
-              "kanji_numerals", "fullwidth_short", "fullwidth_kanji", "ligature", "iso_slash",
-              "slash_nopad", "iso_hyphen", "seireki_kanji", "yyyymmdd", "era_code",
-              "excel_date", "excel_era_format"):
+for _form in (
+    "wareki_kanji",
+    "wareki_padded",
+    "short_dot",
+    "short_dot2",
+    "gannen",
+    "kanji_numerals",
+    "fullwidth_short",
+    "fullwidth_kanji",
+    "ligature",
+    "iso_slash",
+    "slash_nopad",
+    "iso_hyphen",
+    "seireki_kanji",
+    "yyyymmdd",
+    "era_code",
+    "excel_date",
+    "excel_era_format",
+):
     ISSUE_CLASS.setdefault(("date_form", _form), NUMBERS)
 for _ft in ("xls", "csv_utf8", "csv_utf8sig", "csv_cp932", "csv_eucjp", "docx"):
     ISSUE_CLASS.setdefault(("file_type", _ft), FILES)

@@ -263,11 +263,11 @@ def sample_spec(seed: int) -> Spec:
 
 def _repair(spec: Spec, rng: random.Random) -> None:
     """Make the draw a file that can exist (documented per rule), keeping the varied axis."""
+    if spec.axis == "number_form" and spec.number_form not in INSURED_FORMS:
+        spec.content = "health" if spec.number_form in HEALTH_FORMS else "mynumber"
     forms = _number_forms(spec.content)
     if spec.number_form not in forms:
         spec.number_form = "plain" if "plain" in forms else forms[0]
-    if spec.axis == "number_form" and spec.number_form in HEALTH_FORMS:
-        spec.content = "health"
     if spec.content == "neg_webid" and spec.axis != "file_type" and rng.random() < 0.5:
         spec.file_type = "text_body"
     if spec.file_type == "text_body" and spec.content != "neg_webid":

@@ -87,6 +87,7 @@ for _form in (
     "era_code",
     "excel_date",
     "excel_era_format",
+    "excel_builtin_era",
 ):
     ISSUE_CLASS.setdefault(("date_form", _form), NUMBERS)
 for _ft in ("xls", "csv_utf8", "csv_utf8sig", "csv_cp932", "csv_eucjp", "docx"):

@@ -55,7 +55,33 @@ def render_xlsx(sheets: list[Sheet]) -> bytes:
                 )
     buf = io.BytesIO()
     wb.save(buf)
-    return buf.getvalue()
+    return _builtin_era_formats(buf.getvalue())
+
+
+def _builtin_era_formats(data: bytes) -> bytes:
+    """Rewrite the marker era format into built-in numFmtId 57, as Japanese Excel saves it."""
+    import re
+    import zipfile
+
+    from .build import BUILTIN_ERA_FORMAT
+
+    src = zipfile.ZipFile(io.BytesIO(data))
+    styles = src.read("xl/styles.xml").decode("utf-8")
+    code = html.escape(BUILTIN_ERA_FORMAT, quote=True)
+    match = re.search(r'<numFmt numFmtId="(\d+)" formatCode="' + re.escape(code) + '"/>', styles)
+    if not match:
+        return data
+    styles = styles.replace(match.group(0), "")
+    styles = styles.replace(f'numFmtId="{match.group(1)}"', 'numFmtId="57"')
+    count = styles.count("<numFmt ")
+    styles = re.sub(r'<numFmts count="\d+">', f'<numFmts count="{count}">', styles)
+    styles = styles.replace(f'<numFmts count="{count}"></numFmts>', "")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            body = styles.encode("utf-8") if item.filename == "xl/styles.xml" else src.read(item)
+            dst.writestr(item, body)
+    return out.getvalue()
 
 
 def render_xls(sheets: list[Sheet]) -> bytes:

@@ -70,6 +70,7 @@ DATE_FORMS = (
     "era_code",
     "excel_date",
     "excel_era_format",
+    "excel_builtin_era",
     "era_columns",
 )
 NAME_FORMS = (
@@ -316,7 +317,10 @@ def _repair(spec: Spec, rng: random.Random) -> None:
         "split",
     ):
         spec.name_form = "kana_column"
-    if spec.date_form in ("excel_date", "excel_era_format") and spec.file_type not in EXCEL_TYPES:
+    if spec.date_form == "excel_builtin_era" and spec.file_type == "xls":
+        spec.date_form = "excel_era_format"
+    excel_forms = ("excel_date", "excel_era_format", "excel_builtin_era")
+    if spec.date_form in excel_forms and spec.file_type not in EXCEL_TYPES:
         spec.date_form = "iso_slash"
     if spec.in_body:
         spec.wrap = "mail"

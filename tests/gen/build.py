@@ -471,7 +471,8 @@ def list_block(cols: list[Col], people: list[Person], spec: Spec, rng: random.Ra
     fmt = {"excel_era_format": ERA_FORMAT, "excel_builtin_era": BUILTIN_ERA_FORMAT}.get(
         spec.date_form, "yyyy/mm/dd"
     )
-    return Block(rows, merges, date_format=fmt)
+    th_rows = len(head) if rng.random() < 0.5 else 0
+    return Block(rows, merges, date_format=fmt, th_rows=th_rows)
 
 
 def transposed_block(

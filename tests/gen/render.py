@@ -180,7 +180,8 @@ def html_tables(sheet: Sheet) -> str:
                 h, w = spans.get((r, c), (1, 1))
                 attrs = (f' rowspan="{h}"' if h > 1 else "") + (f' colspan="{w}"' if w > 1 else "")
                 text = html.escape(text_of(value)).replace("\n", "<br>")
-                cells.append(f"<td{attrs}>{text}</td>")
+                tag = "th" if r < block.th_rows else "td"
+                cells.append(f"<{tag}{attrs}>{text}</{tag}>")
             lines.append("<tr>" + "".join(cells) + "</tr>")
         lines.append("</table>")
         parts.append("\n".join(lines))

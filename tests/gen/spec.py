@@ -20,6 +20,7 @@ NEGATIVE_CONTENT = (
     "neg_staff",
     "neg_masked",
     "neg_corporate",
+    "neg_receipts",
 )
 LAYOUTS = (
     "plain",

@@ -49,7 +49,7 @@ _GAP_KEYS = (
     ("number_form", "fullwidth_hyphen"),
     ("layout", "merged_header"), ("layout", "transposed"), ("layout", "english_header"),
     ("layout", "circled_header"), ("layout", "header_linebreak"), ("layout", "stats_above"),
-    ("layout", "form"),
+    ("layout", "form"), ("layout", "repeated_header"),
     ("file_type", "html_attach"), ("file_type", "html_body"), ("file_type", "tsv_body"),
     ("name_form", "joined_kana"), ("name_form", "kana_column"), ("name_form", "kana_only"),
     ("name_form", "split"),

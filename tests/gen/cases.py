@@ -62,7 +62,9 @@ def _render(spec: Spec, sheet, stem: str, rng: random.Random) -> tuple[str, byte
     except UnicodeEncodeError:  # e.g. 髙 or ㍼ in EUC-JP: such a file is saved as UTF-8
         spec.file_type = "csv_utf8sig"
         filename, data = render.render_file(sheet, spec.file_type, stem, rng)
-    if spec.wrap == "mail":
+    if spec.wrap == "zip":
+        filename, data = render.zip_file(filename, data, rng)
+    if spec.wrap in ("mail", "zip"):
         return "message.eml", render.mail_with_attachment(filename, data, rng)
     return filename, data
 

@@ -18,6 +18,7 @@ TITLE = "insured numbers known only from the sheet/document title (被保険者�
 CORRESPONDENTS = "correspondents (signature, display names, 〇〇様) counted as names"
 NUMBERS = "numbers and dates in other written forms (numeric cells, odd dashes, date forms)"
 FILES = "file types / encodings"
+NON_BIRTH = "dates that are not births (受付日, 交付年月日, 資格取得年月日) beside names"
 PDF = "PDF tables (waits for the PDF reader)"
 
 ISSUE_CLASS: dict[tuple[str, str], str] = {
@@ -68,6 +69,8 @@ ISSUE_CLASS: dict[tuple[str, str], str] = {
     ("content", "title_bango"): TITLE,
     ("content", "health"): SPLIT,
     ("mail", "letter_names"): CORRESPONDENTS,
+    ("content", "neg_receipts"): NON_BIRTH,
+    ("wrap", "zip"): FILES,
 }
 for _form in (
     "wareki_kanji",

@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import io
 import random
+import zipfile
 from email.message import EmailMessage
 from email.policy import default as default_policy
 
@@ -249,7 +250,26 @@ MIME = {
     ".docx": DOCX,
     ".html": "text/html",
     ".pdf": "application/pdf",
+    ".zip": "application/zip",
 }
+
+
+class _Cp932ZipInfo(zipfile.ZipInfo):
+    """A member name in cp932 without the UTF-8 flag, as Windows' own zip tool writes it."""
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # zipfile's hook
+        return self.filename.encode("cp932"), self.flag_bits
+
+
+def zip_file(filename: str, data: bytes, rng: random.Random) -> tuple[str, bytes]:
+    buf = io.BytesIO()
+    folder = rng.choice(("", "R8名簿/"))
+    name = folder + filename
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        info = _Cp932ZipInfo(name) if rng.random() < 0.5 else zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, data)
+    return filename.rsplit(".", 1)[0] + ".zip", buf.getvalue()
 
 
 class Letter:

@@ -97,7 +97,7 @@ FILE_TYPES = (
     "tsv_body",
     "pdf",
 )
-WRAPS = ("file", "mail")
+WRAPS = ("file", "mail", "zip")  # zip: the file zipped, attached to a mail
 BODY_TYPES = ("html_body", "tsv_body", "text_body")
 EXCEL_TYPES = ("xlsx", "xls")
 
@@ -274,6 +274,8 @@ def _repair(spec: Spec, rng: random.Random) -> None:
         spec.file_type = "text_body"
     if spec.file_type == "text_body" and spec.content != "neg_webid":
         spec.file_type = "tsv_body"
+    if spec.in_body:
+        spec.wrap = "mail"  # a table in the body is a mail by definition
     if spec.negative:
         if spec.layout not in (
             "plain",
@@ -323,7 +325,5 @@ def _repair(spec: Spec, rng: random.Random) -> None:
     excel_forms = ("excel_date", "excel_era_format", "excel_builtin_era")
     if spec.date_form in excel_forms and spec.file_type not in EXCEL_TYPES:
         spec.date_form = "iso_slash"
-    if spec.in_body:
-        spec.wrap = "mail"
-        if spec.n > 40:
-            spec.n = 40
+    if spec.in_body and spec.n > 40:
+        spec.n = 40

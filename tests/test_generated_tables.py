@@ -126,6 +126,7 @@ def check(scanner: Scanner, case: Case) -> None:
         f"  expected {want}\n  got      {got}  unscannable={unscannable}\n"
         f"  replay:  {case.replay()}\n"
         f"  inspect: .venv/bin/python -m tests.gen {case.spec.seed} --out /tmp/case --scan"
+        f"{' --letter' if case.spec.axis == 'letter' else ''}"
     )
 
 
@@ -224,7 +225,18 @@ def test_every_dimension_value_is_generated() -> None:
     for seed in range(500):
         for key, value in sample_spec(seed).dims().items():
             seen.setdefault(key, set()).add(value)
-    from tests.gen.spec import DATE_FORMS, FILE_TYPES, LAYOUTS, NAME_FORMS, NAME_POOLS
+    from tests.gen.spec import (
+        DATE_FORMS,
+        FILE_TYPES,
+        HEALTH_FORMS,
+        LAYOUTS,
+        MY_NUMBER_FORMS,
+        NAME_FORMS,
+        NAME_POOLS,
+        NEGATIVE_CONTENT,
+        POSITIVE_CONTENT,
+        WRAPS,
+    )
 
     for key, values in (
         ("layout", LAYOUTS),
@@ -232,6 +244,9 @@ def test_every_dimension_value_is_generated() -> None:
         ("name_form", NAME_FORMS),
         ("name_pool", NAME_POOLS),
         ("file_type", FILE_TYPES),
+        ("wrap", WRAPS),
+        ("content", POSITIVE_CONTENT + NEGATIVE_CONTENT),
+        ("number_form", MY_NUMBER_FORMS + HEALTH_FORMS),
     ):
         assert set(values) <= seen[key], (key, set(values) - seen[key])
 

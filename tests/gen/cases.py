@@ -31,6 +31,11 @@ class Case:
         return self.filename.endswith(".eml")
 
     def replay(self) -> str:
+        if self.spec.axis == "letter":
+            return (
+                ".venv/bin/python -m pytest -q 'tests/test_generated_tables.py::"
+                f"test_letter_mail_verdict_and_counts[{self.spec.seed}]'"
+            )
         return (
             f"DLP_GEN_SEED={self.spec.seed} .venv/bin/python -m pytest -q "
             f"tests/test_generated_tables.py"

@@ -16,6 +16,7 @@ list as fixes land. PDF cases run only with ``DLP_GEN_PDF=1`` (until the PDF rea
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -48,7 +49,7 @@ _GAP_KEYS = (
     ("number_form", "fullwidth_hyphen"),
     ("layout", "merged_header"), ("layout", "transposed"), ("layout", "english_header"),
     ("layout", "circled_header"), ("layout", "header_linebreak"), ("layout", "stats_above"),
-    ("layout", "form"),
+    ("layout", "form"), ("layout", "repeated_header"),
     ("file_type", "html_attach"), ("file_type", "html_body"), ("file_type", "tsv_body"),
     ("name_form", "joined_kana"), ("name_form", "kana_column"), ("name_form", "kana_only"),
     ("name_form", "split"),
@@ -56,6 +57,11 @@ _GAP_KEYS = (
     ("mail", "letter_names"),
 )
 KNOWN_GAPS: dict[tuple[str, str], str] = {key: ISSUE_CLASS[key] for key in _GAP_KEYS}
+# combinations that fail although each value alone passes: every pair must match
+KNOWN_GAP_COMBOS: dict[tuple[tuple[str, str], ...], str] = {
+    (("content", "mynumber"), ("number_form", "numeric_lost_zero")):
+        "11-digit My Numbers (leading zero lost in Excel) in csv/text tables are not padded",
+}
 PDF_ENABLED = os.environ.get("DLP_GEN_PDF") == "1"
 LETTER_CASES = 40
 
@@ -75,6 +81,9 @@ def gap_of(case: Case) -> str | None:
         reason = KNOWN_GAPS.get((key, value))
         if reason:
             return f"KNOWN_GAP {key}={value}: {reason}"
+    for pairs, reason in KNOWN_GAP_COMBOS.items():
+        if all(dims.get(key) == value for key, value in pairs):
+            return f"KNOWN_GAP {' & '.join(f'{k}={v}' for k, v in pairs)}: {reason}"
     return None
 
 
@@ -117,6 +126,7 @@ def check(scanner: Scanner, case: Case) -> None:
         f"  expected {want}\n  got      {got}  unscannable={unscannable}\n"
         f"  replay:  {case.replay()}\n"
         f"  inspect: .venv/bin/python -m tests.gen {case.spec.seed} --out /tmp/case --scan"
+        f"{' --letter' if case.spec.axis == 'letter' else ''}"
     )
 
 
@@ -136,11 +146,19 @@ def test_generated_fuzz(seed: int, scanner: Scanner) -> None:
 
 
 @pytest.mark.parametrize("seed", range(LETTER_CASES))
-def test_letter_mail_correspondents_are_not_names(seed: int, scanner: Scanner) -> None:
+def test_letter_mail_verdict_and_counts(seed: int, scanner: Scanner) -> None:
+    """Whole letter-style mails: roster attachment, 〇〇様 opening, signature, display names."""
     case = make_letter_case(seed)
+    case.expected = dataclasses.replace(case.expected, names=None)
+    check(scanner, case)
+
+
+@pytest.mark.parametrize("seed", range(LETTER_CASES))
+def test_letter_mail_correspondents_are_not_names(seed: int, scanner: Scanner) -> None:
+    """counts.name holds only the roster's people, never the addressee or the signature."""
     if ("mail", "letter_names") in KNOWN_GAPS:
         pytest.skip(f"KNOWN_GAP mail=letter_names: {KNOWN_GAPS[('mail', 'letter_names')]}")
-    check(scanner, case)
+    check(scanner, make_letter_case(seed))
 
 
 # -- the generator itself -------------------------------------------------------------------
@@ -207,7 +225,18 @@ def test_every_dimension_value_is_generated() -> None:
     for seed in range(500):
         for key, value in sample_spec(seed).dims().items():
             seen.setdefault(key, set()).add(value)
-    from tests.gen.spec import DATE_FORMS, FILE_TYPES, LAYOUTS, NAME_FORMS, NAME_POOLS
+    from tests.gen.spec import (
+        DATE_FORMS,
+        FILE_TYPES,
+        HEALTH_FORMS,
+        LAYOUTS,
+        MY_NUMBER_FORMS,
+        NAME_FORMS,
+        NAME_POOLS,
+        NEGATIVE_CONTENT,
+        POSITIVE_CONTENT,
+        WRAPS,
+    )
 
     for key, values in (
         ("layout", LAYOUTS),
@@ -215,5 +244,26 @@ def test_every_dimension_value_is_generated() -> None:
         ("name_form", NAME_FORMS),
         ("name_pool", NAME_POOLS),
         ("file_type", FILE_TYPES),
+        ("wrap", WRAPS),
+        ("content", POSITIVE_CONTENT + NEGATIVE_CONTENT),
+        ("number_form", MY_NUMBER_FORMS + HEALTH_FORMS),
     ):
         assert set(values) <= seen[key], (key, set(values) - seen[key])
+
+
+def test_builtin_era_date_cells_are_written_as_japanese_excel_does() -> None:
+    """excel_builtin_era: numFmtId 57 with no <numFmt> entry, which openpyxl reads as ints."""
+    import io
+    import zipfile
+
+    import openpyxl
+
+    spec = Spec(seed=3, content="name_dob", layout="plain", number_form="none",
+                date_form="excel_builtin_era", name_form="full_space", name_pool="common",
+                file_type="xlsx", wrap="file", n=4)
+    case = make_case(3, spec)
+    styles = zipfile.ZipFile(io.BytesIO(case.data)).read("xl/styles.xml").decode()
+    assert 'numFmtId="57"' in styles and "ggge" not in styles
+    ws = openpyxl.load_workbook(io.BytesIO(case.data)).active
+    dob_col = [c.value for c in ws[1]].index(spec.headers["dob"])
+    assert all(isinstance(row[dob_col], int) for row in ws.iter_rows(min_row=2, values_only=True))

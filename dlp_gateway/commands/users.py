@@ -18,9 +18,9 @@ from dlp_gateway.config import (
     config_from_args,
     require_database,
 )
-from dlp_gateway.ownership import become_data_owner, share_database_files
+from dlp_gateway.ownership import open_data_database
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import DB_FILENAME, Database
+from dlp_gateway.store.db import Database
 from dlp_gateway.store.staff import StaffStore
 from dlp_gateway.store.users import ROLES, UserError, UserStore
 from dlp_gateway.web.auth import SessionStore
@@ -84,13 +84,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dlp-gateway users: {exc}", file=sys.stderr)
         return 2
-    become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
-    fresh = not (config.data_dir / DB_FILENAME).exists()
-    db = Database.for_config(config)
-    share_database_files(config.data_dir, DB_FILENAME)
-    if fresh:  # a mistyped --data-dir would otherwise go unnoticed
-        print(f"dlp-gateway users: 新しいデータベースを作成しました (created a new database): "
-              f"{(config.data_dir / DB_FILENAME).resolve()}", file=sys.stderr)
+    db = open_data_database(config, "users")  # as the data owner (README "One owner")
     try:
         return _ACTIONS[args.users_action](args, db)
     except UserError as exc:

@@ -39,6 +39,7 @@ class Config:
     tls_key: Path | None = None
     require_auth: bool = False
     scan_timeout_seconds: float = 60.0
+    scan_max_memory_mb: int = 2048  # memory one scan may add (0: no cap); as `scan --max-memory`
     scan_workers: int = 0  # 0: one per CPU, at most 4
     monitor_mode: bool = False
     gateway_address: str = "dlp-gateway@localhost"
@@ -152,6 +153,8 @@ class Config:
             raise ConfigError("retain_max_mb must be positive")
         if self.scan_workers < 0:
             raise ConfigError("scan_workers must be >= 0")
+        if self.scan_max_memory_mb < 0:
+            raise ConfigError("scan_max_memory_mb must be >= 0")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together")
         if self.require_auth and not self.tls_cert:
@@ -210,6 +213,23 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` and ``--data-dir DIR``, shared by every subcommand."""
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory (default ./data)")
+
+
+def require_database(config: Config) -> Config:
+    """Refuse a data directory without a database, for commands that read existing data.
+
+    A mistyped ``--data-dir`` must not create an empty database and then report "no
+    mail" or "the audit log is intact (0 entries)".
+    """
+    from dlp_gateway.store.db import DB_FILENAME
+
+    path = config.data_dir / DB_FILENAME
+    if not path.is_file():
+        raise ConfigError(
+            f"データベースがありません: {path}（--data-dir / --config を確認してください）"
+            f" (no database in the data directory)"
+        )
+    return config
 
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> Config:

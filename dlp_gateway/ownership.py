@@ -20,7 +20,9 @@ import contextlib
 import logging
 import os
 import pwd
+import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("dlp_gateway.ownership")
 
@@ -72,3 +74,23 @@ def share_database_files(data_dir: Path | str, filename: str) -> None:
                 path.chmod((st.st_mode | 0o060) & 0o7770)
         except OSError as exc:  # not ours, or gone: the owner's process shares it
             log.debug("cannot share %s: %s", path, exc)
+
+
+def open_data_database(config: Any, command: str) -> Any:
+    """The data dir's database for a state-changing CLI command, as the data owner.
+
+    Drops to the owner of the data directory first (README "One owner"), keeps the
+    SQLite files group-shared, and says on stderr when it had to create a new
+    database: a mistyped ``--data-dir`` must not go unnoticed.
+    """
+    from dlp_gateway.store.db import DB_FILENAME, Database
+
+    become_data_owner(config.data_dir)
+    path = config.data_dir / DB_FILENAME
+    fresh = not path.exists()
+    db = Database.for_config(config)
+    share_database_files(config.data_dir, DB_FILENAME)
+    if fresh:
+        print(f"dlp-gateway {command}: 新しいデータベースを作成しました "
+              f"(created a new database): {path.resolve()}", file=sys.stderr)
+    return db

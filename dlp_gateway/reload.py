@@ -60,7 +60,11 @@ class PatternsManager:
         try:
             for path in sorted(self.source.glob("*.toml")):
                 shutil.copy2(path, tmp / path.name)
-            patterns = load_patterns(tmp)
+            try:
+                patterns = load_patterns(tmp)
+            except PatternError as exc:  # name the operator's directory, not the copy
+                raise PatternError(str(exc).replace(str(tmp), str(self.source)),
+                                   exc.problems) from exc
             final = self.root / patterns.digest[:16]
             if not final.exists():
                 tmp.rename(final)

@@ -10,17 +10,26 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlp_gateway.detect.correspondents import display_names
 from dlp_gateway.detect.engine import DetectionEngine
-from dlp_gateway.detect.findings import FINDING_TYPES, Finding
+from dlp_gateway.detect.findings import FINDING_TYPES, ID_CODE_TYPES, Finding
 from dlp_gateway.detect.patterns import AllowList, PatternSet, load_patterns
 from dlp_gateway.detect.records import count_records
 from dlp_gateway.extract.files import extract_file
 from dlp_gateway.extract.mime import extract_message
-from dlp_gateway.extract.units import Limits, Skipped, TableUnit, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.units import (
+    AltPath,
+    Limits,
+    Skipped,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 from dlp_gateway.policy import Verdict, decide
 
 Envelope = tuple[str, list[str]]  # (sender, recipients)
@@ -48,6 +57,46 @@ class ScanResult:
     def parts_with_findings(self) -> set[str]:
         """Top-level parts (attachment file names, or ``body``) that carry findings."""
         return {f.part.split("/", 1)[0] for f in self.findings if not f.in_body}
+
+
+def _alt_score(findings: list[Finding]) -> tuple[int, int, int]:
+    ids = sum(1 for f in findings if f.type in ID_CODE_TYPES)
+    return count_records(findings).total, ids, len(findings)
+
+
+class AltTree:
+    """Findings in unit order, with alternative readings resolved at the end.
+
+    Units with an ``alt`` path (two decodings of one part, the branches of a
+    multipart/alternative) are all scanned; per group the option with the most
+    person records (then ID codes, then findings; the first option on a tie) is
+    kept, so a person present in both the text and the html branch counts once.
+    """
+
+    __slots__ = ("entries", "groups")
+
+    def __init__(self) -> None:
+        self.entries: list[list[Finding] | str] = []  # findings, or a group id
+        self.groups: dict[str, dict[str, AltTree]] = {}
+
+    def add(self, alt: AltPath, findings: list[Finding]) -> None:
+        node = self
+        for group, option in alt:
+            if group not in node.groups:
+                node.groups[group] = {}
+                node.entries.append(group)
+            node = node.groups[group].setdefault(option, AltTree())
+        node.entries.append(findings)
+
+    def resolve(self) -> list[Finding]:
+        out: list[Finding] = []
+        for entry in self.entries:
+            if isinstance(entry, str):
+                options = [tree.resolve() for tree in self.groups[entry].values()]
+                out.extend(max(options, key=_alt_score))
+            else:
+                out.extend(entry)
+        return out
 
 
 class Scanner:
@@ -89,6 +138,10 @@ class Scanner:
         """Scan a single file (xlsx, docx, csv, txt, zip, ...) given its name and bytes."""
         return self._scan(extract_file(name, data, self.limits))
 
+    def scan_units(self, units: Iterable[Unit]) -> ScanResult:
+        """Scan units already extracted (tests compare extraction and verdict)."""
+        return self._scan(iter(units))
+
     def _scan(  # type: ignore[no-untyped-def]
         self,
         units_iter,
@@ -97,32 +150,44 @@ class Scanner:
     ) -> ScanResult:
         started = time.monotonic()
         deadline = started + self.limits.timeout_seconds
-        findings: list[Finding] = []
+        tree = AltTree()
         unscannable: list[Unscannable] = []
         skipped: list[Skipped] = []
         try:
             for unit in units_iter:
-                self._collect(unit, findings, unscannable, skipped, correspondents)
+                self._collect(unit, tree, unscannable, skipped, correspondents)
                 if time.monotonic() > deadline:
                     unscannable.append(Unscannable("message", "timeout", "scan time limit"))
                     break
+        except MemoryError:
+            unscannable.append(Unscannable("message", "too_large", "memory limit"))
         except Exception as exc:  # a reader bug must hold the message, not pass it
             unscannable.append(Unscannable("message", "corrupt", f"{type(exc).__name__}: {exc}"))
-        return self._result(findings, unscannable, skipped, started, recipients_allowed)
+        return self._result(tree.resolve(), unscannable, skipped, started, recipients_allowed)
+
+    def held_result(self, unit: Unscannable) -> ScanResult:
+        """The result of a scan that could not finish (killed over its limits)."""
+        return self._result([], [unit], [], time.monotonic())
 
     def _collect(
         self,
         unit: Unit,
-        findings: list[Finding],
+        tree: AltTree,
         unscannable: list[Unscannable],
         skipped: list[Skipped],
         correspondents: frozenset[str] = frozenset(),
     ) -> None:
-        if isinstance(unit, TextUnit):
-            findings.extend(self.engine.scan_text(unit, correspondents))
-        elif isinstance(unit, TableUnit):
-            findings.extend(self.engine.scan_table(unit))
-        elif isinstance(unit, Unscannable):
+        try:
+            if isinstance(unit, TextUnit):
+                tree.add(unit.alt, self.engine.scan_text(unit, correspondents))
+            elif isinstance(unit, TableUnit):
+                tree.add(unit.alt, self.engine.scan_table(unit))
+        except MemoryError:
+            raise
+        except Exception as exc:  # a lazy reader failing mid-table: that part is held
+            unscannable.append(Unscannable(unit.part, "corrupt", f"{type(exc).__name__}: {exc}"))
+            return
+        if isinstance(unit, Unscannable):
             unscannable.append(unit)
         elif isinstance(unit, Skipped):
             skipped.append(unit)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ async def start(
 
     def make_pool(path: Any) -> ScanPool:
         return ScanPool(path, config.workers, config.scan_timeout_seconds,
-                        config.small_mail_bytes)
+                        config.small_mail_bytes, config.scan_max_memory_mb << 20)
 
     scanner = make_pool(active)
     await scanner.warm_up()
@@ -160,8 +161,12 @@ async def _start_web(gateway: Gateway, running: RunningServer) -> Any:
         log.error("admin web app unavailable (%s); serving SMTP only", exc)
         return None
     host, port = gateway.config.admin_host_port
+    # Bind here, so a port in use is an OSError for `serve` to report (one line, exit 1),
+    # not a SystemExit with a traceback from inside uvicorn's task.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family)
     server = _uvicorn_server(create_app(gateway), host, port)
-    running.tasks.append(asyncio.create_task(server.serve(), name="admin-web"))
+    running.tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="admin-web"))
     for _ in range(200):  # wait until it listens (or failed)
         if server.started or running.tasks[-1].done():
             break

@@ -56,16 +56,10 @@ def test_image_with_data_appended_is_not_harmless(scanner: Scanner) -> None:
     assert result.verdict.action == "hold"
 
 
-# Non-UTF-8 prefixes make the charset guess switch the whole part to cp932 today: that is
-# the charset half of issue 7 (extract/text.py, branch w7b); sniffing already says "text".
-_CHARSET = pytest.mark.xfail(reason="whole-part charset switch, fixed in extract/text.py (w7b)",
-                             strict=False)
-
 
 @pytest.mark.parametrize("prefix", [
     b"%PDF-1.4,", b"GIF89a,", b"BM,", b"II*\x00,",
-    pytest.param(b"\xff\xd8\xff,", marks=_CHARSET),
-    pytest.param(b"\x89PNG\r\n\x1a\n,", marks=_CHARSET),
+    b"\xff\xd8\xff,", b"\x89PNG\r\n\x1a\n,",
 ])
 def test_text_starting_with_a_magic_is_scanned_as_text(scanner: Scanner, prefix: bytes) -> None:
     data = prefix + b"\r\n" + CSV

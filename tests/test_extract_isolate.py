@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from dlp_gateway.extract.isolate import IsolatedError, run_isolated
+from dlp_gateway.extract.isolate import IsolatedFailure as IsolatedError
+from dlp_gateway.extract.isolate import run_isolated
 from dlp_gateway.extract.units import Limits
 from dlp_gateway.scan import Scanner
 from tests import filebuilders as fb
@@ -46,6 +47,6 @@ def test_crashing_pdf_reader_holds_that_part_only(monkeypatch) -> None:  # type:
     data = fb.zip_of({"a.pdf": fb.pdf_bytes(rows), "名簿.csv": fb.csv_bytes(rows)})
     result = Scanner(limits=Limits(timeout_seconds=10)).scan_file("送付.zip", data)
     assert [(u.part, u.reason) for u in result.unscannable] == [("送付.zip/a.pdf", "corrupt")]
-    assert "signal" in result.unscannable[0].detail
+    assert "crashed" in result.unscannable[0].detail
     assert result.counts["records"] == 3  # the csv next to it was still read
     assert result.verdict.action == "hold"

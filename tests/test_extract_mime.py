@@ -22,7 +22,8 @@ def units(raw: bytes, limits: Limits | None = None) -> list:
 
 
 def texts(raw: bytes) -> list[TextUnit]:
-    return [u for u in units(raw) if isinstance(u, TextUnit)]
+    """Body text units (header units, tested on their own, left out)."""
+    return [u for u in units(raw) if isinstance(u, TextUnit) and "header:" not in u.location]
 
 
 def raw_mail(headers: str, body: bytes) -> bytes:
@@ -122,13 +123,15 @@ def test_html_only_body_is_text() -> None:
     assert "氏名\t生年月日" in lines
 
 
-def test_alternative_emits_one_body() -> None:
+def test_alternative_emits_every_branch_in_one_group() -> None:
     msg = EmailMessage()
     msg.set_content("short")
     msg.add_alternative("<p>" + BODY.replace("\n", "<br>") + "</p>", subtype="html")
     found = texts(msg.as_bytes())
-    assert len(found) == 1
-    assert found[0].text.strip() == BODY  # the richer alternative
+    assert [(u.location, u.text.strip()) for u in found] == [("body", "short"),
+                                                               ("body#2", BODY)]
+    groups = {u.alt[0][0] for u in found}
+    assert len(groups) == 1 and [u.alt[0][1] for u in found] == ["1", "2"]
 
 
 def test_second_inline_text_part_is_body2() -> None:
@@ -152,7 +155,8 @@ def test_forwarded_message_parts() -> None:
     outer.set_content("転送します")
     outer.add_attachment(inner)
     result = units(outer.as_bytes())
-    bodies = [(u.part, u.location, u.in_body) for u in result if isinstance(u, TextUnit)]
+    bodies = [(u.part, u.location, u.in_body) for u in result
+              if isinstance(u, TextUnit) and "header:" not in u.location]
     assert bodies == [("body", "body", True),
                       ("forwarded-1.eml", "forwarded-1.eml!body", True)]
     [table] = [u for u in result if isinstance(u, TableUnit)]

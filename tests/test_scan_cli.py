@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 import pyzipper
 
-KEYS = {"path", "verdict", "reasons", "counts", "findings", "unscannable"}
+KEYS = {"path", "verdict", "reasons", "counts", "findings", "unscannable", "skipped"}
 
 
 def run_scan(*args: str) -> subprocess.CompletedProcess[str]:

@@ -72,3 +72,19 @@ def test_waited():
 def test_audit_csv_has_bom_and_crlf():
     assert audit_csv([], {}).startswith("\ufeff連番,")
     assert audit_csv([], {}).endswith("\r\n")
+
+
+@pytest.mark.parametrize("charset_header, encoding", [
+    ("", "utf-8"),  # swaks --body, scripts: 8-bit body, no charset
+    ("", "cp932"),
+    ('; charset="iso-2022-jp"', "iso-2022-jp"),
+    ('; charset="us-ascii"', "utf-8"),  # mislabelled
+])
+def test_body_excerpt_reads_japanese_bodies_as_the_scanner_does(charset_header, encoding):
+    body = "介護保険課です。\n明日の会議資料をお送りします。\nよろしくお願いします。\n"
+    raw = (f"From: a@city.example.lg.jp\r\nTo: b@example.com\r\nSubject: x\r\n"
+           f"MIME-Version: 1.0\r\nContent-Type: text/plain{charset_header}\r\n"
+           f"Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + body.encode(encoding)
+    excerpt = body_excerpt(raw)
+    assert "\ufffd" not in excerpt
+    assert "明日の会議資料をお送りします。" in excerpt

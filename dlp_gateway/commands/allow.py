@@ -18,8 +18,15 @@ import secrets
 import sys
 from pathlib import Path
 
+from dlp_gateway.config import ConfigError, load_config
 from dlp_gateway.detect.allow import normalise, value_hash
-from dlp_gateway.detect.patterns import check_patterns, load_patterns, resolve_dir
+from dlp_gateway.detect.patterns import (
+    DEFAULT_PATTERNS_DIR,
+    PatternError,
+    check_patterns,
+    load_patterns,
+    resolve_dir,
+)
 
 HEADER = """# Allow-lists (許可リスト): see docs/patterns.md. Values are salted hashes only.
 
@@ -34,11 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add = actions.add_parser("add-value", help="allow-list one value (stored as a salted hash)")
     add.add_argument("value", metavar="VALUE", help="the value, or - to read it from stdin")
     add.add_argument("--reason", required=True, metavar="TEXT", help="why it is allowed")
-    add.add_argument("--patterns", metavar="DIR", help="patterns directory (default: bundled)")
+    add.add_argument("--patterns", metavar="DIR",
+                     help="patterns directory (default: patterns_dir of --config)")
+    add.add_argument("--config", metavar="FILE", help="TOML configuration file (patterns_dir)")
     add.add_argument("--by", metavar="WHO", help="who adds it (default: the login name)")
     add.set_defaults(handler=run_add)
     show = actions.add_parser("list", help="show the allow-lists (hashes, never values)")
-    show.add_argument("--patterns", metavar="DIR", help="patterns directory (default: bundled)")
+    show.add_argument("--patterns", metavar="DIR",
+                      help="patterns directory (default: patterns_dir of --config, or bundled)")
+    show.add_argument("--config", metavar="FILE", help="TOML configuration file (patterns_dir)")
     show.set_defaults(handler=run_list)
 
 
@@ -50,7 +61,20 @@ def run_add(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         print("dlp-gateway allow: --reason must say why", file=sys.stderr)
         return 2
-    directory = resolve_dir(args.patterns)
+    try:
+        chosen = args.patterns or _configured_dir(args.config)
+    except ConfigError as exc:
+        print(f"dlp-gateway allow: {exc}", file=sys.stderr)
+        return 2
+    directory = resolve_dir(chosen)
+    if chosen is None and directory.resolve() == DEFAULT_PATTERNS_DIR.resolve():
+        print("dlp-gateway allow: 同梱のパターン（パッケージの一部で、更新時に上書きされます）"
+              "には書き込みません。コピーを作り（cp -r "
+              f"{DEFAULT_PATTERNS_DIR.resolve()} /etc/dlp-gateway/patterns）、gateway.toml の "
+              "patterns_dir に設定して --patterns DIR か --config FILE を指定してください "
+              "(refusing to write into the bundled patterns; give --patterns or --config)",
+              file=sys.stderr)
+        return 2
     problems = check_patterns(directory)
     if problems:
         for problem in problems:
@@ -93,8 +117,16 @@ def add_value(path: Path, value: str, reason: str, who: str) -> tuple[str, str] 
     return digest, original
 
 
+def _configured_dir(config_file: str | None) -> Path | None:
+    return load_config(config_file).patterns_dir if config_file else None
+
+
 def run_list(args: argparse.Namespace) -> int:
-    allow = load_patterns(args.patterns).allow
+    try:
+        allow = load_patterns(args.patterns or _configured_dir(args.config)).allow
+    except (ConfigError, PatternError) as exc:
+        print(f"dlp-gateway allow: {exc}", file=sys.stderr)
+        return 2
     print(f"senders: {', '.join(sorted(allow.senders)) or '-'}")
     print(f"recipient_domains: {', '.join(sorted(allow.recipient_domains)) or '-'}")
     for v in allow.values:

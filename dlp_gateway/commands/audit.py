@@ -12,7 +12,12 @@ import json
 import sys
 from pathlib import Path
 
-from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.config import (
+    ConfigError,
+    add_common_arguments,
+    config_from_args,
+    require_database,
+)
 from dlp_gateway.store.audit import AuditEntry, AuditLog
 from dlp_gateway.store.db import Database
 from dlp_gateway.store.held import HeldStore
@@ -60,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = config_from_args(args)
+        config = require_database(config_from_args(args))
     except ConfigError as exc:
         print(f"dlp-gateway audit: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,12 @@ import json
 import sqlite3
 import sys
 
-from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.config import (
+    ConfigError,
+    add_common_arguments,
+    config_from_args,
+    require_database,
+)
 from dlp_gateway.timefmt import local
 
 QUEUE_NOTE = (
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from dlp_gateway.ownership import become_data_owner
 
     try:
-        config = config_from_args(args)
+        config = require_database(config_from_args(args))
         become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
         gateway = Gateway(config)
     except ConfigError as exc:
@@ -123,17 +128,7 @@ def _dispatch(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-unty
     elif command == "show":
         _show(gateway, args.id)
     elif command == "release":
-        from dlp_gateway.approval import Approvals
-
-        user = resolve_actor(gateway, args.actor)
-        outcome = Approvals(gateway).approve(user.email, user.role, args.id, args.mode,
-                                             args.comment, confirm=args.confirm)
-        if not outcome.released:
-            print(f"approved {args.id} by {user.email} ({outcome.count} of "
-                  f"{outcome.required} approvals); still held")
-            return 0
-        held = gateway.held.get(args.id)
-        print(f"released {held.id} ({outcome.mode}) by {held.decided_by}; queued for delivery")
+        return _release(gateway, args)
     elif command == "reject":
         if not args.comment.strip():
             print("refused: a comment is required", file=sys.stderr)
@@ -147,13 +142,48 @@ def _dispatch(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-unty
     return 0
 
 
+def _release(gateway, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """The admin page's rules: default mode by attachments; as is needs a confirmation
+    and a reason (the statement of who gets how many people's data is printed)."""
+    from dlp_gateway.approval import Approvals, default_mode
+    from dlp_gateway.gateway import attachment_names
+
+    user = resolve_actor(gateway, args.actor)  # one existing approver (issue 10)
+    held = gateway.held.get(args.id)
+    if held.status != "held":
+        print(f"refused: held message {held.id} is {held.status}, not held", file=sys.stderr)
+        return 1
+    mode = args.mode or default_mode(bool(attachment_names(gateway.held.raw(args.id))))
+    if mode == "as_is" and not (args.confirm and args.comment.strip()):
+        people = (held.counts or {}).get("records", 0)
+        print(f"refused: 暗号化せずに送信すると、{people}人分の個人情報が "
+              f"{', '.join(held.recipients)} に届きます。--confirm と理由 --comment を"
+              "指定してください（送信していません）", file=sys.stderr)
+        return 1
+    outcome = Approvals(gateway).approve(user.email, user.role, args.id, mode, args.comment,
+                                         confirm=args.confirm)
+    if not outcome.released:
+        print(f"approved {args.id} by {user.email} ({outcome.count} of "
+              f"{outcome.required} approvals); still held")
+        return 0
+    held = gateway.held.get(args.id)
+    print(f"released {held.id} ({outcome.mode}) by {held.decided_by}; queued for delivery")
+    return 0
+
+
 def _list(gateway, status: str | None, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    from dlp_gateway.approval import route_for
+
     for held in gateway.held.list(status):
+        # who decides now (a sender outside the directory goes to the CISO, ...)
+        routed_to = route_for(gateway, held).role if held.status == "held" else None
         if fmt == "json":
-            print(json.dumps(held.summary_json(), ensure_ascii=False))
+            print(json.dumps({**held.summary_json(), "routed_to": routed_to},
+                             ensure_ascii=False))
         else:
             received = local(held.received, gateway.config.timezone)
-            print(f"{held.id}  {received}  {held.status:9}  {held.approver_role or '-':12}  "
+            role = routed_to or held.approver_role or "-"
+            print(f"{held.id}  {received}  {held.status:9}  {role:12}  "
                   f"{held.sender} -> {', '.join(held.recipients)}  {held.subject}")
 
 

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
+from dlp_gateway.config import (
+    ConfigError,
+    add_common_arguments,
+    config_from_args,
+    require_database,
+)
 
 _SINCE = re.compile(r"^(\d+)\s*([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from dlp_gateway.scan import Scanner
 
     try:
-        config = config_from_args(args)
+        config = require_database(config_from_args(args))
         since = parse_since(args.since)
     except (ConfigError, ValueError) as exc:
         print(f"dlp-gateway replay: {exc}", file=sys.stderr)

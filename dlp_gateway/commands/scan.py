@@ -1,9 +1,14 @@
-"""`dlp-gateway scan [--format json|text] [--patterns DIR] PATH...`
+"""`dlp-gateway scan [--format json|text] [--patterns DIR] [--timeout S] [--max-memory MIB] PATH...`
 
 Scans each PATH (a .eml message, or a single xlsx/docx/csv/txt/zip file) with one
 loaded Scanner and prints one result per PATH, in order. With ``--format json``
 each result is exactly one JSON object on its own line. A PATH that cannot be read
 gives an object with an ``error`` field, and the exit status is 1 at the end.
+
+Each PATH is scanned in a forked child (it starts at once: the dictionary is
+already loaded) under one wall-clock limit and one memory cap, as a mail is in the
+relay: a scan that runs over becomes ``hold`` with an unscannable part ``timeout``,
+one that runs out of memory ``too_large``, a reader that crashes ``corrupt``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dlp_gateway.detect.patterns import PatternError
 from dlp_gateway.policy import REASON_LABELS_JA, TYPE_LABELS_JA
 
 MESSAGE_SUFFIXES = {".eml", ".msg822", ".mbox1"}
+DEFAULT_TIMEOUT_SECONDS = 60.0  # as the relay's scan_timeout_seconds
+DEFAULT_MAX_MEMORY_MIB = 2048  # as the relay's scan_max_memory_mb
 _HEADER_START = (
     b"from:",
     b"received:",
@@ -48,15 +55,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--patterns", metavar="DIR", help="patterns directory (default: bundled)")
     parser.add_argument("--explain", action="store_true",
                         help="say why each finding fired and why near misses did not")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS",
+        help=f"wall-clock limit per PATH (default {DEFAULT_TIMEOUT_SECONDS:g}; 0: none)",
+    )
+    parser.add_argument(
+        "--max-memory", type=int, default=DEFAULT_MAX_MEMORY_MIB, metavar="MIB",
+        help=f"memory one PATH's scan may add, in MiB (default {DEFAULT_MAX_MEMORY_MIB}; "
+             "0: none)",
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dlp_gateway.extract.units import Limits
     from dlp_gateway.scan import Scanner  # heavy import (SudachiPy) only when scanning
 
+    if args.timeout < 0 or args.max_memory < 0:
+        print("dlp-gateway scan: --timeout and --max-memory must be >= 0", file=sys.stderr)
+        return 2
+    limits = Limits()
+    if args.timeout:
+        # the scan stops itself a little before the child is killed (as in the relay)
+        limits.timeout_seconds = max(0.5, args.timeout * 0.9)
+    if args.max_memory:
+        limits.max_parser_memory_bytes = args.max_memory << 20
     try:
-        scanner = Scanner(args.patterns)
+        scanner = Scanner(args.patterns, limits)
     except PatternError as exc:
         print(f"dlp-gateway scan: {exc}", file=sys.stderr)
         return 2
@@ -69,20 +95,13 @@ def run(args: argparse.Namespace) -> int:
             failed = True
             _print_error(out, args.format, path, exc)
             continue
-        if is_message(path, data):
-            result = scanner.scan_message(data)
+        out.flush()
+        if args.timeout or args.max_memory:
+            scan_limited(scanner, path, data, args.format, args.timeout, args.max_memory << 20,
+                         out, args.explain)
         else:
-            result = scanner.scan_file(Path(path).name, data)
-        explanation = _explain(scanner, path, data, result) if args.explain else None
-        if args.format == "json":
-            payload = result.to_json()
-            if explanation is not None:
-                _add_explain(payload, explanation)
-            write_json(out, path, payload)
-        else:
-            write_text(out, path, result)
-            if explanation is not None:
-                write_explain(out, result, explanation)
+            render(out, path, args.format, scanner, data, scan_one(scanner, path, data),
+                   args.explain)
         out.flush()
     return 1 if failed else 0
 
@@ -108,23 +127,84 @@ def _add_explain(payload: dict, explanation) -> None:  # type: ignore[type-arg, 
     payload["verdict_explain"] = {"ja": explanation.verdict_ja, "en": explanation.verdict_en}
 
 
+NEAR_MISSES_SHOWN = 50
+
+
 def write_explain(out: TextIO, result, explanation) -> None:  # type: ignore[no-untyped-def]
     out.write(f"  判定の理由: {explanation.verdict_ja}\n")
     out.write(f"  (verdict: {explanation.verdict_en})\n")
     out.write("  検出の理由 (why each finding fired):\n")
+    # One entry per distinct reason (a 7,203-row roster has a handful, not 21,609 lines);
+    # `--format json` keeps the explanation of every single finding.
+    groups: dict[tuple, list] = {}  # type: ignore[type-arg]
     for i, finding in enumerate(result.findings):
         why = explanation.findings.get(i)
-        if why is None:
-            continue
-        label = TYPE_LABELS_JA.get(finding.type, finding.type)
-        rules = f"  ルール (rules): {', '.join(why.rules)}" if why.rules else ""
-        out.write(f"    {label}\t{finding.location}\t{finding.masked}{rules}\n")
-        out.write(f"      {why.ja}\n      ({why.en})\n")
+        if why is not None:
+            groups.setdefault((finding.type, why.ja, why.en, tuple(why.rules)), []).append(finding)
+    for (ftype, ja, en, rules), members in groups.items():
+        first = members[0]
+        label = TYPE_LABELS_JA.get(ftype, ftype)
+        rule_text = f"  ルール (rules): {', '.join(rules)}" if rules else ""
+        more = f"  ほか同じ理由で {len(members) - 1:,} 件 (+{len(members) - 1:,} alike)" \
+            if len(members) > 1 else ""
+        out.write(f"    {label}\t{first.location}\t{first.masked}{rule_text}{more}\n")
+        out.write(f"      {ja}\n      ({en})\n")
     if explanation.near_misses:
         out.write("  見送った候補 (near misses):\n")
-        for miss in explanation.near_misses:
+        for miss in explanation.near_misses[:NEAR_MISSES_SHOWN]:
             out.write(f"    {miss.location}\t{miss.masked}\n")
             out.write(f"      {miss.ja}\n      ({miss.en})\n")
+        if len(explanation.near_misses) > NEAR_MISSES_SHOWN:
+            rest = len(explanation.near_misses) - NEAR_MISSES_SHOWN
+            out.write(f"    ... ほか {rest:,} 件 (more; --format json lists all)\n")
+
+
+def scan_one(scanner, path: str, data: bytes):  # type: ignore[no-untyped-def]
+    if is_message(path, data):
+        return scanner.scan_message(data)
+    return scanner.scan_file(Path(path).name, data)
+
+
+def render(out: TextIO, path: str, fmt: str, scanner, data: bytes, result,  # type: ignore[no-untyped-def]
+           explain: bool = False) -> None:
+    """Print one PATH's result (with ``--explain``, why each finding fired)."""
+    explanation = _explain(scanner, path, data, result) if explain else None
+    if fmt == "json":
+        payload = result.to_json()
+        if explanation is not None:
+            _add_explain(payload, explanation)
+        write_json(out, path, payload)
+    else:
+        write_text(out, path, result)
+        if explanation is not None:
+            write_explain(out, result, explanation)
+
+
+def scan_limited(scanner, path: str, data: bytes, fmt: str, timeout: float,  # type: ignore[no-untyped-def]
+                 memory_bytes: int, out: TextIO, explain: bool = False) -> None:
+    """Scan ``path`` in a forked child under the limits; print its result, or, if the
+    child ran over or crashed, a hold result naming the reason."""
+    import shutil
+    import tempfile
+
+    from dlp_gateway.extract.isolate import IsolatedFailure, run_isolated
+    from dlp_gateway.extract.units import Unscannable
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as buffer:
+        def child() -> None:
+            render(buffer, path, fmt, scanner, data, scan_one(scanner, path, data), explain)
+            buffer.flush()
+
+        try:
+            run_isolated(child, memory_bytes=memory_bytes,
+                         timeout=timeout if timeout else float("inf"))
+        except IsolatedFailure as exc:
+            part = "message" if is_message(path, data) else Path(path).name
+            result = scanner.held_result(Unscannable(part, exc.reason, exc.detail))
+            render(out, path, fmt, scanner, data, result)
+            return
+        buffer.seek(0)
+        shutil.copyfileobj(buffer, out)
 
 
 def is_message(path: str, data: bytes) -> bool:

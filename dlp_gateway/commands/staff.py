@@ -13,10 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from dlp_gateway.config import ConfigError, config_from_args
-from dlp_gateway.ownership import become_data_owner, share_database_files
+from dlp_gateway.config import ConfigError, config_from_args, require_database
+from dlp_gateway.ownership import open_data_database
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import DB_FILENAME, Database
+from dlp_gateway.store.db import Database
 from dlp_gateway.store.staff import StaffError, StaffStore, decode_csv, parse_csv
 
 
@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        if args.staff_action in ("list",):
+            require_database(config)
     except ConfigError as exc:
         print(f"dlp-gateway staff: {exc}", file=sys.stderr)
         return 2
@@ -67,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"dlp-gateway staff: {exc}", file=sys.stderr)
             return 1
-    become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
-    db = Database.for_config(config)
-    share_database_files(config.data_dir, DB_FILENAME)
+    db = open_data_database(config, "staff")  # as the data owner (README "One owner")
     try:
         return _ACTIONS[args.staff_action](args, db)
     except (StaffError, OSError) as exc:

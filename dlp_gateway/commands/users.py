@@ -7,14 +7,21 @@ so it never appears in the process list or the shell history.
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import json
 import sys
 
-from dlp_gateway.config import ConfigError, add_common_arguments, config_from_args
-from dlp_gateway.ownership import become_data_owner, share_database_files
+from dlp_gateway.config import (
+    ConfigError,
+    add_common_arguments,
+    config_from_args,
+    require_database,
+)
+from dlp_gateway.ownership import open_data_database
 from dlp_gateway.store.audit import AuditLog
-from dlp_gateway.store.db import DB_FILENAME, Database
+from dlp_gateway.store.db import Database
+from dlp_gateway.store.staff import StaffStore
 from dlp_gateway.store.users import ROLES, UserError, UserStore
 from dlp_gateway.web.auth import SessionStore
 
@@ -36,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="department (所属); required for section_head")
     add.add_argument("--deputy", action="store_true",
                      help="a deputy (代理) of the section head of --department")
+    add.add_argument("--update", action="store_true",
+                     help="change an existing account (role, department, deputy, password) "
+                     "and enable it again")
     _common(add)
 
     listing = actions.add_parser("list", help="list accounts")
@@ -69,12 +79,12 @@ def _read_password() -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        if args.users_action in ("list", "disable"):
+            require_database(config)
     except ConfigError as exc:
         print(f"dlp-gateway users: {exc}", file=sys.stderr)
         return 2
-    become_data_owner(config.data_dir)  # files stay the service's (README "One owner")
-    db = Database.for_config(config)
-    share_database_files(config.data_dir, DB_FILENAME)
+    db = open_data_database(config, "users")  # as the data owner (README "One owner")
     try:
         return _ACTIONS[args.users_action](args, db)
     except UserError as exc:
@@ -88,16 +98,34 @@ def _add(args: argparse.Namespace, db: Database) -> int:
     if args.role == "section_head" and not (args.department or "").strip():
         raise UserError("所属長には所属（--department）を指定してください")
     user = UserStore(db).add(
-        args.email, args.role, _read_password(), args.department, deputy=args.deputy
+        args.email, args.role, _read_password(), args.department, deputy=args.deputy,
+        update=args.update,
     )
+    if args.update:  # old sessions carried the old role and department
+        SessionStore(db).delete_for_user(user.email)
     AuditLog(db).append(
-        "user_added", _operator(), None,
+        "user_updated" if args.update else "user_added", _operator(), None,
         {"email": user.email, "role": user.role, "department": user.department,
          "deputy": user.deputy},
     )
     dept = f", {user.department}" if user.department else ""
-    print(f"added {user.email} ({user.role}{dept}{', deputy' if user.deputy else ''})")
+    print(f"{'updated' if args.update else 'added'} {user.email} "
+          f"({user.role}{dept}{', deputy' if user.deputy else ''})")
+    if user.role == "section_head":
+        _warn_unknown_department(db, user.department)
     return 0
+
+
+def _warn_unknown_department(db: Database, department: str | None) -> None:
+    """A head whose department is not in the staff directory approves nobody's mail."""
+    known = StaffStore(db).departments()
+    if not department or not known or department in known:
+        return
+    close = difflib.get_close_matches(department, known, n=3, cutoff=0.6)
+    hint = f"（似た所属: {'、'.join(close)}）" if close else ""
+    print(f"warning: 所属「{department}」は職員名簿にありません{hint}。この所属の職員はいないため、"
+          "このアカウントに承認依頼は届きません (department not in the staff directory)",
+          file=sys.stderr)
 
 
 def _list(args: argparse.Namespace, db: Database) -> int:

@@ -253,11 +253,11 @@ def _isolated_members(path: str, data: bytes, ctx: Context, depth: int, dispatch
                       lister: Callable[[str, bytes, Context], list]  # type: ignore[type-arg]
                       ) -> Iterator[Unit]:
     """Members listed by ``lister`` in a child process, then dispatched here."""
-    from dlp_gateway.extract.isolate import IsolatedError, run_isolated
+    from dlp_gateway.extract.isolate import IsolatedFailure, run_isolated
 
     try:
         members = run_isolated(lister, path, data, ctx, timeout=ctx.limits.timeout_seconds)
-    except IsolatedError as exc:
+    except IsolatedFailure as exc:
         yield Unscannable(path, exc.reason, exc.detail)  # type: ignore[arg-type]
         return
     if not members:

@@ -13,6 +13,7 @@ as text, they are scanned as text instead (a csv that starts with ``%PDF-``).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import posixpath
 import re
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dlp_gateway.extract import archive, office, text
-from dlp_gateway.extract.html import html_to_text, looks_like_html, meta_charset
+from dlp_gateway.extract.html import html_to_text, html_units, looks_like_html, meta_charset
 from dlp_gateway.extract.sniff import Kind, clean_text_bytes, extension, sniff, text_profile
 from dlp_gateway.extract.units import (
     NOT_THIS_FORMAT,
@@ -88,6 +89,9 @@ def extract_part(
         for unit in _dispatch(path, data, ctx, depth, content_type, charset):
             produced = True
             yield unit
+    except MemoryError:  # over the memory cap of the scan (see extract/isolate.py)
+        produced = True
+        yield Unscannable(path, "too_large", "memory limit")
     except Exception as exc:
         produced = True
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
@@ -146,14 +150,16 @@ def _binary(path: str, data: bytes, ctx: Context, depth: int, kind: Kind) -> Ite
     elif k == "ole_package":
         yield from msg.extract_ole_package(path, data, ctx, depth, _member_dispatch)
     elif k in ("xlsx", "xls", "ods"):
-        yield from _workbook(path, data, ctx, k == "xlsx" and not _is_xlsb(data))
-        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch)
+        ooxml = k == "xlsx" and not _is_xlsb(data)
+        yield from _workbook(path, data, ctx, ooxml, depth)
+        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch,
+                                   members=not ooxml)
     elif k == "docx":
-        yield from office.extract_docx(path, data)
-        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch)
+        yield from office.extract_docx(path, data, ctx, depth)
+        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch, members=False)
     elif k == "pptx":
-        yield from office.extract_pptx(path, data)
-        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch)
+        yield from office.extract_pptx(path, data, ctx, depth)
+        yield from packages.extras(path, data, ctx, depth, k, _member_dispatch, members=False)
     elif k == "odf":
         yield from packages.extract_odf(path, data)
         yield from packages.extras(path, data, ctx, depth, k, _member_dispatch)
@@ -221,11 +227,13 @@ def _cell_estimate(kind: str, data: bytes) -> int:
     return count * 7 if kind == "vcard" else count
 
 
-def _workbook(path: str, data: bytes, ctx: Context, ooxml: bool) -> Iterator[Unit]:
+def _workbook(
+    path: str, data: bytes, ctx: Context, ooxml: bool, depth: int = 0
+) -> Iterator[Unit]:
     if ooxml and not _ooxml_size_ok(data, ctx):
         yield Unscannable(path, "too_large", "workbook content over the part limit")
         return
-    yield from office.extract_workbook(path, data, ctx, ooxml)
+    yield from office.extract_workbook(path, data, ctx, ooxml, depth)
 
 
 def _ooxml_size_ok(data: bytes, ctx: Context) -> bool:
@@ -273,35 +281,58 @@ def _text(
         return
     if text_profile(data) == "text":
         data = clean_text_bytes(data)
-    unit, cells = text.text_units(path, data, ext, charset)
-    if isinstance(unit, TextUnit):
-        unit, cells = _text_table(unit)
+    units, cells = text.text_file_units(path, data, ext, charset)
+    readings: list[Unit] = []
+    for unit in units:
+        readings.append(unit)
+        if isinstance(unit, TextUnit):
+            table = _fixed_width_table(unit)
+            if table is not None:  # the same reading as columns: the better one counts
+                readings[-1] = dataclasses.replace(unit, alt=_alt(unit, "text"))
+                readings.append(table)
+                cells = max(cells, unit.text.count("\n") * 8)
     if cells and not ctx.take_cells(cells):
         yield Unscannable(path, "too_large", f"about {cells} cells over the limit")
         return
-    yield unit
+    yield from readings
 
 
-def _text_table(unit: TextUnit) -> tuple[TextUnit | TableUnit, int]:
-    """Free text that is really a fixed-width export becomes a table."""
+def _alt(unit: TextUnit, option: str) -> tuple[tuple[str, str], ...]:
+    return ((f"{unit.part}#layout", option), *unit.alt)  # one group over all readings
+
+
+def _fixed_width_table(unit: TextUnit) -> TableUnit | None:
+    """Free text that may be a fixed-width export, as a table (an alternative reading:
+    prose with aligned lines keeps its keyword context in the text reading)."""
     from dlp_gateway.extract import fixedwidth
 
     table = fixedwidth.fixed_width_table(unit.text, unit.part, unit.location)
-    if table is None:
-        return unit, 0
-    return table, unit.text.count("\n") * 8
+    if table is not None:
+        table.alt = _alt(unit, "fixed_width")
+    return table
 
 
 def _html(path: str, data: bytes, charset: str | None) -> Iterator[Unit]:
-    """HTML: its tables (an HTML table saved as .xls) as tables, the rest as text."""
+    """HTML: its tables (an HTML table saved as .xls) as tables and the rest as text,
+    and, as an alternative reading of the same part, the text of every plausible
+    decoding (``html_units``: broken tags that swallow numbers); the reading with the
+    most person records counts."""
     from dlp_gateway.extract import htmltable
 
     declared = charset or meta_charset(data)
     source = text.decode_bytes(data, declared)
     tables, rest = htmltable.split_tables(source)
+    if not tables:
+        yield from html_units(path, path, data, charset)
+        return
+    group = f"{path}#html"
+    as_tables: tuple[tuple[str, str], ...] = ((group, "tables"),)
     for index, rows in enumerate(tables, 1):
         location = f"{path}!table{index}" if len(tables) > 1 else path
-        yield TableUnit(part=path, location=location, rows=lambda r=rows: iter(r))
+        yield TableUnit(part=path, location=location, rows=lambda r=rows: iter(r),
+                        alt=as_tables)
     body = html_to_text(rest)
-    if body.strip() or not tables:
-        yield TextUnit(body, part=path, location=path if not tables else f"{path}!text")
+    if body.strip():
+        yield TextUnit(body, part=path, location=f"{path}!text", alt=as_tables)
+    for unit in html_units(path, f"{path}[html]", data, charset):
+        yield dataclasses.replace(unit, alt=((group, "text"), *unit.alt))

@@ -1,16 +1,31 @@
-"""HTML to plain text: visible text only, one line per block, entities unescaped."""
+"""HTML to plain text: one line per block, entities unescaped.
+
+Besides the visible text, what a reader of the source can see is kept too: the
+<title>, comments (each on its own line) and the values of text-bearing
+attributes (alt, title, value, content, placeholder, ...), inline where they
+stand so a table row keeps its cells. Only script and style are left out.
+"""
 
 from __future__ import annotations
 
+import html as html_lib
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
-_SKIP = {"script", "style", "template", "title"}
+from dlp_gateway.extract.units import TextUnit
+
+_SKIP = {"script", "style"}
 _BLOCK = {
     "address", "article", "aside", "blockquote", "br", "caption", "dd", "div", "dl", "dt",
     "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
     "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody",
-    "thead", "tfoot", "tr", "ul", "body", "html",
+    "thead", "tfoot", "tr", "ul", "body", "html", "title", "option", "textarea",
+}
+# Attributes whose values are text a person wrote (not URLs or styling).
+_TEXT_ATTRIBUTES = {
+    "alt", "title", "value", "content", "placeholder", "label", "summary", "abbr",
+    "aria-label", "aria-description", "data", "download",
 }
 _CELL = {"td", "th"}
 _VOID = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "wbr"}
@@ -26,6 +41,16 @@ class _TextExtractor(HTMLParser):
         self.pre_depth = 0
         self.cells_in_row = 0
 
+    def _attributes(self, attrs: list[tuple[str, str | None]]) -> None:
+        values = [v for k, v in attrs if v and v.strip()
+                  and (k in _TEXT_ATTRIBUTES or k.startswith("data-"))]
+        if values and not self.skip_depth:
+            self.chunks.append(" " + " ".join(_SPACES.sub(" ", v) for v in values) + " ")
+
+    def handle_comment(self, data: str) -> None:
+        if data.strip():
+            self.chunks.append("\n" + data + "\n")
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
             self.skip_depth += 1
@@ -39,10 +64,12 @@ class _TextExtractor(HTMLParser):
             if self.cells_in_row:
                 self.chunks.append("\t")
             self.cells_in_row += 1
+        self._attributes(attrs)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _BLOCK:
             self.chunks.append("\n")
+        self._attributes(attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP and tag not in _VOID:
@@ -73,6 +100,14 @@ def html_to_text(html: str) -> str:
     return "\n".join(line for line in lines if line.strip()).replace("\xa0", " ")
 
 
+_MARKUP = re.compile(r"<(?:!doctype|html|head|body|p|div|br|table|tr|td|span|a|font|meta|"
+                     r"img|li|h[1-6]|style|title)\b", re.I)
+
+
+def _has_markup(text: str) -> bool:
+    return bool(_MARKUP.search(text[:65536]))
+
+
 def meta_charset(data: bytes) -> str | None:
     """The charset an HTML document declares in a <meta> tag, if any."""
     match = _META_CHARSET.search(data[:4096])
@@ -84,3 +119,40 @@ def looks_like_html(text_head: str) -> bool:
     return head.startswith(("<!doctype html", "<html")) or (
         "<html" in head and "<body" in text_head[:4096].lower()
     )
+
+
+def html_units(
+    part: str, location: str, data: bytes, declared: str | None, **fields: object
+) -> list[TextUnit]:
+    """The text of an HTML document under each plausible decoding (see text_readings)."""
+    from dlp_gateway.extract.text import text_readings
+
+    units = text_readings(part, location, data, declared or meta_charset(data), **fields)
+    html = [replace(u, text=html_to_text(u.text)) for u in units]
+    if _has_markup(units[0].text):
+        plain = _strip_tags(units[0].text)
+        if not _digit_runs(plain) - _digit_runs(html[0].text):
+            return html
+        units = [replace(units[0], text=plain)]  # a broken tag swallowed numbers
+    # labelled html but not (only) markup: a stray "<" makes the parser swallow text
+    # up to the next ">", so the plain reading is scanned too (the best one counted)
+    group = f"{location}#markup"
+    return [replace(u, alt=((group, "html"), *u.alt)) for u in html] + [
+        replace(u, location=f"{u.location}[text]", alt=((group, "text"), *u.alt))
+        for u in units
+    ]
+
+
+_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
+_DIGIT_RUN = re.compile(r"\d{4,}")
+
+
+_SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+
+
+def _strip_tags(text: str) -> str:
+    return html_lib.unescape(_TAG.sub(" ", _SCRIPT.sub(" ", text)))
+
+
+def _digit_runs(text: str) -> set[str]:
+    return set(_DIGIT_RUN.findall(text))

@@ -7,6 +7,7 @@ finding's ``part.split("/")[0]`` is always one of the names it yields.
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.errors
 import email.header
@@ -14,14 +15,23 @@ import email.policy
 import email.utils
 import mimetypes
 import posixpath
+import quopri
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from email.message import EmailMessage, Message
 
 from dlp_gateway.extract.files import Context, extract_part
-from dlp_gateway.extract.html import html_to_text, meta_charset
-from dlp_gateway.extract.text import decode_bytes
-from dlp_gateway.extract.units import Limits, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.html import html_units
+from dlp_gateway.extract.text import decode_bytes, text_readings
+from dlp_gateway.extract.units import (
+    AltPath,
+    Limits,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 
 _FORWARDED_TYPES = {"message/rfc822", "message/global"}
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -219,35 +229,123 @@ def iter_attachments(msg: Message) -> Iterator[tuple[str, EmailMessage]]:
         yield name, part  # type: ignore[misc]
 
 
-def _text_of(part: Message) -> str:
+def _payload_bytes(part: Message) -> bytes:
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
         payload = part.get_payload()
         data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
-    declared = _charset(part)
-    if _content_type(part) == "text/html":
-        return html_to_text(decode_bytes(data, declared or meta_charset(data)))
-    return decode_bytes(data, declared)
+    return data
 
 
-def _weight(texts: list[str]) -> int:
-    return sum(len("".join(t.split())) for t in texts)
+def body_leaves(part: Message, alt: AltPath = (), where: str = "") -> list[tuple[Message, AltPath]]:
+    """Body text leaves in order, each with its place among alternatives.
 
+    Every branch of a multipart/alternative is a leaf: each is scanned, and the scan
+    counts the branch with the most person records (the plain and the html branch
+    usually carry the same people; counting both would double them).
+    """
+    counter = [0]
 
-def body_texts(part: Message) -> list[str]:
-    """Body texts in order; of a multipart/alternative only the richest alternative."""
-    if _is_forwarded(part):
+    def walk(node: Message, path: AltPath) -> list[tuple[Message, AltPath]]:
+        if _is_forwarded(node):
+            return []
+        payload = node.get_payload()
+        if node.is_multipart() and isinstance(payload, list):
+            subs = [s for s in payload if isinstance(s, Message)]
+            if _content_type(node) == "multipart/alternative" and len(subs) > 1:
+                counter[0] += 1
+                group = f"{where or 'message'}#alternative{counter[0]}"
+                return [leaf for i, sub in enumerate(subs, 1)
+                        for leaf in walk(sub, (*path, (group, str(i))))]
+            return [leaf for sub in subs for leaf in walk(sub, path)]
+        if _is_body_text(node):
+            return [(node, path)]
         return []
-    payload = part.get_payload()
-    if part.is_multipart() and isinstance(payload, list):
-        subs = [s for s in payload if isinstance(s, Message)]
-        if _content_type(part) == "multipart/alternative" and subs:
-            options = [body_texts(s) for s in subs]
-            return max(options, key=_weight)  # first wins a tie
-        return [t for s in subs for t in body_texts(s)]
-    if _is_body_text(part):
-        return [_text_of(part)]
-    return []
+
+    return walk(part, alt)
+
+
+def body_units(leaf: Message, part: str, location: str, in_body: bool,
+               alt: AltPath) -> list[TextUnit]:
+    """A body leaf's text under each plausible decoding (html converted to text)."""
+    declared = _charset(leaf)
+    variants = _transfer_variants(leaf, _payload_bytes(leaf))
+    out: list[TextUnit] = []
+    for variant, data in variants:
+        where = location if variant == "decoded" else f"{location}[{variant}]"
+        if _content_type(leaf) == "text/html":
+            units = html_units(part, where, data, declared, in_body=in_body)
+        else:
+            units = text_readings(part, where, data, declared, in_body=in_body)
+        prefix = alt + (((f"{location}#transfer", variant),) if len(variants) > 1 else ())
+        out += [replace(u, alt=prefix + u.alt) if prefix else u for u in units]
+    return out
+
+
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\s]")
+
+
+def _transfer_variants(part: Message, decoded: bytes) -> list[tuple[str, bytes]]:
+    """The decoded payload, and the raw one too when the part claims base64 but is not
+    (a mislabelled transfer encoding must not hide plain text from the scan)."""
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    raw = getattr(part, "_payload", None)
+    if cte != "base64" or not isinstance(raw, str) or not _NOT_BASE64.search(raw):
+        return [("decoded", decoded)]
+    return [("decoded", decoded), ("raw", raw.encode("utf-8", "surrogateescape"))]
+
+
+def _with_alt(units: Iterator[Unit], prefix: AltPath) -> Iterator[Unit]:
+    for unit in units:
+        if isinstance(unit, TextUnit | TableUnit):
+            unit = replace(unit, alt=prefix + unit.alt)
+        yield unit
+
+
+# Headers a person writes or names a person in (display names): scanned as text.
+_TEXT_HEADERS = ("subject", "from", "to", "cc", "bcc", "reply-to", "sender", "comments",
+                 "keywords", "organization", "thread-topic", "disposition-notification-to")
+
+
+def _unfold(value: str) -> str:
+    return re.sub(r"\r?\n[ \t]", " ", value).replace("\r", "").replace("\n", " ")
+
+
+def header_units(msg: Message, path: str, in_body: bool) -> list[TextUnit]:
+    """Subject, display names and similar headers (RFC 2047, any charset) as text."""
+    items = msg.raw_items() if hasattr(msg, "raw_items") else msg.items()
+    units: list[TextUnit] = []
+    seen: dict[str, int] = {}
+    for key, value in items:
+        name = key.strip()
+        if name.lower() not in _TEXT_HEADERS:
+            continue
+        text = _decode_header_text(_unfold(str(value))).strip()
+        if not text:
+            continue
+        seen[name.lower()] = seen.get(name.lower(), 0) + 1
+        label = name if seen[name.lower()] == 1 else f"{name}#{seen[name.lower()]}"
+        location = f"{path}!header:{label}" if path else f"header:{label}"
+        units.append(TextUnit(text, part=path or "body", location=location, in_body=in_body))
+    return units
+
+
+def _preamble_epilogue(msg: Message, path: str, in_body: bool) -> Iterator[TextUnit]:
+    """Text before the first and after the last boundary of each multipart."""
+    count = 0
+    for part in _walk_all(msg):
+        if not part.is_multipart():
+            continue
+        for kind in ("preamble", "epilogue"):
+            value = getattr(part, kind, None)
+            if not isinstance(value, str) or not value.strip():
+                continue
+            count += 1
+            label = kind if count <= 2 else f"{kind}#{count}"
+            location = f"{path}!{label}" if path else label
+            yield from text_readings(path or "body", location,
+                                     value.encode("utf-8", "surrogateescape"), None,
+                                     in_body=in_body)
 
 
 # --- extraction -------------------------------------------------------------------------------
@@ -294,18 +392,27 @@ def _message_units(
     """``path`` is "" for the top-level message, else the forwarded/.eml part path."""
     where = path or "message"
     try:
+        yield from header_units(msg, path, in_body)
+    except Exception as exc:
+        yield Unscannable(where, "corrupt", f"headers: {type(exc).__name__}: {exc}")
+    try:
         if _boundary_missing(msg):
             yield Unscannable(where, "corrupt", "MIME boundary not found")
-        texts = body_texts(msg)
+        leaves = body_leaves(msg, where=where)
     except Exception as exc:
         yield Unscannable(where, "corrupt", f"body: {type(exc).__name__}: {exc}")
-        texts = []
-    for index, body in enumerate(texts, 1):
+        leaves = []
+    for index, (leaf, alt) in enumerate(leaves, 1):
         label = "body" if index == 1 else f"body#{index}"
-        if path:
-            yield TextUnit(body, part=path, location=f"{path}!{label}", in_body=in_body)
-        else:
-            yield TextUnit(body, part="body", location=label, in_body=in_body)
+        location = f"{path}!{label}" if path else label
+        try:
+            yield from body_units(leaf, path or "body", location, in_body, alt)
+        except Exception as exc:
+            yield Unscannable(location, "corrupt", f"{type(exc).__name__}: {exc}")
+    try:
+        yield from _preamble_epilogue(msg, path, in_body)
+    except Exception as exc:
+        yield Unscannable(where, "corrupt", f"preamble: {type(exc).__name__}: {exc}")
     try:
         attachments = list(iter_attachments(msg))
     except Exception as exc:
@@ -328,6 +435,9 @@ def _attachment_units(
             if inner is None:
                 yield Unscannable(path, "corrupt", "unreadable forwarded message")
                 return
+            if not _looks_like_message(inner):  # labelled a message: a file (zip, csv...)
+                yield from extract_part(path, _headerless_bytes(inner), ctx, depth)
+                return
             yield from _message_units(inner, path, ctx, depth + 1, in_body)
             return
         data = part.get_payload(decode=True)
@@ -336,14 +446,63 @@ def _attachment_units(
     except Exception as exc:
         yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
         return
-    yield from extract_part(path, data, ctx, depth, _content_type(part), _charset(part))
+    variants = _transfer_variants(part, data)
+    if len(variants) == 1:
+        yield from extract_part(path, data, ctx, depth, _content_type(part), _charset(part))
+        return
+    for variant, content in variants:
+        where = path if variant == "decoded" else f"{path}[{variant}]"
+        yield from _with_alt(
+            extract_part(where, content, ctx, depth, _content_type(part), _charset(part)),
+            ((f"{path}#transfer", variant),))
 
 
 def _inner_message(part: Message) -> Message | None:
+    """The message inside a message/rfc822 part, in any transfer encoding.
+
+    The parser reads a message/* body as a message whatever its encoding, so a
+    base64 or quoted-printable one comes back as a header-less blob: re-encode it,
+    decode it, and parse the result.
+    """
     payload = part.get_payload()
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if cte in ("base64", "quoted-printable") and isinstance(payload, list) and payload:
+        encoded = payload[0].as_string() if isinstance(payload[0], Message) else str(payload[0])
+        if cte == "base64" and _NOT_BASE64.search(encoded):
+            return payload[0] if isinstance(payload[0], Message) else None  # not base64
+        return parse_message(_transfer_decode(encoded, cte))
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         return payload[0]
     data = part.get_payload(decode=True)
     if isinstance(data, bytes) and data:
         return parse_message(data)
     return None
+
+
+_MESSAGE_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "received",
+                    "mime-version", "content-type", "return-path", "sender", "reply-to"}
+
+
+def _looks_like_message(inner: Message) -> bool:
+    """A message has at least one of the usual headers (a zip or a csv has none)."""
+    return any(key.strip().lower() in _MESSAGE_HEADERS for key in inner)
+
+
+def _headerless_bytes(inner: Message) -> bytes:
+    """The original bytes of a header-less "message" (the parser kept them as its body)."""
+    # the raw attribute: get_payload() would re-decode 8-bit bytes with "replace"
+    payload = getattr(inner, "_payload", None)
+    if inner.keys() or not isinstance(payload, str):
+        return inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+    data = payload.encode("utf-8", "surrogateescape")
+    return data[1:] if data.startswith(b"\n") else data
+
+
+def _transfer_decode(encoded: str, cte: str) -> bytes:
+    raw = encoded.encode("utf-8", "surrogateescape")
+    if cte == "quoted-printable":
+        return quopri.decodestring(raw)
+    compact = re.sub(rb"[^A-Za-z0-9+/]", b"", raw)
+    compact = compact[: len(compact) - len(compact) % 4 or None] if len(compact) % 4 == 1 \
+        else compact + b"=" * (-len(compact) % 4)
+    return binascii.a2b_base64(compact)

@@ -184,16 +184,48 @@ def _sheet_rows(
     return rows
 
 
-def extract_workbook(path: str, data: bytes, ctx: Context, ooxml: bool) -> Iterator[Unit]:
-    """Every sheet of a workbook as a TableUnit (location ``path!SheetName``)."""
-    try:
-        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
-    except Exception as exc:
-        if "password" in type(exc).__name__.lower() or "password" in str(exc).lower():
-            yield Unscannable(path, "encrypted_office", "password-protected workbook")
+def extract_workbook(
+    path: str, data: bytes, ctx: Context, ooxml: bool, depth: int = 0
+) -> Iterator[Unit]:
+    """Every sheet of a workbook as a TableUnit (location ``path!SheetName``), then
+    (xlsx) cell comments and whatever else the package holds.
+
+    An xlsx is guarded before calamine sees it: its sheets' extents are read from the
+    XML (a 2 KB file with cells at A1 and XFD1048576 would make calamine allocate
+    512 GiB and abort the process) and non-UTF-8 XML parts are re-encoded. Binary
+    and OpenDocument workbooks, whose extents cannot be read cheaply, are read in a
+    forked child with a memory cap, where a crash becomes ``corrupt``.
+    """
+    pkg: _Package | None = None
+    if ooxml:
+        try:
+            pkg = _Package(data, ctx.limits.max_part_bytes)
+            problem = _sheet_extent_problem(pkg, ctx.limits.max_cells)
+        except _PartTooLarge as exc:
+            yield Unscannable(path, "too_large", str(exc))
+            return
+        except Exception:  # calamine judges the package itself
+            pkg, problem = None, None
+        if problem:
+            yield Unscannable(path, "too_large", problem)
         else:
-            yield Unscannable(path, "corrupt", f"{type(exc).__name__}: {exc}")
+            yield from _calamine_sheets(path, _recoded(pkg, data), ctx, ooxml)
+        if pkg is not None:
+            yield from _workbook_extras(path, pkg, ctx, depth)
         return
+    try:
+        from dlp_gateway.extract.isolate import IsolatedFailure, run_isolated
+
+        sheets = run_isolated(_read_sheets_raw, data, ctx.limits.max_cells,
+                              memory_bytes=ctx.limits.max_parser_memory_bytes,
+                              timeout=ctx.limits.timeout_seconds)
+    except IsolatedFailure as exc:
+        yield Unscannable(path, exc.reason, f"workbook reader: {exc.detail}")
+        return
+    yield from _sheet_units(path, sheets, ctx, {}, False)
+
+
+def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool) -> Iterator[Unit]:
     era: dict[str, set[tuple[int, int]]] = {}
     date1904 = False
     if ooxml:
@@ -201,97 +233,327 @@ def extract_workbook(path: str, data: bytes, ctx: Context, ooxml: bool) -> Itera
             era, date1904 = era_cells(data)
         except Exception:  # era styles are a refinement; the cells are still read
             era = {}
+    yield from _sheet_units(path, _read_sheets_raw(data, ctx.limits.max_cells), ctx, era,
+                            date1904)
+
+
+def _read_sheets_raw(data: bytes, max_cells: int) -> list[tuple[str, Any, int]]:
+    """(sheet name, (raw rows, start) or an error string, cells) per sheet."""
+    try:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except Exception as exc:
+        if "password" in type(exc).__name__.lower() or "password" in str(exc).lower():
+            return [("", "encrypted_office", 0)]
+        return [("", f"corrupt:{type(exc).__name__}: {exc}", 0)]
+    out: list[tuple[str, Any, int]] = []
+    total = 0
     for name in workbook.sheet_names:
         try:
             sheet = workbook.get_sheet_by_name(name)
             cells = (sheet.height or 0) * (sheet.width or 0)
-            if not ctx.take_cells(cells):
-                yield Unscannable(path, "too_large", f"sheet {name}: {cells} cells over the limit")
-                return
+            total += cells
+            if total > max_cells:
+                out.append((name, "too_large", cells))
+                return out
             raw = sheet.to_python(skip_empty_area=True)
             start = sheet.start or (0, 0)
         except Exception as exc:
-            yield Unscannable(path, "corrupt", f"sheet {name}: {type(exc).__name__}: {exc}")
+            out.append((name, f"corrupt:sheet {name}: {type(exc).__name__}: {exc}", 0))
             continue
-        rows = _sheet_rows(raw, (start[0], start[1]), era.get(name, set()), date1904)
+        out.append((name, (raw, (start[0], start[1])), cells))
+    return out
+
+
+def _sheet_units(path: str, sheets: list[tuple[str, Any, int]], ctx: Context,
+                 era: dict[str, set[tuple[int, int]]], date1904: bool) -> Iterator[Unit]:
+    for name, content, cells in sheets:
+        if content == "encrypted_office":
+            yield Unscannable(path, "encrypted_office", "password-protected workbook")
+            return
+        if isinstance(content, str) and content.startswith("corrupt:"):
+            yield Unscannable(path, "corrupt", content[len("corrupt:"):])
+            continue
+        if content == "too_large" or not ctx.take_cells(cells):
+            yield Unscannable(path, "too_large", f"sheet {name}: {cells} cells over the limit")
+            return
+        raw, start = content
+        rows = _sheet_rows(raw, start, era.get(name, set()), date1904)
         yield TableUnit(part=path, location=f"{path}!{name}", rows=rows, cell_style="a1")
+
+
+# Row numbers of cell (r="C7") and row (r="7") references, and column letters; the
+# literal prefix keeps the scans fast (no group of tuples, few unique values).
+_REF_ROW = re.compile(rb' r="[A-Z]*([0-9]+)"')
+_REF_COLUMN = re.compile(rb' r="([A-Z]+)[0-9]')
+_DIMENSION = re.compile(rb'\bref="([A-Z]*)([0-9]*)(?::([A-Z]*)([0-9]*))?"')
+
+
+_UPPER = bytes(range(ord("A"), ord("Z") + 1))
+
+
+def _surely_small(xml: bytes, max_cells: int) -> bool:
+    """A fast bound that clears ordinary sheets without listing every reference:
+    no row number has more digits than the last one, and the widest column name
+    bounds the width."""
+    at = xml.find(b"dimension ", 0, 1 << 16)
+    dimension = _DIMENSION.search(xml, at, at + 200) if at >= 0 else None
+    digits_only = xml.translate(None, _UPPER)  # r="C7" -> r="7"
+    at = digits_only.rfind(b' r="')
+    if at < 0:
+        return True
+    end = at + 4
+    while end < len(digits_only) and 48 <= digits_only[end] <= 57:
+        end += 1
+    digits = end - at - 4
+    if not digits or re.search(b' r="[0-9]{%d}' % (digits + 1), digits_only):
+        return False
+    letters = 3 if re.search(rb' r="[A-Z]{3}', xml) else (
+        2 if re.search(rb' r="[A-Z]{2}', xml) else 1)
+    if dimension:  # the declared extent must fit the same bound
+        cols, nums = dimension.group(1, 3), dimension.group(2, 4)
+        if any(len(n) > digits for n in nums) or any(len(c) > letters for c in cols):
+            return False
+    return 10**digits * (26, 702, 16384)[letters - 1] <= max_cells
+
+
+def _sheet_targets(pkg: _Package) -> list[str]:
+    workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
+                    "xl/workbook.xml")
+    return [t for _i, k, t in pkg.rels(workbook)
+            if k.endswith(("/worksheet", "/chartsheet", "/dialogsheet", "/xlMacrosheet"))
+            and t in pkg.names]
+
+
+def _sheet_extent_problem(pkg: _Package, max_cells: int) -> str | None:
+    """Why a sheet's extent (from its cell references) is too large to read, or None.
+
+    Cheap: a regex over the sheet XML, no parse. The extent spans the smallest and
+    largest cell reference (and the declared <dimension>), as calamine allocates it.
+    """
+    for target in _sheet_targets(pkg):
+        xml = pkg.read(target)
+        if xml[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            xml = xml.decode("utf-16").encode("utf-8")
+        if _surely_small(xml, max_cells):
+            continue
+        row_refs = set(_REF_ROW.findall(xml))
+        letters = set(_REF_COLUMN.findall(xml))
+        at = xml.find(b"dimension ", 0, 1 << 16)  # it precedes sheetData
+        dimension = _DIMENSION.search(xml, at, at + 200) if at >= 0 else None
+        if dimension:
+            cols, nums = dimension.group(1, 3), dimension.group(2, 4)
+            letters.update(c for c in cols if c)
+            row_refs.update(n for n in nums if n)
+        rows = [int(r) for r in row_refs]
+        if not rows:
+            continue
+        width = 1
+        if letters:
+            indexes = [_column_index(c) for c in letters]
+            width = max(indexes) - min(indexes) + 1
+        area = (max(rows) - min(rows) + 1) * width
+        if area > max_cells:
+            return f"{target}: extent of {area:,} cells over the limit"
+    return None
+
+
+def _recoded(pkg: _Package | None, data: bytes) -> bytes:
+    """``data``, or a normalised copy calamine reads right: XML parts re-encoded as
+    UTF-8 when a part it reads (workbook, sheets, shared strings) is UTF-16 or declares
+    another encoding (calamine reads such a sheet as empty: it would pass unread), and
+    shared strings stored under another name copied to ``xl/sharedStrings.xml``."""
+    if pkg is None:
+        return data
+    workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
+                    "xl/workbook.xml")
+    strings = [t for _i, k, t in pkg.rels(workbook)
+               if k.endswith("/sharedStrings") and t in pkg.names]
+    names = [workbook, *_sheet_targets(pkg), *strings]
+    odd = any(_odd_encoding(pkg, n) for n in names if n in pkg.names)
+    moved = strings[0] if strings and strings[0].lower() != "xl/sharedstrings.xml" else None
+    if not odd and not moved:
+        return data
+    return _normalized_package(pkg, moved)
+
+
+def _odd_encoding(pkg: _Package, name: str) -> bool:
+    with pkg.zf.open(name) as stream:
+        head = stream.read(120)
+    declared = re.search(rb'encoding="([^"]+)"', head.replace(b"\x00", b""))
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff") or bool(
+        declared and declared.group(1).lower() not in (b"utf-8", b"utf8"))
+
+
+def _normalized_package(pkg: _Package, strings: str | None) -> bytes:
+    odd = {n for n in pkg.names if n.endswith((".xml", ".rels")) and _odd_encoding(pkg, n)}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in pkg.zf.infolist():
+            if strings and info.filename.lower() == "xl/sharedstrings.xml":
+                continue  # replaced by the part the workbook really points to
+            content = pkg.read(info.filename)
+            if info.filename in odd:
+                root = etree.fromstring(content, _SAFE_PARSER)
+                content = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+            dst.writestr(info.filename, content)
+            if info.filename == strings:
+                dst.writestr("xl/sharedStrings.xml", content)
+    return out.getvalue()
+
+
+_COMMENT_TAGS = ("comment", "threadedComment")
+
+
+def _comment_lines(root: Any) -> list[str]:
+    lines = []
+    for el in root.iter():
+        if isinstance(el.tag, str) and etree.QName(el).localname in _COMMENT_TAGS:
+            text = " ".join(t.strip() for t in el.itertext() if t.strip())
+            if text:
+                lines.append(f"{el.get('ref', '')} {text}".strip())
+    return lines
+
+
+def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int) -> Iterator[Unit]:
+    """Cell comments (legacy and threaded), then the rest of the package."""
+    for name in sorted(pkg.names):
+        base = posixpath.basename(name)
+        if name.endswith(".xml") and (base.startswith("comment")
+                                      or "/threadedComments/" in "/" + name):
+            try:
+                lines = _comment_lines(pkg.xml(name))
+            except Exception as exc:
+                yield Unscannable(f"{path}/{name}", "corrupt", f"{type(exc).__name__}: {exc}")
+                continue
+            if lines:
+                yield TextUnit("\n".join(lines), part=path, location=f"{path}!{base}")
+    workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
+                    "xl/workbook.xml")
+    read_by_calamine = {workbook, *_sheet_targets(pkg)}
+    read_by_calamine |= {t for _i, k, t in pkg.rels(workbook)
+                         if k.endswith(("/sharedStrings", "/styles"))}
+    pkg.read_parts |= read_by_calamine
+    yield from _package_rest(path, pkg, ctx, depth, workbook, [])
 
 
 # --- docx -------------------------------------------------------------------------------
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+_R_ID = f"{{{_NS_REL}}}id"
+_OFFICE_DOCUMENT = "/officeDocument"
+_TEXT_TAGS = {f"{_W}t", f"{_W}delText"}
+_TAB_TAGS = {f"{_W}tab", f"{_W}ptab"}
+_BREAK_TAGS = {f"{_W}br", f"{_W}cr"}
+# Subtrees that hold no text of the paragraph itself (properties; text boxes and the
+# mc:Fallback copy of a drawing are read on their own, once).
+_NO_TEXT = {f"{_W}pPr", f"{_W}rPr", f"{_W}sectPr", f"{_W}tblPr", f"{_W}txbxContent",
+            f"{_W}instrText", f"{_W}delInstrText", _MC_FALLBACK}
+_REMOVED = {f"{_W}del", f"{_W}moveFrom"}
+_CONTAINERS = {f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml", f"{_W}smartTag",
+               f"{_W}ins", f"{_W}del", f"{_W}moveTo", f"{_W}moveFrom"}
 
 
-def _register_word_variants() -> None:
-    """Let python-docx open docm/dotx/dotm (same XML, other content types)."""
-    from docx.opc.part import PartFactory
-    from docx.parts.document import DocumentPart
+def _collect_text(element: Any, out: list[str]) -> None:
+    """Text of runs under ``element`` in document order.
 
-    for content_type in (
-        "application/vnd.ms-word.document.macroEnabled.main+xml",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml",
-        "application/vnd.ms-word.template.macroEnabledTemplate.main+xml",
-    ):
-        PartFactory.part_type_for.setdefault(content_type, DocumentPart)
+    Reads what python-docx's ``Paragraph.text`` leaves out: tracked insertions and
+    deletions (deleted text is still in the file, set off by spaces), inline
+    content controls, smart tags, custom XML, simple and complex field results.
+    """
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str) or tag in _NO_TEXT:
+            continue
+        if tag in _TEXT_TAGS:
+            out.append(child.text or "")
+        elif tag in _TAB_TAGS:
+            out.append("\t")
+        elif tag in _BREAK_TAGS:
+            out.append(" ")
+        elif tag == f"{_W}noBreakHyphen":
+            out.append("-")
+        elif tag in _REMOVED:
+            out.append(" ")
+            _collect_text(child, out)
+            out.append(" ")
+        else:
+            _collect_text(child, out)
+            if tag == f"{_W}p":
+                out.append(" ")
 
 
 def _paragraph_text(p: Any) -> str:
-    from docx.text.paragraph import Paragraph
-
-    return Paragraph(p, None).text.replace("\n", " ")
+    out: list[str] = []
+    _collect_text(p, out)
+    return "".join(out).replace("\n", " ")
 
 
 def _blocks(container: Any) -> Iterator[Any]:
-    """Body-level paragraphs and tables in order, looking inside content controls."""
+    """Block-level paragraphs, tables and altChunks in order, through any wrapper
+    (content controls, custom XML, tracked changes)."""
     for child in container.iterchildren():
-        if child.tag in (f"{_W}p", f"{_W}tbl"):
+        tag = child.tag
+        if tag in (f"{_W}p", f"{_W}tbl", f"{_W}altChunk"):
             yield child
-        elif child.tag == f"{_W}sdt":
-            content = child.find(f"{_W}sdtContent")
-            if content is not None:
-                yield from _blocks(content)
+        elif isinstance(tag, str) and tag not in _NO_TEXT:
+            yield from _blocks(child)
 
 
-def _cell_text(cell: Any) -> str | None:
-    text = "\n".join(_paragraph_text(p) for p in cell._tc.iter(f"{_W}p")
-                     if p.getparent() is not None and not _in_nested_table(p, cell._tc))
-    text = text.strip()
+def _children(element: Any, tag: str) -> Iterator[Any]:
+    """Children named ``tag``, also those wrapped in sdt/customXml/tracked changes."""
+    for child in element.iterchildren():
+        if child.tag == tag:
+            yield child
+        elif child.tag in _CONTAINERS:
+            yield from _children(child, tag)
+
+
+def _cell_text(tc: Any, nested: list[Any]) -> str | None:
+    lines = []
+    for block in _blocks(tc):
+        if block.tag == f"{_W}p":
+            lines.append(_paragraph_text(block))
+        elif block.tag == f"{_W}tbl":
+            nested.append(block)
+    text = "\n".join(lines).strip()
     return text or None
 
 
-def _in_nested_table(p: Any, tc: Any) -> bool:
-    parent = p.getparent()
-    while parent is not None and parent is not tc:
-        if parent.tag == f"{_W}tbl":
-            return True
-        parent = parent.getparent()
-    return False
+def _int_attr(element: Any, default: int) -> int:
+    if element is None:
+        return default
+    try:
+        return max(0, min(int(element.get(f"{_W}val", default)), 1000))
+    except ValueError:
+        return default
 
 
-def _table_rows(table: Any) -> tuple[list[Row], list[Any]]:
-    """Rows of a docx table (merged cells emitted once) and the tables nested in it."""
-    seen: set[Any] = set()
-    keep_alive: list[Any] = []  # lxml proxies must stay alive for identity checks
+def _table_rows(tbl: Any) -> tuple[list[Row], list[Any]]:
+    """Rows of a docx table (merged cells emitted once, as None after the first) and
+    the tables nested in its cells. Rows and cells inside content controls count."""
     rows: list[Row] = []
     nested: list[Any] = []
-    for number, row in enumerate(table.rows, 1):
-        cells: list[CellValue] = [None] * (getattr(row, "grid_cols_before", 0) or 0)
-        for cell in row.cells:
-            tc = cell._tc
-            keep_alive.append(tc)
-            if tc in seen:
+    for number, tr in enumerate(_children(tbl, f"{_W}tr"), 1):
+        tr_pr = tr.find(f"{_W}trPr")
+        before = _int_attr(tr_pr.find(f"{_W}gridBefore") if tr_pr is not None else None, 0)
+        cells: list[CellValue] = [None] * before
+        for tc in _children(tr, f"{_W}tc"):
+            tc_pr = tc.find(f"{_W}tcPr")
+            span = _int_attr(tc_pr.find(f"{_W}gridSpan") if tc_pr is not None else None, 1)
+            vmerge = tc_pr.find(f"{_W}vMerge") if tc_pr is not None else None
+            if vmerge is not None and vmerge.get(f"{_W}val", "continue") == "continue":
                 cells.append(None)
-                continue
-            seen.add(tc)
-            cells.append(_cell_text(cell))
-            nested.extend(cell.tables)
+                _cell_text(tc, nested)  # nested tables of a merged cell still count
+            else:
+                cells.append(_cell_text(tc, nested))
+            cells.extend([None] * (max(span, 1) - 1))
         rows.append(Row(number, cells))
     return rows, nested
 
 
-def _table_units(path: str, label: str, table: Any, depth: int = 0) -> Iterator[TableUnit]:
-    rows, nested = _table_rows(table)
+def _table_units(path: str, label: str, tbl: Any, depth: int = 0) -> Iterator[TableUnit]:
+    rows, nested = _table_rows(tbl)
     yield TableUnit(part=path, location=f"{path}!{label}", rows=lambda r=rows: iter(r),
                     cell_style="rc")
     if depth < 5:
@@ -299,32 +561,100 @@ def _table_units(path: str, label: str, table: Any, depth: int = 0) -> Iterator[
             yield from _table_units(path, f"{label}.{index}", inner, depth + 1)
 
 
-def _story_text(story: Any) -> str:
-    """Text of a header/footer: paragraphs, then table cells line by line."""
-    lines = [_paragraph_text(p) for p in story._element.iter(f"{_W}p")]
+def _story_text(root: Any) -> str:
+    """Every paragraph of a part (header, footnotes, comments...) as lines."""
+    lines = [
+        _paragraph_text(p) for p in root.iter(f"{_W}p")
+        if not any(a.tag == _MC_FALLBACK for a in p.iterancestors())
+    ]
     return "\n".join(line for line in lines if line.strip())
 
 
-def extract_docx(path: str, data: bytes) -> Iterator[Unit]:
-    """Body paragraphs, tables, text boxes, headers and footers of a Word document."""
-    import docx
-    from docx.table import Table
+class _Package:
+    """An OOXML zip read with bounded member sizes, and its relationships."""
 
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except ValueError:  # docm/dotx/dotm: same XML under another content type
-        from docx.package import Package
+    def __init__(self, data: bytes, max_bytes: int):
+        self.zf = zipfile.ZipFile(io.BytesIO(data))
+        self.names = set(self.zf.namelist())
+        self.max_bytes = max_bytes
+        self.read_parts: set[str] = set()
+        self._rels: dict[str, list[tuple[str, str, str]]] = {}
 
-        _register_word_variants()
-        document = Package.open(io.BytesIO(data)).main_document_part.document
-    body = document.element.body
+    def read(self, name: str) -> bytes:
+        info = self.zf.getinfo(name)
+        if info.file_size > self.max_bytes:
+            raise _PartTooLarge(f"{name}: {info.file_size} bytes over the part limit")
+        with self.zf.open(info) as stream:
+            content = stream.read(self.max_bytes + 1)
+        if len(content) > self.max_bytes:
+            raise _PartTooLarge(f"{name}: over the part limit")
+        self.read_parts.add(name)
+        return content
+
+    def xml(self, name: str) -> Any:
+        return etree.fromstring(self.read(name), _SAFE_PARSER)
+
+    def rels(self, part: str) -> list[tuple[str, str, str]]:
+        """(id, type, resolved target) of each internal relationship of ``part``."""
+        if part not in self._rels:
+            self._rels[part] = self._read_rels(part)
+        return self._rels[part]
+
+    def _read_rels(self, part: str) -> list[tuple[str, str, str]]:
+        folder, base = posixpath.split(part)
+        rels_name = posixpath.join(folder, "_rels", base + ".rels")
+        if rels_name not in self.names:
+            return []
+        out = []
+        for rel in self.xml(rels_name).iter(f"{{{_NS_PKG_REL}}}Relationship"):
+            if rel.get("TargetMode", "") == "External":
+                continue
+            target = rel.get("Target", "")
+            if target.startswith("/"):
+                resolved = target.lstrip("/")
+            else:
+                resolved = posixpath.normpath(posixpath.join(folder, target))
+            out.append((rel.get("Id", ""), rel.get("Type", ""), resolved))
+        return out
+
+
+class _PartTooLarge(Exception):
+    pass
+
+
+def _main_part(pkg: _Package, default: str) -> str:
+    for _id, kind, target in pkg.rels(""):
+        if kind.endswith(_OFFICE_DOCUMENT) and target in pkg.names:
+            return target
+    return default
+
+
+def extract_docx(
+    path: str, data: bytes, ctx: Context | None = None, depth: int = 0
+) -> Iterator[Unit]:
+    """Everything a Word document holds as text: body paragraphs and tables (also
+    inside content controls, tracked changes, fields), text boxes, headers, footers,
+    footnotes, endnotes, comments, glossary, custom XML data, embedded chunks and
+    packages, and any member the package does not reference."""
+    ctx = ctx or _default_context()
+    pkg = _Package(data, ctx.limits.max_part_bytes)
+    main = _main_part(pkg, "word/document.xml")
+    root = pkg.xml(main)
+    body = root.find(f"{_W}body")
+    if body is None:
+        raise ValueError("word document without a body")
+    rels = pkg.rels(main)
+    by_id = {rid: target for rid, _kind, target in rels}
     paragraphs: list[str] = []
     tables: list[Any] = []
+    chunks: list[str] = []
     for block in _blocks(body):
         if block.tag == f"{_W}p":
             paragraphs.append(_paragraph_text(block))
-        else:
-            tables.append(Table(block, document._body))
+        elif block.tag == f"{_W}tbl":
+            tables.append(block)
+        elif by_id.get(block.get(_R_ID, "")):
+            chunks.append(by_id[block.get(_R_ID, "")])
     yield TextUnit("\n".join(paragraphs), part=path, location=f"{path}!body", line_label="p")
     for index, table in enumerate(tables, 1):
         yield from _table_units(path, f"table{index}", table)
@@ -336,42 +666,170 @@ def extract_docx(path: str, data: bytes) -> Iterator[Unit]:
     ]
     if any(b.strip() for b in boxes):
         yield TextUnit("\n".join(boxes), part=path, location=f"{path}!textbox", line_label="p")
-    yield from _headers_footers(path, document)
+    yield from _word_stories(path, pkg, root, rels)
+    yield from _package_rest(path, pkg, ctx, depth, main, chunks)
 
 
-def _headers_footers(path: str, document: Any) -> Iterator[TextUnit]:
+def _word_stories(path: str, pkg: _Package, root: Any,
+                  rels: list[tuple[str, str, str]]) -> Iterator[TextUnit]:
+    """Headers and footers (in reference order), notes, comments, glossary."""
+    order = [ref.get(_R_ID, "") for ref in root.iter(f"{_W}headerReference",
+                                                       f"{_W}footerReference")]
+    rank = {rid: i for i, rid in enumerate(order)}
     seen: dict[str, set[str]] = {"header": set(), "footer": set()}
-    for section in document.sections:
-        for kind, stories in (
-            ("header", (section.header, section.first_page_header, section.even_page_header)),
-            ("footer", (section.footer, section.first_page_footer, section.even_page_footer)),
-        ):
-            for story in stories:
-                if story.is_linked_to_previous:
-                    continue
-                text = _story_text(story)
-                if not text.strip() or text in seen[kind]:
-                    continue
-                seen[kind].add(text)
-                yield TextUnit(text, part=path, location=f"{path}!{kind}{len(seen[kind])}")
+    for _rid, kind, target in sorted(rels, key=lambda r: rank.get(r[0], len(rank))):
+        story = kind.rsplit("/", 1)[-1]
+        if target not in pkg.names:
+            continue
+        if story in ("header", "footer"):
+            text = _story_text(pkg.xml(target))
+            if text.strip() and text not in seen[story]:
+                seen[story].add(text)
+                yield TextUnit(text, part=path, location=f"{path}!{story}{len(seen[story])}")
+        elif story in ("footnotes", "endnotes", "comments", "commentsExtended",
+                       "glossaryDocument"):
+            text = _story_text(pkg.xml(target))
+            if text.strip():
+                label = "glossary" if story == "glossaryDocument" else story
+                yield TextUnit(text, part=path, location=f"{path}!{label}", line_label="p")
+            if story == "glossaryDocument":
+                yield from _word_stories(path, pkg, etree.Element("x"), pkg.rels(target))
 
 
-# --- pptx (text only, best effort) --------------------------------------------------------
+def _default_context() -> Context:
+    from dlp_gateway.extract.files import Context
+    from dlp_gateway.extract.units import Limits
+
+    return Context(Limits())
+
+
+# --- what else a package holds -----------------------------------------------------------
+
+# Parts that are layout, not content: never dispatched as files.
+_STRUCTURE_SUFFIXES = (
+    "styles.xml", "stylesWithEffects.xml", "settings.xml", "webSettings.xml",
+    "fontTable.xml", "numbering.xml", "theme.xml", "app.xml", "commentsIds.xml",
+    "people.xml", "calcChain.xml", ".rels", "[Content_Types].xml", "vbaProject.bin",
+    "vbaData.xml", "printerSettings.bin", "commentsExtensible.xml",
+)
+_STRUCTURE_DIRS = ("/theme/", "/fonts/", "/media/", "/printerSettings/", "/drawings/",
+                   "/charts/", "/diagrams/", "/slideLayouts/", "/slideMasters/",
+                   "/notesMasters/", "/handoutMasters/", "/theme", "/activeX/",
+                   "/ink/", "/tableStyles", "/viewProps", "/presProps", "/styles")
+
+
+def _is_structure(name: str) -> bool:
+    slashed = "/" + name
+    if name.endswith(_STRUCTURE_SUFFIXES) or name.endswith("/"):
+        return True
+    if name.startswith(("docProps/thumbnail", "customXml/itemProps")):
+        return True  # a preview image; the GUID of a data part
+    return any(d in slashed for d in _STRUCTURE_DIRS) and not name.endswith(".xml.rels") \
+        and "/embeddings/" not in slashed
+
+
+def _xml_text(data: bytes) -> str:
+    """All text content of an XML document, one line per element with text."""
+    root = etree.fromstring(data, _SAFE_PARSER)
+    lines = [t.strip() for t in root.itertext() if t.strip()]
+    lines += [v.strip() for el in root.iter() if isinstance(el.tag, str)
+              for v in el.attrib.values() if v.strip() and not v.startswith("http")
+              and len(v) < 200 and any(ord(c) > 0x7F or c.isdigit() for c in v)]
+    return "\n".join(lines)
+
+
+# Document properties a person writes (author and dates are the tool's, not data).
+_WRITTEN_PROPERTIES = ("title", "subject", "description", "keywords", "category",
+                       "contentStatus")
+
+
+def _properties_text(data: bytes) -> str:
+    root = etree.fromstring(data, _SAFE_PARSER)
+    return "\n".join(
+        el.text.strip() for el in root
+        if isinstance(el.tag, str) and etree.QName(el).localname in _WRITTEN_PROPERTIES
+        and el.text and el.text.strip()
+    )
+
+
+def _package_rest(path: str, pkg: _Package, ctx: Context, depth: int, main: str,
+                  chunks: list[str]) -> Iterator[Unit]:
+    """Document properties and custom XML as text; embedded chunks, embedded packages
+    and any member the reader did not use dispatched as files of their own."""
+    from dlp_gateway.extract.files import extract_part
+
+    for name in sorted(pkg.names):
+        if name in pkg.read_parts or name == main or _is_structure(name):
+            continue
+        if name.endswith(".xml") and name.startswith(("docProps/", "customXml/")):
+            try:
+                text = _properties_text(pkg.read(name)) if name == "docProps/core.xml" \
+                    else _xml_text(pkg.read(name))
+            except Exception as exc:
+                yield Unscannable(f"{path}/{name}", "corrupt", f"{type(exc).__name__}: {exc}")
+                continue
+            if text.strip():
+                yield TextUnit(text, part=path, location=f"{path}!{name}")
+            continue
+        try:
+            content = pkg.read(name)
+        except _PartTooLarge as exc:
+            yield Unscannable(f"{path}/{name}", "too_large", str(exc))
+            continue
+        if not ctx.take_bytes(len(content)):
+            yield Unscannable(f"{path}/{name}", "too_large", "package content over the limit")
+            return
+        if name.endswith(".xml") and name not in chunks:
+            yield from _xml_member(f"{path}/{name}", content)
+        elif depth + 1 > ctx.limits.max_depth:
+            yield Unscannable(f"{path}/{name}", "too_deep", "embedded parts nested too deep")
+        else:
+            yield from extract_part(f"{path}/{name}", content, ctx, depth + 1)
+
+
+def _xml_member(part: str, content: bytes) -> Iterator[Unit]:
+    """An XML member nobody reads (an extra sheet, a data island): its text."""
+    try:
+        text = _xml_text(content)
+    except Exception as exc:
+        yield Unscannable(part, "corrupt", f"{type(exc).__name__}: {exc}")
+        return
+    if text.strip():
+        yield TextUnit(text, part=part, location=part)
+
+
+# --- pptx (text only) --------------------------------------------------------
 
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 
 
-def extract_pptx(path: str, data: bytes) -> Iterator[Unit]:
-    """Slide text (one line per paragraph) as ``path!slideN`` TextUnits."""
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        slides = sorted(
-            (n for n in zf.namelist() if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
-            key=lambda n: int(re.sub(r"\D", "", n)),
-        )
-        for name in slides:
-            root = _xml(zf, name)
-            lines = ["".join(t.text or "" for t in p.iter(f"{_A}t")) for p in root.iter(f"{_A}p")]
-            text = "\n".join(line for line in lines if line.strip())
-            if text:
-                number = re.sub(r"\D", "", name)
-                yield TextUnit(text, part=path, location=f"{path}!slide{number}")
+_SLIDE_PARTS = re.compile(r"ppt/(slides/slide|notesSlides/notesSlide|comments/comment)(\d+)\.xml")
+_SLIDE_LABELS = {"slides/slide": "slide", "notesSlides/notesSlide": "notes",
+                 "comments/comment": "comments"}
+
+
+def extract_pptx(
+    path: str, data: bytes, ctx: Context | None = None, depth: int = 0
+) -> Iterator[Unit]:
+    """Slide, speaker-note and comment text (one line per paragraph) as
+    ``path!slideN`` / ``path!notesN`` TextUnits, then the rest of the package."""
+    ctx = ctx or _default_context()
+    pkg = _Package(data, ctx.limits.max_part_bytes)
+    parts = sorted(
+        ((m.group(1), int(m.group(2)), name) for name in pkg.names
+         if (m := _SLIDE_PARTS.fullmatch(name))),
+        key=lambda item: (item[0] != "slides/slide", item[1]),
+    )
+    for kind, number, name in parts:
+        root = pkg.xml(name)
+        paragraphs = list(root.iter(f"{_A}p"))
+        if paragraphs:
+            lines = ["".join(t.text or "" for t in p.iter(f"{_A}t")) for p in paragraphs]
+        else:  # comments: plain text elements
+            lines = [t.strip() for t in root.itertext()]
+        text = "\n".join(line for line in lines if line.strip())
+        if text:
+            yield TextUnit(text, part=path, location=f"{path}!{_SLIDE_LABELS[kind]}{number}")
+    main = _main_part(pkg, "ppt/presentation.xml")
+    pkg.read_parts.add(main)
+    yield from _package_rest(path, pkg, ctx, depth, main, [])

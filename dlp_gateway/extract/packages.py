@@ -43,9 +43,14 @@ _ODF_OWN = re.compile(
 )
 
 
-def extras(path: str, data: bytes, ctx: Context, depth: int, kind: str, dispatch: Dispatch
-           ) -> Iterator[Unit]:
-    """Embedded files, non-standard members and the comment of an Office/ODF package."""
+def extras(path: str, data: bytes, ctx: Context, depth: int, kind: str, dispatch: Dispatch,
+           members: bool = True) -> Iterator[Unit]:
+    """Embedded files, non-standard members and the comment of an Office/ODF package.
+
+    ``members=False``: the comment and the media folder only (the OOXML readers in
+    office.py dispatch the embedded and unreferenced members themselves, and leave
+    ``*/media/*`` to this check by content: a csv renamed image1.png is read).
+    """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -53,7 +58,8 @@ def extras(path: str, data: bytes, ctx: Context, depth: int, kind: str, dispatch
     own = _ODF_OWN if kind in ("ods", "odf") else _OOXML_OWN
     with zf:
         yield from comment_unit(path, zf.comment)
-        others = [i for i in zf.infolist() if holds_data(i) and not own.fullmatch(i.filename)]
+        others = [i for i in zf.infolist() if holds_data(i) and not own.fullmatch(i.filename)
+                  and (members or "/media/" in f"/{i.filename}")]
         if depth + 1 > ctx.limits.max_depth and others:
             yield Unscannable(path, "too_deep", f"embedded files over depth {ctx.limits.max_depth}")
             return

@@ -57,11 +57,11 @@ class _PdfContent:
 
 def extract_pdf(path: str, data: bytes, timeout: float = 60.0) -> Iterator[Unit]:
     """The PDF's units; PDFium runs in a child process (``isolate.py``)."""
-    from dlp_gateway.extract.isolate import IsolatedError, run_isolated
+    from dlp_gateway.extract.isolate import IsolatedFailure, run_isolated
 
     try:
         content = run_isolated(_read_pdf, data, timeout=timeout)
-    except IsolatedError as exc:
+    except IsolatedFailure as exc:
         yield Unscannable(path, exc.reason, f"PDF: {exc.detail}")  # type: ignore[arg-type]
         return
     yield from _units(path, content)

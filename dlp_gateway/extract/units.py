@@ -21,6 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+# Where a unit sits among alternative readings of the same content: a path of
+# (group id, option) pairs. Two decodings of one mislabelled part, or the text and
+# the html branch of a multipart/alternative, are options of one group: every
+# option is scanned, and the scan counts the option with the most person records
+# (so one person is never counted twice, and no reading is left unscanned).
+AltPath = tuple[tuple[str, str], ...]
+
 # A cell's value as the reader gave it: text, a number, or a real date.
 CellValue = str | int | float | dt.date | dt.datetime | None
 
@@ -51,6 +58,7 @@ class TextUnit:
     in_body: bool = False
     header: str | None = None
     line_label: str = "L"  # detectors name lines "<location>!L12" ("p" for docx paragraphs)
+    alt: AltPath = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,7 @@ class TableUnit:
     rows: Callable[[], Iterator[Row]]
     cell_style: Literal["a1", "rc"] = "a1"
     in_body: bool = False
+    alt: AltPath = ()
 
     def cell_location(self, row_number: int, column_index: int) -> str:
         """Human location of a cell; ``column_index`` is 0-based."""
@@ -129,6 +138,7 @@ class Limits:
     max_cells: int = 20_000_000  # table cells over the whole message
     timeout_seconds: float = 60.0
     harmless_dir: str | None = None  # patterns directory with harmless.toml (None: default)
+    max_parser_memory_bytes: int = 2 << 30  # what a risky reader in a child may add
 
 
 def column_letter(index: int) -> str:

@@ -7,7 +7,10 @@ findings only) instead of the full ScanResult.
 
 A scan that overruns ``scan_timeout_seconds`` becomes a ``hold`` with reason
 timeout; its worker may still be busy, so the pool is replaced (the old workers
-are terminated) to keep a stuck parser from eating the pool.
+are terminated) to keep a stuck parser from eating the pool. Each worker's memory
+is capped (``scan_max_memory_mb`` over what it holds once loaded, as ``scan
+--max-memory`` does in the CLI). A message whose scan kills its worker is retried by
+the relay in a fresh pool, then held as ``corrupt`` (``scan_max_attempts``).
 """
 
 from __future__ import annotations
@@ -74,8 +77,10 @@ class ScanOutcome:
 _scanner: Any = None
 
 
-def _init_worker(patterns_dir: str | None, timeout_seconds: float) -> None:
+def _init_worker(patterns_dir: str | None, timeout_seconds: float,
+                 max_memory_bytes: int = 0) -> None:
     global _scanner
+    from dlp_gateway.extract.isolate import limit_memory
     from dlp_gateway.extract.units import Limits
     from dlp_gateway.relay.lifeline import die_with_parent
     from dlp_gateway.scan import Scanner
@@ -83,7 +88,11 @@ def _init_worker(patterns_dir: str | None, timeout_seconds: float) -> None:
     die_with_parent()  # a SIGKILLed forkserver/serve takes this worker with it
 
     # The worker stops itself a little before the relay gives up on it.
-    _scanner = Scanner(patterns_dir, Limits(timeout_seconds=max(0.5, timeout_seconds * 0.9)))
+    limits = Limits(timeout_seconds=max(0.5, timeout_seconds * 0.9))
+    if max_memory_bytes:
+        limits.max_parser_memory_bytes = max_memory_bytes
+    _scanner = Scanner(patterns_dir, limits)
+    limit_memory(max_memory_bytes)
 
 
 def _scan(raw: bytes, envelope: tuple[str, list[str]] | None = None) -> ScanOutcome:
@@ -125,14 +134,16 @@ def outcome_from_result(result: Any) -> ScanOutcome:
 class ScanPool:
     """``small_bytes``: messages up to this size have a lane of their own; larger ones
     may occupy at most ``workers - 1`` workers at a time, so two big scans never
-    make every small mail wait (with one worker there is no lane)."""
+    make every small mail wait (with one worker there is no lane). ``max_memory_bytes``
+    caps each worker's address space above its start-up size (0: no cap)."""
 
     def __init__(self, patterns_dir: Path | None, workers: int, timeout_seconds: float,
-                 small_bytes: int = 0):
+                 small_bytes: int = 0, max_memory_bytes: int = 0):
         self.patterns_dir = str(patterns_dir) if patterns_dir else None
         self.workers = workers
         self.timeout_seconds = timeout_seconds
         self.small_bytes = small_bytes
+        self.max_memory_bytes = max_memory_bytes
         self._large_slots: asyncio.Semaphore | None = None
         self._pool: ProcessPoolExecutor | None = None
         self.scan_fn: Any = _scan  # a picklable module-level function run in the worker
@@ -145,7 +156,7 @@ class ScanPool:
             max_workers=self.workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(self.patterns_dir, self.timeout_seconds),
+            initargs=(self.patterns_dir, self.timeout_seconds, self.max_memory_bytes),
         )
 
     @property

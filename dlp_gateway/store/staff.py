@@ -69,8 +69,12 @@ def normalize_department(value: str | None) -> str:
 
 
 def decode_csv(data: bytes) -> str:
-    """UTF-8 (with or without BOM) or cp932, whichever decodes cleanly."""
-    for encoding in ("utf-8-sig", "cp932"):
+    """UTF-8 (with or without BOM) or cp932, whichever decodes cleanly.
+
+    A UTF-8 BOM in front of cp932 text (a tool that added one on re-saving) is dropped.
+    """
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    for encoding in ("utf-8", "cp932"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:

@@ -83,8 +83,10 @@ class UserStore:
 
     def add(
         self, email: str, role: str, password: str, department: str | None = None,
-        deputy: bool = False,
+        deputy: bool = False, update: bool = False,
     ) -> User:
+        """A new account; with ``update`` an existing one gets the new role, department,
+        deputy flag and password and is enabled again (a move, a typo, a reset)."""
         email = normalize_email(email)
         department = normalize_department(department) or None
         if deputy and role != "section_head":
@@ -95,8 +97,19 @@ class UserStore:
             raise UserError(f"メールアドレスが正しくありません: {email}")
         if len(password) < 8:
             raise UserError("パスワードは8文字以上にしてください")
-        if self.get(email) is not None:
-            raise UserError(f"既に登録されています: {email}")
+        existing = self.get(email)
+        if existing is not None and not update:
+            raise UserError(f"既に登録されています: {email}（変更するには --update）")
+        if existing is None and update:
+            raise UserError(f"登録されていません: {email}")
+        if existing is not None:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "UPDATE users SET role = ?, department = ?, password_hash = ?, enabled = 1,"
+                    " deputy = ? WHERE email = ?",
+                    (role, department, _HASHER.hash(password), int(deputy), email),
+                )
+            return User(email, role, department, True, existing.created_at, deputy)
         created = _now().isoformat(timespec="seconds")
         with self.db.transaction() as conn:
             conn.execute(

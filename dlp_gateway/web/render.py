@@ -77,6 +77,7 @@ EVENT_LABELS = {
     "delivered": "配送完了",
     "delivery_failed": "配送失敗",
     "user_added": "利用者の追加",
+    "user_updated": "利用者の変更",
     "user_disabled": "利用者の無効化",
     "staff_imported": "職員名簿の取り込み",
     "staff_added": "職員名簿への追加",
@@ -176,11 +177,12 @@ def _first_text(msg: Any) -> str:
     part = msg.get_body(preferencelist=("plain", "html"))
     if part is None:
         return ""
-    try:
-        content = part.get_content()
-    except Exception:
-        payload = part.get_payload(decode=True) or b""
-        content = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    from dlp_gateway.extract.text import decode_bytes
+
+    # As the scanner reads it: 8-bit bodies without a charset (scripts, old clients) and
+    # mislabelled ones are sniffed, not shown as replacement characters.
+    payload = part.get_payload(decode=True) or b""
+    content = decode_bytes(payload, part.get_content_charset())
     if part.get_content_subtype() == "html":
         content = _html_to_text(content)
     return content

@@ -203,6 +203,13 @@ def test_sighup_reloads(tmp_path, patterns, upstream_sink):
         body = "基礎年金番号：1234-567890"
         code, reply = send(port, _mail(body))
         assert code == 250 and "held" not in reply
+        # a broken edit is refused; the log names the operator's directory, not a copy
+        (patterns / "id_types.toml").write_text(KISO + "typo_key = 1\n", encoding="utf-8")
+        os.kill(proc.pid, signal.SIGHUP)
+        _wait(lambda: "patterns change refused" in log.read_text(), 60)
+        refused = log.read_text().split("patterns change refused", 1)[1]
+        assert f"in {patterns}:" in refused and "id_types.toml:" in refused
+        assert ".incoming-" not in refused
         (patterns / "id_types.toml").write_text(KISO, encoding="utf-8")
         with (patterns / "policy.toml").open("a", encoding="utf-8") as fh:
             fh.write(KISO_RULE)

@@ -72,7 +72,8 @@ def test_roster_is_held_survives_restart_and_is_listed(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 1
     assert set(lines[0]) == {"id", "received", "sender", "recipients", "subject", "reasons",
-                             "approver_role", "status"}
+                             "approver_role", "status", "routed_to"}
+    assert lines[0]["routed_to"] == "section_head"  # the sender's department has a head
     assert lines[0]["id"] == held_id and lines[0]["status"] == "held"
     assert lines[0]["subject"] == "名簿の送付" and lines[0]["approver_role"] == "section_head"
     assert time.time() and upstream_sink.to(RECIPIENT) == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cases import make_case
+from .cases import make_case, make_letter_case
 
 
 def main() -> None:
@@ -16,6 +16,7 @@ def main() -> None:
     parser.add_argument("seeds", nargs="+", type=int)
     parser.add_argument("--out", type=Path, default=None, help="write each case's file here")
     parser.add_argument("--scan", action="store_true", help="scan and compare")
+    parser.add_argument("--letter", action="store_true", help="the letter-mail case of SEED")
     args = parser.parse_args()
     scanner = None
     if args.scan:
@@ -23,7 +24,7 @@ def main() -> None:
 
         scanner = Scanner()
     for seed in args.seeds:
-        case = make_case(seed)
+        case = make_letter_case(seed) if args.letter else make_case(seed)
         print(f"seed {seed}: {case.spec.label()}  {case.filename}  expected {case.expected}")
         print(f"  dims: {case.spec.dims()}")
         if args.out:
@@ -38,6 +39,8 @@ def main() -> None:
                 else scanner.scan_file(case.filename, case.data)
             )
             print(f"  got {result.verdict.action} {result.counts}")
+            for finding in result.findings[:40]:
+                print(f"    {finding.type:15} {finding.location}  {finding.masked}")
 
 
 if __name__ == "__main__":

@@ -427,8 +427,14 @@ def build_roster(spec: Spec, rng: random.Random, people: list[Person]) -> Sheet:
         apply_group(cols, spec)
     row = 0
     if spec.layout == "stats_above":
-        row = sheet.add(0, 0, stats_block(rng, rng.randint(3, 40))) + rng.randint(1, 3)
-    if spec.layout in ("title_rows", "stats_above") or spec.content == "title_bango":
+        row = sheet.add(
+            0,
+            0,
+            stats_block(rng, rng.randint(300, 500) if rng.random() < 0.1 else rng.randint(3, 40)),
+        ) + rng.randint(1, 3)
+    sheet_name_only = spec.file_type in ("xlsx", "xls") and rng.random() < 0.4
+    title_from_content = spec.content == "title_bango" and not sheet_name_only
+    if spec.layout in ("title_rows", "stats_above") or title_from_content:
         for block in title_rows(spec, rng):
             row = sheet.add(row, 0, block)
         row += 1
@@ -441,6 +447,12 @@ def build_roster(spec: Spec, rng: random.Random, people: list[Person]) -> Sheet:
         sheet.add(top, block.width + rng.randint(1, 2), summary)
     sheet.add(row, 0, block)
     return sheet
+
+
+ERA_FORMAT = 'ggge"年"m"月"d"日"'
+# Excel (Japanese) writes its era date formats as built-in ids 27-36 / 50-58 with no
+# <numFmt> definition; openpyxl does not know them. render_xlsx patches this marker to id 57.
+BUILTIN_ERA_FORMAT = '[$-411]ggge"年"m"月"d"日";@'
 
 
 def list_block(cols: list[Col], people: list[Person], spec: Spec, rng: random.Random) -> Block:
@@ -456,8 +468,11 @@ def list_block(cols: list[Col], people: list[Person], spec: Spec, rng: random.Ra
             merges += [(len(rows) + m[0], m[1], len(rows) + m[2], m[3]) for m in head_merges]
             rows += [list(r) for r in head]
         rows.append(data_row(cols, p, spec, i, rng))
-    fmt = 'ggge"年"m"月"d"日"' if spec.date_form == "excel_era_format" else "yyyy/mm/dd"
-    return Block(rows, merges, date_format=fmt)
+    fmt = {"excel_era_format": ERA_FORMAT, "excel_builtin_era": BUILTIN_ERA_FORMAT}.get(
+        spec.date_form, "yyyy/mm/dd"
+    )
+    th_rows = len(head) if rng.random() < 0.5 else 0
+    return Block(rows, merges, date_format=fmt, th_rows=th_rows)
 
 
 def transposed_block(

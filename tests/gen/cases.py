@@ -31,6 +31,11 @@ class Case:
         return self.filename.endswith(".eml")
 
     def replay(self) -> str:
+        if self.spec.axis == "letter":
+            return (
+                ".venv/bin/python -m pytest -q 'tests/test_generated_tables.py::"
+                f"test_letter_mail_verdict_and_counts[{self.spec.seed}]'"
+            )
         return (
             f"DLP_GEN_SEED={self.spec.seed} .venv/bin/python -m pytest -q "
             f"tests/test_generated_tables.py"
@@ -62,7 +67,9 @@ def _render(spec: Spec, sheet, stem: str, rng: random.Random) -> tuple[str, byte
     except UnicodeEncodeError:  # e.g. 髙 or ㍼ in EUC-JP: such a file is saved as UTF-8
         spec.file_type = "csv_utf8sig"
         filename, data = render.render_file(sheet, spec.file_type, stem, rng)
-    if spec.wrap == "mail":
+    if spec.wrap == "zip":
+        filename, data = render.zip_file(filename, data, rng)
+    if spec.wrap in ("mail", "zip"):
         return "message.eml", render.mail_with_attachment(filename, data, rng)
     return filename, data
 

@@ -18,6 +18,7 @@ TITLE = "insured numbers known only from the sheet/document title (被保険者�
 CORRESPONDENTS = "correspondents (signature, display names, 〇〇様) counted as names"
 NUMBERS = "numbers and dates in other written forms (numeric cells, odd dashes, date forms)"
 FILES = "file types / encodings"
+NON_BIRTH = "dates that are not births (受付日, 交付年月日, 資格取得年月日) beside names"
 PDF = "PDF tables (waits for the PDF reader)"
 
 ISSUE_CLASS: dict[tuple[str, str], str] = {
@@ -68,11 +69,29 @@ ISSUE_CLASS: dict[tuple[str, str], str] = {
     ("content", "title_bango"): TITLE,
     ("content", "health"): SPLIT,
     ("mail", "letter_names"): CORRESPONDENTS,
+    ("content", "neg_receipts"): NON_BIRTH,
+    ("wrap", "zip"): FILES,
 }
-for _form in ("wareki_kanji", "wareki_padded", "short_dot", "short_dot2", "gannen",
-              "kanji_numerals", "fullwidth_short", "fullwidth_kanji", "ligature", "iso_slash",
-              "slash_nopad", "iso_hyphen", "seireki_kanji", "yyyymmdd", "era_code",
-              "excel_date", "excel_era_format"):
+for _form in (
+    "wareki_kanji",
+    "wareki_padded",
+    "short_dot",
+    "short_dot2",
+    "gannen",
+    "kanji_numerals",
+    "fullwidth_short",
+    "fullwidth_kanji",
+    "ligature",
+    "iso_slash",
+    "slash_nopad",
+    "iso_hyphen",
+    "seireki_kanji",
+    "yyyymmdd",
+    "era_code",
+    "excel_date",
+    "excel_era_format",
+    "excel_builtin_era",
+):
     ISSUE_CLASS.setdefault(("date_form", _form), NUMBERS)
 for _ft in ("xls", "csv_utf8", "csv_utf8sig", "csv_cp932", "csv_eucjp", "docx"):
     ISSUE_CLASS.setdefault(("file_type", _ft), FILES)

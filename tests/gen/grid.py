@@ -21,6 +21,7 @@ class Block:
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
     title: bool = False
     date_format: str = "yyyy/mm/dd"
+    th_rows: int = 0  # leading rows an HTML rendering writes as <th> (web-system exports)
 
     @property
     def width(self) -> int:

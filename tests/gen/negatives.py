@@ -141,6 +141,30 @@ def corporate_rows(spec: Spec, rng: random.Random) -> tuple[str, list[str], list
     return "指定事業者一覧", header, rows
 
 
+def receipt_rows(spec: Spec, rng: random.Random) -> tuple[str, list[str], list[list[Cell]]]:
+    """Names beside dates that are not births (受付日, 交付年月日, 入社日...): no record."""
+    date_labels = rng.sample(
+        ("受付日", "申請日", "交付年月日", "資格取得年月日", "提出日", "開催日"), 2
+    )
+    header = ["受付番号", "氏名", "フリガナ", *date_labels, "備考"]
+    forms = ("wareki_kanji", "short_dot", "iso_slash", "seireki_kanji", "fullwidth_kanji")
+    form = rng.choice(forms)
+    rows = []
+    for i in range(spec.n):
+        s, g = names.pick_surname(rng), names.pick_given(rng, "mid")
+        dates = [values.format_date(values.random_birth(rng, "young"), form) for _ in range(2)]
+        rows.append(
+            [
+                f"R8-{i + 1:04d}",
+                f"{s.kanji} {g.kanji}",
+                f"{s.reading} {g.reading}",
+                *dates,
+                rng.choice(("", "郵送", "窓口", "再交付")),
+            ]
+        )
+    return "窓口受付一覧", header, rows
+
+
 def stats_only(spec: Spec, rng: random.Random) -> tuple[str, list[str], list[list[Cell]]]:
     block = stats_block(rng, min(spec.n, len(DISTRICTS) * 2))
     return "地区別 要介護認定者数（令和8年10月末現在）", block.rows[0], block.rows[1:]
@@ -154,6 +178,7 @@ BUILDERS = {
     "neg_masked": masked_rows,
     "neg_corporate": corporate_rows,
     "neg_stats": stats_only,
+    "neg_receipts": receipt_rows,
 }
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import io
 import random
+import zipfile
 from email.message import EmailMessage
 from email.policy import default as default_policy
 
@@ -55,7 +56,33 @@ def render_xlsx(sheets: list[Sheet]) -> bytes:
                 )
     buf = io.BytesIO()
     wb.save(buf)
-    return buf.getvalue()
+    return _builtin_era_formats(buf.getvalue())
+
+
+def _builtin_era_formats(data: bytes) -> bytes:
+    """Rewrite the marker era format into built-in numFmtId 57, as Japanese Excel saves it."""
+    import re
+    import zipfile
+
+    from .build import BUILTIN_ERA_FORMAT
+
+    src = zipfile.ZipFile(io.BytesIO(data))
+    styles = src.read("xl/styles.xml").decode("utf-8")
+    code = html.escape(BUILTIN_ERA_FORMAT, quote=True)
+    match = re.search(r'<numFmt numFmtId="(\d+)" formatCode="' + re.escape(code) + '"/>', styles)
+    if not match:
+        return data
+    styles = styles.replace(match.group(0), "")
+    styles = styles.replace(f'numFmtId="{match.group(1)}"', 'numFmtId="57"')
+    count = styles.count("<numFmt ")
+    styles = re.sub(r'<numFmts count="\d+">', f'<numFmts count="{count}">', styles)
+    styles = styles.replace(f'<numFmts count="{count}"></numFmts>', "")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            body = styles.encode("utf-8") if item.filename == "xl/styles.xml" else src.read(item)
+            dst.writestr(item, body)
+    return out.getvalue()
 
 
 def render_xls(sheets: list[Sheet]) -> bytes:
@@ -154,7 +181,8 @@ def html_tables(sheet: Sheet) -> str:
                 h, w = spans.get((r, c), (1, 1))
                 attrs = (f' rowspan="{h}"' if h > 1 else "") + (f' colspan="{w}"' if w > 1 else "")
                 text = html.escape(text_of(value)).replace("\n", "<br>")
-                cells.append(f"<td{attrs}>{text}</td>")
+                tag = "th" if r < block.th_rows else "td"
+                cells.append(f"<{tag}{attrs}>{text}</{tag}>")
             lines.append("<tr>" + "".join(cells) + "</tr>")
         lines.append("</table>")
         parts.append("\n".join(lines))
@@ -222,7 +250,26 @@ MIME = {
     ".docx": DOCX,
     ".html": "text/html",
     ".pdf": "application/pdf",
+    ".zip": "application/zip",
 }
+
+
+class _Cp932ZipInfo(zipfile.ZipInfo):
+    """A member name in cp932 without the UTF-8 flag, as Windows' own zip tool writes it."""
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # zipfile's hook
+        return self.filename.encode("cp932"), self.flag_bits
+
+
+def zip_file(filename: str, data: bytes, rng: random.Random) -> tuple[str, bytes]:
+    buf = io.BytesIO()
+    folder = rng.choice(("", "R8名簿/"))
+    name = folder + filename
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        info = _Cp932ZipInfo(name) if rng.random() < 0.5 else zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, data)
+    return filename.rsplit(".", 1)[0] + ".zip", buf.getvalue()
 
 
 class Letter:

@@ -20,6 +20,7 @@ NEGATIVE_CONTENT = (
     "neg_staff",
     "neg_masked",
     "neg_corporate",
+    "neg_receipts",
 )
 LAYOUTS = (
     "plain",
@@ -70,6 +71,7 @@ DATE_FORMS = (
     "era_code",
     "excel_date",
     "excel_era_format",
+    "excel_builtin_era",
     "era_columns",
 )
 NAME_FORMS = (
@@ -95,7 +97,7 @@ FILE_TYPES = (
     "tsv_body",
     "pdf",
 )
-WRAPS = ("file", "mail")
+WRAPS = ("file", "mail", "zip")  # zip: the file zipped, attached to a mail
 BODY_TYPES = ("html_body", "tsv_body", "text_body")
 EXCEL_TYPES = ("xlsx", "xls")
 
@@ -263,15 +265,17 @@ def sample_spec(seed: int) -> Spec:
 
 def _repair(spec: Spec, rng: random.Random) -> None:
     """Make the draw a file that can exist (documented per rule), keeping the varied axis."""
+    if spec.axis == "number_form" and spec.number_form not in INSURED_FORMS:
+        spec.content = "health" if spec.number_form in HEALTH_FORMS else "mynumber"
     forms = _number_forms(spec.content)
     if spec.number_form not in forms:
         spec.number_form = "plain" if "plain" in forms else forms[0]
-    if spec.axis == "number_form" and spec.number_form in HEALTH_FORMS:
-        spec.content = "health"
     if spec.content == "neg_webid" and spec.axis != "file_type" and rng.random() < 0.5:
         spec.file_type = "text_body"
     if spec.file_type == "text_body" and spec.content != "neg_webid":
         spec.file_type = "tsv_body"
+    if spec.in_body:
+        spec.wrap = "mail"  # a table in the body is a mail by definition
     if spec.negative:
         if spec.layout not in (
             "plain",
@@ -316,9 +320,10 @@ def _repair(spec: Spec, rng: random.Random) -> None:
         "split",
     ):
         spec.name_form = "kana_column"
-    if spec.date_form in ("excel_date", "excel_era_format") and spec.file_type not in EXCEL_TYPES:
+    if spec.date_form == "excel_builtin_era" and spec.file_type == "xls":
+        spec.date_form = "excel_era_format"
+    excel_forms = ("excel_date", "excel_era_format", "excel_builtin_era")
+    if spec.date_form in excel_forms and spec.file_type not in EXCEL_TYPES:
         spec.date_form = "iso_slash"
-    if spec.in_body:
-        spec.wrap = "mail"
-        if spec.n > 40:
-            spec.n = 40
+    if spec.in_body and spec.n > 40:
+        spec.n = 40

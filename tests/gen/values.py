@@ -136,6 +136,7 @@ def format_date(date: dt.date, form: str) -> object:
         "era_code": int(f"{code}{year:02d}{m:02d}{d:02d}"),
         "excel_date": date,
         "excel_era_format": date,
+        "excel_builtin_era": date,
         "era_columns": [kanji, year, m, d],
     }
     return forms[form]

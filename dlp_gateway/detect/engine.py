@@ -63,7 +63,7 @@ class DetectionEngine:
         hits = self._hits(
             text, header_kind, with_names=len(text) <= NAME_SCAN_BUDGET, header=unit.header
         )
-        if unit.in_body and hits:
+        if hits and (unit.in_body or unit.location.startswith("header:")):
             hits = self._without_correspondents(text, hits, correspondents)
         findings = self._text_findings(unit, text, hits)
         tables = find_text_tables(text) + find_number_columns(text)
@@ -90,7 +90,7 @@ class DetectionEngine:
                 if in_spans(hit.start, spans):
                     continue
                 name = compact_name(text[hit.start : hit.end])
-                if any(c.startswith(name) or name.startswith(c) for c in correspondents):
+                if any(name in c or (len(c) >= 3 and c in name) for c in correspondents):
                     continue
             kept.append(hit)
         return kept

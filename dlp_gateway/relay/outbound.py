@@ -70,8 +70,9 @@ class QueueWorker:
             if sent:
                 continue
             self._wake.clear()
+            idle = await self._idle_seconds()  # first: a cancel here leaves no coroutine behind
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
+                await asyncio.wait_for(self._wake.wait(), idle)
 
     async def _idle_seconds(self) -> float:
         due = await asyncio.to_thread(self.queue.next_due_at)

@@ -63,6 +63,8 @@ class Config:
     # Hardening (issue 10)
     sender_domains: list[str] = field(default_factory=list)  # empty: internal_domains
     trusted_relays: list[str] = field(default_factory=list)  # may pass XFORWARD / AUTH=
+    # may pass XFORWARD NAME/ADDR/PROTO/HELO/SOURCE (the original client; never an identity)
+    xforward_hosts: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     require_auth_for_release: bool = False  # holds of unauthenticated senders stay held
     max_recipients: int = 1000
     max_connections_per_client: int = 20
@@ -104,6 +106,10 @@ class Config:
         return [ipaddress.ip_network(n, strict=False) for n in self.trusted_relays]
 
     @property
+    def xforward_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(n, strict=False) for n in self.xforward_hosts]
+
+    @property
     def allowed_sender_domains(self) -> list[str]:
         """Domains an envelope sender must belong to; empty list: any domain."""
         return list(self.sender_domains or self.internal_domains)
@@ -135,6 +141,7 @@ class Config:
         self.internal_domains = [d.lower().lstrip("@") for d in self.internal_domains]
         self.sender_domains = [d.lower().lstrip("@") for d in self.sender_domains]
         _check("trusted_relays", lambda _v: self.trusted_networks, self.trusted_relays)
+        _check("xforward_hosts", lambda _v: self.xforward_networks, self.xforward_hosts)
         if self.bare_line_endings not in ("normalize", "reject"):
             raise ConfigError("bare_line_endings must be normalize or reject")
         positive = (

@@ -112,7 +112,8 @@ class QueueWorker:
             await asyncio.to_thread(self.queue.mark_failed, item.id, f"spool: {exc}")
             return False
         try:
-            refused = await deliver_async(self.upstream, item.mail_from, item.rcpts, data)
+            refused = await deliver_async(self.upstream, item.mail_from, item.rcpts, data,
+                                          item.xforward)
         except DeliveryError as exc:
             metrics.upstream_error(exc.permanent)
             await asyncio.to_thread(self._failed, item, data, exc)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -37,7 +38,12 @@ from dlp_gateway.gateway import Gateway
 from dlp_gateway.mail import addresses
 from dlp_gateway.mail.headers import decoded_subject, header_bytes, prepend_headers
 from dlp_gateway.relay.scanpool import ScanOutcome, ScanPool
-from dlp_gateway.relay.upstream import DeliveryError, Upstream, deliver_async
+from dlp_gateway.relay.upstream import (
+    XFORWARD_ATTRIBUTES,
+    DeliveryError,
+    Upstream,
+    deliver_async,
+)
 from dlp_gateway.store.db import is_storage_error
 from dlp_gateway.store.dedupe import message_key
 
@@ -56,7 +62,8 @@ ENCRYPT_FAILED_REASON = "添付ファイルを暗号化できなかったため�
 
 class GatewaySMTP(SMTP):
     """aiosmtpd's SMTP with enhanced status codes for size, connection limits, a shorter
-    idle timeout before MAIL, Postfix's XFORWARD (trusted relays only) and ``AUTH=``."""
+    idle timeout before MAIL, Postfix's XFORWARD (``xforward_hosts``; LOGIN from trusted
+    relays only) and ``AUTH=``."""
 
     def __init__(self, handler: RelayHandler, limiter: ConnectionLimiter, **kwargs: Any):
         super().__init__(handler, **kwargs)
@@ -108,15 +115,26 @@ class GatewaySMTP(SMTP):
         await super().smtp_MAIL(arg)
 
     async def smtp_XFORWARD(self, arg: str | None) -> None:
-        """Postfix's XFORWARD: original client attributes, honoured from trusted relays only."""
-        handler = self.event_handler
-        if not handler.trusted_relay(self.session.peer):
+        """Postfix's XFORWARD: the original client's attributes from ``xforward_hosts``;
+        ``LOGIN`` (an identity) from ``trusted_relays`` only. A command naming an attribute
+        not offered to this peer is refused whole (501), nothing of it applied."""
+        offered = self.event_handler.xforward_offer(self.session.peer)
+        if not offered:
             await self.push("550 5.7.0 XFORWARD not permitted")
             return
-        attrs: dict[str, str] = getattr(self.session, "xforward", {})
+        parsed: dict[str, str] = {}
         for word in (arg or "").split():
-            name, _, value = word.partition("=")
-            attrs[name.upper()] = _xtext_decode(value)
+            name, eq, value = word.partition("=")
+            if not eq or name.upper() not in offered:
+                await self.push("501 5.5.4 Bad XFORWARD attribute name: "
+                                + _printable(name)[:40])
+                return
+            parsed[name.upper()] = _printable(_xtext_decode(value))[:255]
+        if not parsed:
+            await self.push("501 5.5.4 Syntax: XFORWARD attribute=value...")
+            return
+        attrs: dict[str, str] = getattr(self.session, "xforward", {})
+        attrs.update(parsed)
         self.session.xforward = attrs
         await self.push("250 2.0.0 Ok")
 
@@ -177,6 +195,7 @@ class RelayHandler:
         self.upstream = upstream
         self.networks = self.config.networks
         self.trusted = self.config.trusted_networks
+        self.xforwarders = self.config.xforward_networks
         self.upstream_down_until = 0.0  # skip the synchronous attempt while upstream is down
         self.retain: Any = None  # retention of passed mail (server sets it when enabled)
 
@@ -186,8 +205,9 @@ class RelayHandler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        if self.trusted_relay(session.peer):
-            responses.insert(-1, "250-XFORWARD NAME ADDR PROTO HELO SOURCE LOGIN")
+        offered = self.xforward_offer(session.peer)
+        if offered:
+            responses.insert(-1, "250-XFORWARD " + " ".join(offered))
         return responses
 
     async def handle_MAIL(
@@ -204,6 +224,7 @@ class RelayHandler:
         envelope.mail_from = "" if address == "<>" else address
         envelope.mail_options.extend(mail_options)
         envelope.sender_login = self.sender_login(session, param)
+        envelope.xforward = getattr(session, "xforward", {})
         session.xforward = {}  # XFORWARD describes the next transaction only
         return "250 2.1.0 OK"
 
@@ -268,7 +289,7 @@ class RelayHandler:
             reply = await self.process(scan_id, envelope.mail_from or "",
                                        list(envelope.rcpt_tos), raw,
                                        getattr(envelope, "sender_login", None),
-                                       _client_ip(session.peer))
+                                       _client_ip(session.peer), origin_of(session, envelope))
         except Exception as exc:
             if is_storage_error(exc):
                 self.gateway.storage.failed(exc)
@@ -297,11 +318,20 @@ class RelayHandler:
     def trusted_relay(self, peer: Any) -> bool:
         return _peer_in(peer, self.trusted)
 
+    def xforward_offer(self, peer: Any) -> tuple[str, ...]:
+        """The XFORWARD attributes this peer may send: none, the client's, or also LOGIN."""
+        if self.trusted_relay(peer):
+            return (*XFORWARD_ATTRIBUTES, "LOGIN")
+        return XFORWARD_ATTRIBUTES if _peer_in(peer, self.xforwarders) else ()
+
     # -- the decision -------------------------------------------------------------------
     async def process(
         self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, login: str | None = None,
-        client: str = "",
+        client: str = "", origin: dict[str, str] | None = None,
     ) -> str:
+        """Scan and act. ``origin``: the original client (XFORWARD, else the peer) for the
+        log, the audit rows and the upstream's XFORWARD."""
+        origin = origin or {"addr": client}
         message_id = _message_id(raw)  # without one, a resend is not told from a retry
         key = message_key(client, sender, rcpts, message_id, raw) if message_id else ""
         earlier = await asyncio.to_thread(self.gateway.recent.reply_for, key) if key else None
@@ -314,9 +344,11 @@ class RelayHandler:
         action = outcome.action
         internal, external = self.split_recipients(rcpts)
         log.info(
-            "scan %s: verdict=%s rules=%s counts=%s size=%d rcpts=%d (internal %d) %.0fms",
+            "scan %s: verdict=%s rules=%s counts=%s size=%d rcpts=%d (internal %d) %.0fms"
+            " client=%s",
             scan_id, action, ",".join(outcome.rules), _nonzero(outcome.counts), len(raw),
             len(rcpts), len(internal), (time.monotonic() - started) * 1000,
+            describe_origin(origin),
         )
         if outcome.monitor:
             log.info("scan %s: monitor rules %s would %s", scan_id, ",".join(outcome.monitor),
@@ -327,17 +359,19 @@ class RelayHandler:
             await asyncio.to_thread(self.retain, scan_id, sender, rcpts, raw, outcome.action)
         if self.config.monitor_mode and action != "pass":
             log.info("scan %s: monitor mode, would %s; passing", scan_id, action)
-            await asyncio.to_thread(self._audit_monitor, scan_id, sender, rcpts, raw, outcome)
+            await asyncio.to_thread(self._audit_monitor, scan_id, sender, rcpts, raw, outcome,
+                                    origin)
             action = "pass"
         metrics.scanned(action if external else "pass", outcome.seconds)  # what was done
         if action == "pass" or not external:
-            reply = await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True)
+            reply = await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True,
+                                            origin=origin)
             if reply.startswith("2") and key:
                 await asyncio.to_thread(self.gateway.recent.remember, key, reply)
             return reply
         # The verdict part, the internal recipients' copy and the reply to remember
         # commit in one transaction: a crash leaves all of them or none.
-        done = Commit(key, scan_id, sender, internal, raw)
+        done = Commit(key, scan_id, sender, internal, raw, origin)
         if action == "encrypt":
             return await self.encrypt(scan_id, sender, external, raw, outcome, login, done)
         return await self.hold(scan_id, sender, external, raw, outcome, login=login, done=done)
@@ -399,7 +433,7 @@ class RelayHandler:
         reasons += [f"（monitor・判定に影響なし）{r}" for r in outcome.monitor_reasons]
         with gw.db.transaction() as conn:
             held = self._hold_rows(conn, scan_id, sender, rcpts, raw, outcome, reasons,
-                                   extra_reason, login)
+                                   extra_reason, login, done)
             if done is not None:
                 self._finish(conn, done, f"250 2.6.0 held for approval {held.id}")
         return held
@@ -407,6 +441,7 @@ class RelayHandler:
     def _hold_rows(
         self, conn: Any, scan_id: str, sender: str, rcpts: list[str], raw: bytes,
         outcome: ScanOutcome, reasons: list[str], extra_reason: str | None, login: str | None,
+        done: Commit | None = None,
     ) -> Any:
         gw = self.gateway
         held = gw.held.add(
@@ -431,7 +466,8 @@ class RelayHandler:
             {"scan_id": scan_id, "sha256": held.sha256, "recipients": rcpts,
              "sender_authenticated": bool(login), "login": login,
              "subject": held.subject, "counts": outcome.counts, "rules": held.rules,
-             "approver_role": held.approver_role, "total_findings": outcome.total_findings},
+             "approver_role": held.approver_role, "total_findings": outcome.total_findings,
+             **_client_detail(done)},
             conn=conn,
         )
         return held
@@ -442,7 +478,7 @@ class RelayHandler:
             data = prepend_headers(done.raw, [("X-DLP-Verdict", "pass"),
                                               ("X-DLP-Scan-Id", done.scan_id)])
             self.gateway.queue.enqueue(done.sender, done.internal, data, "mail", done.scan_id,
-                                       conn=conn)
+                                       conn=conn, xforward=upstream_xforward(done.origin))
         if done.key:
             self.gateway.recent.remember(done.key, reply, conn)
 
@@ -482,25 +518,28 @@ class RelayHandler:
         gw = self.gateway
         with gw.db.transaction() as conn:
             gw.enqueue_notice(notice, scan_id, conn, rcpts=[sender])  # the sender, and only
-            gw.queue.enqueue(sender, rcpts, data, "encrypt", scan_id, conn=conn)
+            gw.queue.enqueue(sender, rcpts, data, "encrypt", scan_id, conn=conn,
+                             xforward=upstream_xforward(done.origin if done else None))
             gw.audit.append(
                 "encrypt", sender or "<>", None,
                 {"scan_id": scan_id, "sha256": hashlib.sha256(raw).hexdigest(),
                  "recipients": rcpts, "subject": decoded_subject(raw), "counts": outcome.counts,
-                 "files": files},
+                 "files": files, **_client_detail(done)},
                 conn=conn,
             )
             if done is not None:
                 self._finish(conn, done, reply)
 
     def _audit_monitor(
-        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, outcome: ScanOutcome,
+        origin: dict[str, str] | None = None,
     ) -> None:
         self.gateway.audit.append(
             "pass", sender or "<>", None,
             {"scan_id": scan_id, "monitor_mode": True, "would": outcome.action,
              "sha256": hashlib.sha256(raw).hexdigest(), "recipients": rcpts,
-             "counts": outcome.counts, "rules": list(outcome.rules)},
+             "counts": outcome.counts, "rules": list(outcome.rules),
+             **({"client": origin} if origin else {})},
         )
 
     def _audit_rule_monitor(
@@ -516,13 +555,16 @@ class RelayHandler:
 
     # -- delivery -------------------------------------------------------------------
     async def deliver_pass(
-        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, may_reject: bool
+        self, scan_id: str, sender: str, rcpts: list[str], raw: bytes, may_reject: bool,
+        origin: dict[str, str] | None = None,
     ) -> str:
         data = prepend_headers(raw, [("X-DLP-Verdict", "pass"), ("X-DLP-Scan-Id", scan_id)])
-        return await self.deliver(scan_id, sender, rcpts, data, may_reject)
+        return await self.deliver(scan_id, sender, rcpts, data, may_reject,
+                                  upstream_xforward(origin))
 
     async def deliver(
-        self, scan_id: str, sender: str, rcpts: list[str], data: bytes, may_reject: bool
+        self, scan_id: str, sender: str, rcpts: list[str], data: bytes, may_reject: bool,
+        xforward: dict[str, str] | None = None,
     ) -> str:
         """Relay now; if upstream is down, own the message through the durable queue.
 
@@ -530,10 +572,10 @@ class RelayHandler:
         of the whole message by upstream is passed back to the client as its 5xx.
         """
         if time.monotonic() < self.upstream_down_until:
-            await self._enqueue(scan_id, sender, rcpts, data, "upstream down")
+            await self._enqueue(scan_id, sender, rcpts, data, "upstream down", xforward)
             return f"250 2.0.0 OK: queued (scan id {scan_id})"
         try:
-            refused = await deliver_async(self.upstream, sender, rcpts, data)
+            refused = await deliver_async(self.upstream, sender, rcpts, data, xforward)
         except DeliveryError as exc:
             metrics.upstream_error(exc.permanent)
             if exc.permanent and may_reject:
@@ -543,30 +585,33 @@ class RelayHandler:
                 await asyncio.to_thread(self._notify_failure, sender, rcpts, data, str(exc))
                 return f"250 2.0.0 OK (scan id {scan_id})"
             self.upstream_down_until = time.monotonic() + 10.0
-            await self._enqueue(scan_id, sender, rcpts, data, str(exc))
+            await self._enqueue(scan_id, sender, rcpts, data, str(exc), xforward)
             return f"250 2.0.0 OK: queued (scan id {scan_id})"
         self.upstream_down_until = 0.0
         if await asyncio.to_thread(self.gateway.queue.expedite):  # drain what waited
             log.info("scan %s: upstream is taking mail again; deferred items are due", scan_id)
         if refused:
-            await self._handle_refused(scan_id, sender, refused, data)
+            await self._handle_refused(scan_id, sender, refused, data, xforward)
         return f"250 2.0.0 OK (scan id {scan_id})"
 
     async def _enqueue(
-        self, scan_id: str, sender: str, rcpts: list[str], data: bytes, why: str
+        self, scan_id: str, sender: str, rcpts: list[str], data: bytes, why: str,
+        xforward: dict[str, str] | None = None,
     ) -> None:
         log.info("scan %s: upstream unavailable (%s); queued", scan_id, why)
         await asyncio.to_thread(
-            self.gateway.queue.enqueue, sender, rcpts, data, "mail", scan_id
+            functools.partial(self.gateway.queue.enqueue, sender, rcpts, data, "mail", scan_id,
+                              xforward=xforward)
         )
 
     async def _handle_refused(
-        self, scan_id: str, sender: str, refused: dict[str, tuple[int, str]], data: bytes
+        self, scan_id: str, sender: str, refused: dict[str, tuple[int, str]], data: bytes,
+        xforward: dict[str, str] | None = None,
     ) -> None:
         temporary = [r for r, (code, _m) in refused.items() if code < 500]
         permanent = [r for r, (code, _m) in refused.items() if code >= 500]
         if temporary:
-            await self._enqueue(scan_id, sender, temporary, data, "recipient deferred")
+            await self._enqueue(scan_id, sender, temporary, data, "recipient deferred", xforward)
         if permanent:
             error = "; ".join(f"{r}: {refused[r][0]} {refused[r][1]}" for r in permanent)
             await asyncio.to_thread(self._notify_failure, sender, permanent, data, error)
@@ -590,6 +635,7 @@ class Commit:
     sender: str
     internal: list[str]
     raw: bytes
+    origin: dict[str, str] | None = None  # the original client (see origin_of)
 
 
 def _message_id(raw: bytes) -> str:
@@ -606,6 +652,48 @@ def _peer_in(peer: Any, networks: list) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in net for net in networks)
+
+
+def origin_of(session: Session, envelope: Envelope) -> dict[str, str]:
+    """The original client: the XFORWARD attributes a permitted relay sent for this
+    transaction, else the direct peer and its HELO. ``peer`` is always the direct one."""
+    peer = _client_ip(session.peer)
+    forwarded = getattr(envelope, "xforward", None) or {}
+    if any(forwarded.get(a) for a in XFORWARD_ATTRIBUTES):
+        found = {a.lower(): forwarded[a] for a in XFORWARD_ATTRIBUTES if forwarded.get(a)}
+        return {**found, "peer": peer}
+    proto = "ESMTP" if session.extended_smtp else "SMTP"
+    origin = {"addr": peer, "proto": proto, "peer": peer}
+    if session.host_name:
+        origin["helo"] = _printable(str(session.host_name))[:255]
+    return origin
+
+
+def upstream_xforward(origin: dict[str, str] | None) -> dict[str, str] | None:
+    """What to tell an upstream that speaks XFORWARD (attribute names upper case)."""
+    if not origin:
+        return None
+    found = {a: origin[a.lower()] for a in XFORWARD_ATTRIBUTES if origin.get(a.lower())}
+    return found or None
+
+
+def describe_origin(origin: dict[str, str]) -> str:
+    """One log word: ``name[addr]/helo`` (``[addr]`` alone when nothing else is known)."""
+    text = f"{origin.get('name', '')}[{origin.get('addr', '?')}]"
+    if origin.get("helo"):
+        text += "/" + origin["helo"]
+    if origin.get("peer") and origin.get("peer") != origin.get("addr"):
+        text += f" via={origin['peer']}"
+    return text
+
+
+def _client_detail(done: Commit | None) -> dict[str, Any]:
+    return {"client": done.origin} if done is not None and done.origin else {}
+
+
+def _printable(value: str) -> str:
+    """Client-supplied text for logs and audit: control characters become '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in value)
 
 
 def _client_ip(peer: Any) -> str:

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS undeliverable (
 );
 """
 
-ADDED_COLUMNS = (("claimed_at", "REAL"),)
+ADDED_COLUMNS = (("claimed_at", "REAL"), ("xforward", "TEXT"))
 
 QUEUE_STATUSES = ("due", "sending", "sent", "failed")
 
@@ -69,6 +69,7 @@ class QueueItem:
     status: str
     last_error: str | None
     sent_at: str | None
+    xforward: dict[str, str] | None = None  # the original client, for upstream's XFORWARD
 
 
 class OutboundQueue:
@@ -90,12 +91,14 @@ class OutboundQueue:
         ref: str | None = None,
         delay: float = 0.0,
         conn: sqlite3.Connection | None = None,
+        xforward: dict[str, str] | None = None,
     ) -> int:
         """Store one outbound message durably; return its queue id.
 
         ``kind`` is informative (release, notice_approver, password, ...);
         ``mail_from`` "" is the null sender. With ``conn`` the row joins the caller's
-        transaction (the spool file is written first either way).
+        transaction (the spool file is written first either way). ``xforward``: the
+        original client's attributes, passed on when the upstream speaks XFORWARD.
         """
         if not rcpts:
             raise ValueError("an outbound message needs at least one recipient")
@@ -104,9 +107,10 @@ class OutboundQueue:
             with transaction_or(self.db, conn) as conn:
                 cur = conn.execute(
                     "INSERT INTO outbound (created, kind, ref, mail_from, rcpts, spool_name,"
-                    " size, next_attempt_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due')",
+                    " size, next_attempt_at, status, xforward)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due', ?)",
                     (utc_now(), kind, ref, mail_from, json.dumps(rcpts), spool_name, len(raw),
-                     time.time() + delay),
+                     time.time() + delay, json.dumps(xforward) if xforward else None),
                 )
                 item_id = int(cur.lastrowid or 0)
         except BaseException:
@@ -255,4 +259,5 @@ def _item(row: Any, claimed: bool = False) -> QueueItem:
         status="sending" if claimed else row["status"],
         last_error=row["last_error"],
         sent_at=row["sent_at"],
+        xforward=json.loads(row["xforward"]) if row["xforward"] else None,
     )

@@ -276,14 +276,33 @@ def test_auth_login_must_own_the_sender_address(gateway_factory, upstream_sink, 
     assert held.sender_authenticated is True
 
 
-def test_xforward_login_trusted_only_from_configured_relays(gateway_factory, upstream_sink):
-    untrusted = gateway_factory(web=False)
+def test_xforward_login_trusted_only_from_configured_relays(gateway_factory, upstream_sink,
+                                                           tmp_path):
+    untrusted = gateway_factory(web=False, xforward_hosts=[])
     with smtplib.SMTP("127.0.0.1", untrusted.smtp_port, timeout=30) as smtp:
         smtp.ehlo()
         assert "xforward" not in smtp.esmtp_features
         assert smtp.docmd("XFORWARD", f"LOGIN={APPROVER}")[0] == 550
+        assert smtp.docmd("XFORWARD", "NAME=pc1 ADDR=10.1.2.3")[0] == 550
         assert smtp.docmd("MAIL", f"FROM:<{SENDER}> AUTH=<{APPROVER}>")[0] == 250
         smtp.docmd("RSET")
+    # Issue 12: loopback (the default xforward_hosts) may forward the client's attributes,
+    # never an identity: LOGIN is not offered, and a command carrying it is refused whole.
+    forwarder = gateway_factory(web=False, data_dir=tmp_path / "forwarder")
+    with smtplib.SMTP("127.0.0.1", forwarder.smtp_port, timeout=30) as smtp:
+        smtp.ehlo()
+        offered = smtp.esmtp_features["xforward"].upper().split()
+        assert "ADDR" in offered and "LOGIN" not in offered
+        assert smtp.docmd("XFORWARD", f"ADDR=10.9.9.9 LOGIN={APPROVER}")[0] == 501
+        assert smtp.docmd("XFORWARD", f"login={APPROVER}")[0] == 501
+        assert smtp.docmd("MAIL", f"FROM:<{SENDER}> AUTH=<{APPROVER}>")[0] == 250
+        smtp.rcpt(RECIPIENT)
+        assert smtp.data(roster_mail(30))[0] == 250
+    [held] = forwarder.gateway.held.list("held")
+    assert held.sender_authenticated is False
+    [row] = forwarder.gateway.audit.entries(event="hold")
+    assert row.details["login"] is None
+    assert row.details["client"]["addr"] == "127.0.0.1"  # the refused ADDR was not applied
     trusted = gateway_factory(web=False, trusted_relays=["127.0.0.0/8"],
                               require_auth_for_release=True)
     with smtplib.SMTP("127.0.0.1", trusted.smtp_port, timeout=30) as smtp:

@@ -1,0 +1,251 @@
+"""Issue 12, XFORWARD: the original client (NAME, ADDR, PROTO, HELO, SOURCE) accepted from
+``xforward_hosts`` (default loopback), recorded in the scan log and the audit, and passed on
+to an upstream that advertises XFORWARD, also when the mail waited in the queue.
+
+Real sockets: the gateway on loopback, an aiosmtpd upstream that advertises XFORWARD and
+records what it was told per transaction."""
+
+from __future__ import annotations
+
+import logging
+import random
+import smtplib
+import string
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+from dlp_gateway.relay.upstream import xtext_encode
+from tests.conftest import (
+    RECIPIENT,
+    SENDER,
+    GatewayThread,
+    clean_mail,
+    free_port,
+    make_config,
+    roster_mail,
+)
+
+ATTRIBUTES = ("NAME", "ADDR", "PROTO", "HELO", "SOURCE")
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpts: list[str]
+    data: bytes
+    xforward: dict[str, str]
+
+
+class _XforwardSMTP(SMTP):
+    """An upstream that speaks XFORWARD the way Postfix's smtpd does (attributes xtext)."""
+
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        attrs: dict[str, str] = getattr(self.session, "xforward", {})
+        for word in (arg or "").split():
+            name, _, value = word.partition("=")
+            if name.upper() not in ATTRIBUTES:
+                await self.push("501 5.5.4 Bad XFORWARD attribute name")
+                return
+            attrs[name.upper()] = _xtext_decode(value)
+        self.session.xforward = attrs
+        self.session.xforward_commands = getattr(self.session, "xforward_commands", 0) + 1
+        await self.push("250 2.0.0 Ok")
+
+
+def _xtext_decode(value: str) -> str:
+    out = bytearray()
+    i = 0
+    while i < len(value):
+        if value[i] == "+":
+            out.append(int(value[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(ord(value[i]))
+            i += 1
+    return out.decode("utf-8")
+
+
+class _Handler:
+    def __init__(self, sink: XforwardSink):
+        self.sink = sink
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        session.xforward = {}
+        responses.insert(-1, "250-XFORWARD " + " ".join(ATTRIBUTES))
+        return responses
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.sink.lock:
+            self.sink.messages.append(Received(
+                envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                dict(getattr(session, "xforward", {}))))
+        session.xforward = {}
+        return "250 2.0.0 accepted by xforward sink"
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _XforwardSMTP(self.handler, **self.SMTP_kwargs)
+
+
+class XforwardSink:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[Received] = []
+        self.lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> XforwardSink:
+        self._controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                       data_size_limit=None, enable_SMTPUTF8=True)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def wait_to(self, rcpt: str, timeout: float = 15.0) -> Received:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = [m for m in self.messages if rcpt in m.rcpts]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"nothing reached the upstream for {rcpt}")
+
+
+@pytest.fixture
+def sink() -> Iterator[XforwardSink]:
+    started = XforwardSink().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, sink: XforwardSink) -> Iterator[GatewayThread]:
+    gw = GatewayThread(make_config(tmp_path, sink), web=False).start()  # type: ignore[arg-type]
+    yield gw
+    gw.stop()
+
+
+def _attributes(rng: random.Random) -> dict[str, str]:
+    """A client as Postfix would describe it; HELO and NAME carry characters xtext must
+    escape ('+', '=', non-ASCII is never sent by Postfix, so printable ASCII here)."""
+    alphabet = string.ascii_letters + string.digits + "-.+=_[]"
+    name = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+    addr = (f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            if rng.random() < 0.7 else f"2001:db8::{rng.randint(1, 0xffff):x}")
+    helo = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60)))
+    return {"NAME": name, "ADDR": addr, "PROTO": rng.choice(["SMTP", "ESMTP"]),
+            "HELO": helo, "SOURCE": rng.choice(["LOCAL", "REMOTE"])}
+
+
+def _send(port: int, raw: bytes, rcpt: str, xforward: dict[str, str] | None,
+          helo: str = "gw-client.test") -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=60) as smtp:
+        smtp.ehlo()
+        if xforward is not None:
+            assert smtp.has_extn("xforward")
+            line = " ".join(f"{k}={xtext_encode(v)}" for k, v in xforward.items())
+            assert smtp.docmd("XFORWARD", line)[0] == 250
+        smtp.mail(SENDER)
+        smtp.rcpt(rcpt)
+        return smtp.data(raw)
+
+
+def _expected_client(attrs: dict[str, str]) -> dict[str, str]:
+    return {**{k.lower(): v for k, v in attrs.items()}, "peer": "127.0.0.1"}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_forwarded_client_reaches_log_and_upstream(gateway, sink, caplog, seed):
+    rng = random.Random(seed)
+    attrs = _attributes(rng)
+    rcpt = f"pass{seed}@care.example.com"
+    with caplog.at_level(logging.INFO, logger="dlp_gateway"):
+        code, reply = _send(gateway.smtp_port, clean_mail(2), rcpt, attrs)
+    assert code == 250, (seed, reply)
+    received = sink.wait_to(rcpt)
+    assert received.xforward == attrs, f"seed {seed}"
+    assert f"{attrs['NAME']}[{attrs['ADDR']}]/{attrs['HELO']} via=127.0.0.1" in caplog.text
+
+
+def test_hold_and_encrypt_audit_rows_record_the_forwarded_client(gateway, sink):
+    rng = random.Random(12)
+    held_attrs, enc_attrs = _attributes(rng), _attributes(rng)
+    assert b"held" in _send(gateway.smtp_port, roster_mail(30), RECIPIENT, held_attrs)[1]
+    assert _send(gateway.smtp_port, roster_mail(3), "enc@care.example.com", enc_attrs)[0] == 250
+    [hold] = gateway.gateway.audit.entries(event="hold")
+    assert hold.details["client"] == _expected_client(held_attrs)
+    [enc] = gateway.gateway.audit.entries(event="encrypt")
+    assert enc.details["client"] == _expected_client(enc_attrs)
+    # the encrypted mail went through the queue: the attributes travelled with it
+    assert sink.wait_to("enc@care.example.com").xforward == enc_attrs
+    assert not [m for m in sink.messages if RECIPIENT in m.rcpts]  # the held one stays
+
+
+def test_without_xforward_the_direct_peer_and_helo_are_recorded(gateway, sink):
+    helo = "pc-direct-42.city.example.lg.jp"
+    assert b"held" in _send(gateway.smtp_port, roster_mail(30), RECIPIENT, None, helo)[1]
+    _send(gateway.smtp_port, clean_mail(2), "direct@care.example.com", None, helo)
+    [hold] = gateway.gateway.audit.entries(event="hold")
+    assert hold.details["client"] == {"addr": "127.0.0.1", "proto": "ESMTP", "helo": helo,
+                                      "peer": "127.0.0.1"}
+    assert sink.wait_to("direct@care.example.com").xforward == {
+        "ADDR": "127.0.0.1", "PROTO": "ESMTP", "HELO": helo}
+
+
+def test_xforward_describes_one_transaction_only(gateway, sink):
+    attrs = _attributes(random.Random(5))
+    with smtplib.SMTP("127.0.0.1", gateway.smtp_port, local_hostname="second.test",
+                      timeout=60) as smtp:
+        smtp.ehlo()
+        line = " ".join(f"{k}={xtext_encode(v)}" for k, v in attrs.items())
+        assert smtp.docmd("XFORWARD", line)[0] == 250
+        smtp.sendmail(SENDER, ["one@care.example.com"], clean_mail(2))
+        smtp.sendmail(SENDER, ["two@care.example.com"], clean_mail(2))
+    assert sink.wait_to("one@care.example.com").xforward == attrs
+    assert sink.wait_to("two@care.example.com").xforward == {
+        "ADDR": "127.0.0.1", "PROTO": "ESMTP", "HELO": "second.test"}
+
+
+def test_queued_mail_carries_the_attributes_to_the_upstream(gateway, sink):
+    attrs = _attributes(random.Random(7))
+    sink.stop()
+    code, reply = _send(gateway.smtp_port, clean_mail(2), "queued@care.example.com", attrs)
+    assert code == 250 and b"queued" in reply
+    [item] = gateway.gateway.queue.items("due")
+    assert item.xforward == attrs
+    sink.start()
+    assert sink.wait_to("queued@care.example.com", timeout=30).xforward == attrs
+
+
+def test_xforward_refused_from_hosts_not_configured(tmp_path, sink):
+    gw = GatewayThread(make_config(tmp_path, sink, xforward_hosts=["192.0.2.0/24"]),  # type: ignore[arg-type]
+                       web=False).start()
+    try:
+        with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=30) as smtp:
+            smtp.ehlo()
+            assert not smtp.has_extn("xforward")
+            assert smtp.docmd("XFORWARD", "ADDR=10.1.1.1 HELO=spoofed")[0] == 550
+            smtp.sendmail(SENDER, ["plain@care.example.com"], clean_mail(2))
+        assert sink.wait_to("plain@care.example.com").xforward["ADDR"] == "127.0.0.1"
+    finally:
+        gw.stop()

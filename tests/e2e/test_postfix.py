@@ -458,6 +458,26 @@ def test_xforward_reaches_audit(chain: Chain) -> None:
             if held.id in json.dumps(r, ensure_ascii=False, default=str)]
     text = json.dumps(rows, ensure_ascii=False, default=str)
     assert helo in text, text
+    [hold] = [r for r in rows if r["event"] == "hold"]
+    client = json.loads(hold["details"])["client"]
+    assert client["helo"] == helo and client["addr"] == "127.0.0.1"
+    assert client["source"] in ("LOCAL", "REMOTE")  # Postfix: LOCAL for mynetworks
+
+
+def test_xforward_reaches_the_reinjection_smtpd(chain: Chain) -> None:
+    """The gateway passes the original client on: the reinjection listener takes it as
+    XFORWARD (Postfix logs ``orig_client=`` for that queue id; its Received header still
+    names the real peer, the gateway, by design)."""
+    subject = "転送元の引き継ぎ xforward-2"
+    helo = "xfwd-pass-91c2.city.example.lg.jp"
+    chain.swaks(_subject_mail(subject), helo=helo)
+    [delivered] = _arrived(chain, subject, timeout=30)
+    reinjection_hop = delivered.message.get_all("Received")[0]
+    queue_id = re.search(r"with E?SMTP id (\w+)", reinjection_hop)
+    assert queue_id, reinjection_hop
+    log = chain.postfix.log_text()
+    assert re.search(rf"{queue_id.group(1)}: client=\S+, orig_client=localhost\[127\.0\.0\.1\]",
+                     log), log[-2000:]
 
 
 def _sized_mail(subject: str, pad: int) -> bytes:

@@ -249,3 +249,11 @@ def test_xforward_refused_from_hosts_not_configured(tmp_path, sink):
         assert sink.wait_to("plain@care.example.com").xforward["ADDR"] == "127.0.0.1"
     finally:
         gw.stop()
+
+
+def test_xforward_hosts_must_be_networks(tmp_path):
+    from dlp_gateway.config import ConfigError
+
+    with pytest.raises(ConfigError, match="xforward_hosts"):
+        make_config(tmp_path, None, xforward_hosts=["loopback"])
+    assert make_config(tmp_path, None).xforward_hosts == ["127.0.0.0/8", "::1/128"]

@@ -265,6 +265,20 @@ def test_two_rows_per_person(scanner: Scanner) -> None:
     check(scanner.scan_file("名簿.xlsx", xlsx(rows)), 8, my_number=8)
 
 
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_two_rows_per_person_with_a_full_width_second_header_row(scanner: Scanner, n: int) -> None:
+    """名前 | 生年月日 over 性別 | 住所 (no kind of its own, as wide as the header): the
+    second header row is not data, even for one person (seed 60266)."""
+    rows: list[list[object]] = [["名前", "生年月日（和暦）"], ["性別", "住所"]]
+    for p in people(n):
+        rows.append([p["name"], wareki(p["born"])])  # type: ignore[arg-type]
+        rows.append(["男", "中央町1742-1"])
+    result = scanner.scan_file("児童名簿.xlsx", xlsx(rows))
+    check(result, n)
+    assert result.verdict.action == "encrypt"
+    assert not any(f.location.endswith("!A2") for f in result.findings), "性別 is no name"
+
+
 # -- split and joined values ------------------------------------------------------------------
 def test_my_number_in_three_cells_and_one_digit_per_cell(scanner: Scanner) -> None:
     ps = people(6)

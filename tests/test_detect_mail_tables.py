@@ -142,6 +142,53 @@ def test_html_merged_header_over_one_digit_cells(scanner: Scanner) -> None:
     assert (result.counts["my_number"], result.counts["records"]) == (4, 4)
 
 
+def _full_width(text: str) -> str:
+    return text.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+
+
+@pytest.mark.parametrize("n", [2, 5, 9])
+def test_html_attachment_with_rowspan_header_in_a_zip(scanner: Scanner, n: int) -> None:
+    """被保険者 over 番号 while the other headers span both rows (rowspan=2): the second
+    header row keeps its column, so the full-width numbers under it count (seed 60651)."""
+    import io
+    import zipfile
+
+    rows = "".join(
+        f"<tr><td>{i + 1}</td><td>{_full_width(str(p['insured']))}</td><td>男</td>"
+        f"<td>中央町{i + 1}-2</td><td>090-3392-12{i:02d}</td><td>要介護1</td></tr>"
+        for i, p in enumerate(people(n))
+    )
+    html = (
+        '<html><head><meta charset="utf-8"></head><body><table border="1">'
+        '<tr><th rowspan="2">No.</th><th>被保険者</th><th rowspan="2">性別</th>'
+        '<th rowspan="2">住所</th><th rowspan="2">電話番号</th><th rowspan="2">要介護度</th></tr>'
+        f"<tr><th>番号</th></tr>{rows}</table></body></html>"
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("名簿/更新対象者.html", html.encode("utf-8"))
+    attachment = ("更新対象者.zip", buf.getvalue(), "application", "zip")
+    result = scanner.scan_message(mail("添付のとおりです。", attachments=(attachment,)))
+    assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts
+    assert result.verdict.action != "pass"
+
+
+def test_html_rowspan_and_colspan_keep_cells_in_their_columns() -> None:
+    from dlp_gateway.extract.htmltable import split_tables
+
+    source = (
+        "<table><tr><td rowspan=3>a</td><td colspan=2 rowspan=2>b</td><td>c</td></tr>"
+        "<tr><td>d</td></tr><tr><td>e</td><td>f</td><td>g</td></tr><tr><td>h</td></tr></table>"
+    )
+    tables, _ = split_tables(source)
+    assert [r.cells for r in tables[0]] == [
+        ["a", "b", None, "c"],
+        [None, None, None, "d"],
+        [None, "e", "f", "g"],
+        ["h"],
+    ]
+
+
 def test_order_list_pasted_with_a_broken_header_passes(scanner: Scanner) -> None:
     numbers = valid_my_numbers(12, seed=71)
     lines = ["注文", "番号\t品名\t数量\t納品日\t担当者"]

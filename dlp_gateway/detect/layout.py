@@ -319,8 +319,11 @@ class LayoutReader:
             if score == 0:
                 continue
             below = rows[index + 1 : index + 1 + SHAPE_ROWS]
-            if len(below) > 1 and self._sub_header(row, below[0]):
-                below = below[1:]  # a second header row (被保険者 / 番号) is not data
+            if len(below) > 1 and (
+                self._sub_header(row, below[0])
+                or self._is_lower(row, below[0], rows[index + 2 : index + 2 + SHAPE_ROWS])
+            ):
+                below = below[1:]  # a second header row (被保険者 / 番号, 性別 / 住所) is not data
             if not below:
                 continue  # a lone 氏名 | 山田太郎 line is a form, not a header
             if not self._list_shape(row, below):
@@ -612,6 +615,8 @@ class LayoutReader:
             return False
         if below and not any(not self.label_row(r, 1) for r in below):
             return False  # everything below is text too: the lower row may be data
+        if all(self.classify.known_label(v) for _, v in non_empty(lower)):
+            return True  # 性別 | 住所 under 氏名 | 生年月日: two rows per person
         combined = self._combine(header, lower)[0]
         if sum(1 for k in combined.values() if k) > len(self.kinds(header)):
             return True

@@ -25,6 +25,9 @@ class _TableParser(HTMLParser):
         self.skip = 0
         self.row: list[CellValue] | None = None
         self.cell: list[str] | None = None
+        self.pad = 0
+        self.spans: dict[int, int] = {}  # column -> rows still covered by a rowspan above
+        self.new_spans: dict[int, int] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
@@ -33,6 +36,7 @@ class _TableParser(HTMLParser):
             self.depth += 1
             if self.depth == 1:
                 self.tables.append([])
+                self.spans, self.new_spans = {}, {}
         elif self.depth == 1 and tag == "tr":
             self._end_row()
             self.row = []
@@ -41,8 +45,12 @@ class _TableParser(HTMLParser):
             if self.row is None:
                 self.row = []
             self.cell = []
-            span = dict(attrs).get("colspan") or "1"
-            self.pad = min(int(span) - 1, 256) if span.isdigit() else 0
+            self._skip_spanned()
+            self.pad = _span(dict(attrs).get("colspan")) - 1
+            rows = _span(dict(attrs).get("rowspan"))
+            if rows > 1:
+                for col in range(len(self.row), len(self.row) + self.pad + 1):
+                    self.new_spans[col] = rows - 1
         elif tag in _BREAKS and self.cell is not None:
             self.cell.append("\n")
 
@@ -66,17 +74,34 @@ class _TableParser(HTMLParser):
         if self.cell is not None and self.row is not None:
             text = " ".join("".join(self.cell).split())
             self.row.append(text or None)
-            self.row.extend([None] * getattr(self, "pad", 0))
+            self.row.extend([None] * self.pad)
         self.cell = None
+
+    def _skip_spanned(self) -> None:
+        """Columns covered by a rowspan from a row above stay empty in this row, so the
+        cells after them keep their columns (番号 under 被保険者, not under No.)."""
+        assert self.row is not None
+        while self.spans.get(len(self.row), 0) > 0:
+            self.row.append(None)
 
     def _end_row(self) -> None:
         self._end_cell()
+        if self.row is not None:
+            left = {c: n - 1 for c, n in self.spans.items() if n > 1}
+            self.spans = {**left, **self.new_spans}
+            self.new_spans = {}
         if self.row is not None and self.tables:
             table = self.tables[-1]
             while self.row and self.row[-1] is None:
                 self.row.pop()
             table.append(Row(len(table) + 1, self.row))
         self.row = None
+
+
+def _span(value: str | None) -> int:
+    """A colspan/rowspan attribute as a count (1 when absent or odd, at most 256)."""
+    value = (value or "1").strip()
+    return min(max(int(value), 1), 256) if value.isdigit() else 1
 
 
 def _cut_tables(source: str) -> str:

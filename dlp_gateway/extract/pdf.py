@@ -190,7 +190,7 @@ def _grid(lines: list[list[_Run]]) -> list[list[CellValue]] | None:
     for line in lines:
         cells: list[CellValue] = [None] * len(columns)
         for run in line:
-            index = _column_of(columns, (run.left + run.right) / 2)
+            index = _column_of(columns, run)
             previous = cells[index]
             cells[index] = run.text if previous is None else f"{previous} {run.text}"
         while cells and cells[-1] is None:
@@ -223,8 +223,18 @@ def _columns(lines: list[list[_Run]]) -> list[tuple[float, float]]:
     return columns
 
 
-def _column_of(columns: list[tuple[float, float]], x: float) -> int:
-    for index, (_, end) in enumerate(columns):
-        if x < end:
-            return index
-    return len(columns) - 1
+def _column_of(columns: list[tuple[float, float]], run: _Run) -> int:
+    """The column the run overlaps most, else the nearest one. A header wider than its
+    column (①連番 over one-digit numbers) reaches past the column's end: its centre may
+    lie beyond it, but it still starts there."""
+
+    def overlap(column: tuple[float, float]) -> float:
+        return min(run.right, column[1]) - max(run.left, column[0])
+
+    def distance(column: tuple[float, float]) -> float:
+        return max(column[0] - run.right, run.left - column[1], 0.0)
+
+    best = max(range(len(columns)), key=lambda i: overlap(columns[i]))
+    if overlap(columns[best]) > 0:
+        return best
+    return min(range(len(columns)), key=lambda i: distance(columns[i]))

@@ -30,15 +30,21 @@ class TextTable:
     joined_rows: tuple[Row, ...] = ()  # rows with line breaks inside cells joined
 
 
-def find_text_tables(text: str) -> list[TextTable]:
-    if "\t" not in text and "|" not in text and "｜" not in text and "," not in text:
-        return []
+def _lines_with_offsets(text: str) -> tuple[list[str], list[int]]:
+    """The lines of ``text`` and the offset at which each starts."""
     lines = text.split("\n")
     offsets = []
     position = 0
     for line in lines:
         offsets.append(position)
         position += len(line) + 1
+    return lines, offsets
+
+
+def find_text_tables(text: str) -> list[TextTable]:
+    if "\t" not in text and "|" not in text and "｜" not in text and "," not in text:
+        return []
+    lines, offsets = _lines_with_offsets(text)
     tables: list[TextTable] = []
     i = 0
     while i < len(lines):
@@ -94,12 +100,7 @@ def find_number_columns(text: str) -> list[TextTable]:
     each hold one number (blank lines between allowed)."""
     if "\n" not in text:
         return []
-    lines = text.split("\n")
-    offsets = []
-    position = 0
-    for line in lines:
-        offsets.append(position)
-        position += len(line) + 1
+    lines, offsets = _lines_with_offsets(text)
     tables: list[TextTable] = []
     i = 0
     while i < len(lines):

@@ -94,22 +94,31 @@ def extract_zip(
         yield from comment_unit(path, zf.comment)
         if not infos and not zf.comment.strip(b"\0 \r\n\t"):
             yield Skipped(path, "empty")  # an archive with no files: nothing to read
-        for info in infos:
-            member_path = f"{path}/{member_name(info).strip('/')}"
-            if info.flag_bits & 0x1:
-                yield Unscannable(member_path, "encrypted_archive", "password-protected member")
-                continue
-            try:
-                content = _read_member(zf, info, ctx)
-            except LimitExceeded as exc:
-                yield Unscannable(member_path, "too_large", str(exc))
-                if ctx.total_exceeded:
-                    return
-                continue
-            except Exception as exc:  # bad CRC, broken deflate stream, unsupported method
-                yield Unscannable(member_path, "corrupt", f"{type(exc).__name__}: {exc}")
-                continue
-            yield from dispatch(member_path, content, ctx, depth + 1)
+        yield from member_units(path, zf, infos, ctx, depth, dispatch)
+
+
+def member_units(
+    path: str, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], ctx: Context, depth: int,
+    dispatch: Dispatch,
+) -> Iterator[Unit]:
+    """Each member read within the limits and dispatched as a file of its own; an
+    encrypted, oversized or broken member is unscannable by itself."""
+    for info in infos:
+        member_path = f"{path}/{member_name(info).strip('/')}"
+        if info.flag_bits & 0x1:
+            yield Unscannable(member_path, "encrypted_archive", "password-protected member")
+            continue
+        try:
+            content = _read_member(zf, info, ctx)
+        except LimitExceeded as exc:
+            yield Unscannable(member_path, "too_large", str(exc))
+            if ctx.total_exceeded:
+                return
+            continue
+        except Exception as exc:  # bad CRC, broken deflate stream, unsupported method
+            yield Unscannable(member_path, "corrupt", f"{type(exc).__name__}: {exc}")
+            continue
+        yield from dispatch(member_path, content, ctx, depth + 1)
 
 
 # --- winmail.dat (Outlook TNEF) -----------------------------------------------------------

@@ -15,14 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from dlp_gateway.extract.archive import (
-    Dispatch,
-    LimitExceeded,
-    _read_member,
-    comment_unit,
-    holds_data,
-    member_name,
-)
+from dlp_gateway.extract.archive import Dispatch, comment_unit, holds_data, member_units
 from dlp_gateway.extract.units import Row, TableUnit, TextUnit, Unit, Unscannable
 
 if TYPE_CHECKING:
@@ -63,17 +56,8 @@ def extras(path: str, data: bytes, ctx: Context, depth: int, kind: str, dispatch
         if depth + 1 > ctx.limits.max_depth and others:
             yield Unscannable(path, "too_deep", f"embedded files over depth {ctx.limits.max_depth}")
             return
-        for info in others[: ctx.limits.max_members]:
-            member = f"{path}/{member_name(info).strip('/')}"
-            if info.flag_bits & 0x1:
-                yield Unscannable(member, "encrypted_archive", "password-protected member")
-                continue
-            try:
-                content = _read_member(zf, info, ctx)
-            except LimitExceeded as exc:
-                yield Unscannable(member, "too_large", str(exc))
-                continue
-            yield from dispatch(member, content, ctx, depth + 1)
+        yield from member_units(path, zf, others[: ctx.limits.max_members], ctx, depth,
+                                dispatch)
 
 
 # --- OpenDocument text ------------------------------------------------------------------------

@@ -217,19 +217,30 @@ class Scanner:
 
 
 def envelope_from_headers(raw: bytes) -> Envelope:
-    """(From, To+Cc) addresses of a message, for scans without an SMTP envelope."""
+    """(From, To+Cc) addresses of a message, for scans without an SMTP envelope.
+
+    Read with the one strict address parser: a header it refuses (a forged
+    ``"a@allowed,"@evil`` form) gives no address, so no allow-list can apply.
+    """
     from email import message_from_bytes
     from email.policy import compat32
-    from email.utils import getaddresses
+
+    from dlp_gateway.mail.addresses import AddressError, header_addresses
+
+    def addresses(values: list[str]) -> list[str]:
+        try:
+            return [a for v in values for a in header_addresses(v)]
+        except AddressError:
+            return []
 
     try:
         msg = message_from_bytes(raw[:65536].split(b"\r\n\r\n")[0].split(b"\n\n")[0],
                                  policy=compat32)
-        senders = getaddresses([str(msg.get("From", ""))])
-        rcpts = getaddresses([str(v) for v in msg.get_all("To", []) + msg.get_all("Cc", [])])
+        senders = addresses([str(msg["From"])] if msg["From"] else [])
+        rcpts = addresses([str(v) for v in msg.get_all("To", []) + msg.get_all("Cc", [])])
     except Exception:
         return "", []
-    return (senders[0][1] if senders else ""), [a for _n, a in rcpts if a]
+    return (senders[0] if len(senders) == 1 else ""), rcpts
 
 
 def allowed_sender(allow: AllowList, sender: str) -> bool:

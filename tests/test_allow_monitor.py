@@ -192,3 +192,15 @@ def test_monitor_rule_is_computed_but_not_enforced(copy: Path, seed: int) -> Non
     assert "many_records" not in v.rules
     assert v.action == ("hold" if in_body else "encrypt"), (seed, n, in_body)
 
+
+
+def test_scan_without_envelope_reads_addresses_with_the_strict_parser() -> None:
+    """A forged-comma From never names an allow-listed sender (no envelope: CLI scans)."""
+    from dlp_gateway.scan import envelope_from_headers
+
+    plain = envelope_from_headers(b"From: Yamada <a@city.example.lg.jp>\r\n"
+                                  b"To: b@example.com, c@example.org\r\n\r\nbody")
+    assert plain == ("a@city.example.lg.jp", ["b@example.com", "c@example.org"])
+    forged = envelope_from_headers(b'From: "x@allowed.example,"@evil.example\r\n'
+                                   b"To: b@example.com\r\n\r\nbody")
+    assert forged[0] == ""

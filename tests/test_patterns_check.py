@@ -3,6 +3,7 @@ at its own file:line; a set with a problem is refused by load_patterns and `scan
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 from pathlib import Path
@@ -103,6 +104,43 @@ def test_toml_syntax_error_has_line(copy: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
     (problem,) = check_patterns(copy)
     assert problem.file == "name.toml" and problem.line == 10 and "syntax" in problem.message
+
+
+@pytest.mark.parametrize("stem", sorted(SCHEMA))
+def test_toml_syntax_error_at_end_of_file_has_its_line(copy: Path, stem: str) -> None:
+    path = copy / f"{stem}.toml"
+    text = path.read_text(encoding="utf-8").rstrip("\n") + "\n\n[broken\n"
+    path.write_text(text, encoding="utf-8")
+    (problem,) = check_patterns(copy)
+    assert (problem.file, problem.line) == (path.name, text.count("\n"))
+
+
+def test_a_utf8_bom_is_accepted(copy: Path) -> None:
+    """Windows Notepad saves UTF-8 with a BOM; the set must load the same."""
+    for path in copy.glob("*.toml"):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert check_patterns(copy) == []
+    shipped, with_bom = load_patterns(DEFAULT_PATTERNS_DIR), load_patterns(copy)
+    same = ("directory", "digest")
+    assert dataclasses.replace(with_bom, **{k: getattr(shipped, k) for k in same}) == shipped
+
+
+def test_a_shift_jis_file_is_named_with_its_line(copy: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = copy / "name.toml"
+    text = path.read_text(encoding="utf-8")
+    first_kanji_line = next(i for i, ln in enumerate(text.splitlines(), 1)
+                            if any(ord(c) > 0x7F for c in ln))
+    path.write_bytes(text.encode("cp932", errors="replace"))
+    (problem,) = check_patterns(copy)
+    assert (problem.file, problem.line) == ("name.toml", first_kanji_line)
+    assert "UTF-8" in problem.message and "cp932" in problem.message
+    with pytest.raises(PatternError, match=r"name\.toml:\d+: not UTF-8"):
+        load_patterns(copy)
+    sample = copy.parent / "a.txt"
+    sample.write_text("本文", encoding="utf-8")
+    assert main(["scan", "--patterns", str(copy), str(sample)]) == 2
+    assert "UTF-8" in capsys.readouterr().err
 
 
 def test_out_of_range_thresholds(copy: Path) -> None:

@@ -73,11 +73,14 @@ def test_kiso_nenkin_column_in_a_spreadsheet(documented: Path) -> None:
     ws = wb.active
     ws.append(["氏名", "基礎年金番号", "備考"])
     expected = []
-    for i in range(rng.randint(3, 8)):
+    for i in range(rng.randint(6, 9)):
         number, last4 = _number(rng)
         if i % 3 == 2:  # typed as a number: Excel keeps it as an integer cell
             number = int(f"{rng.randint(1000, 9999)}{rng.randint(0, 999999):06d}")
-            last4 = str(number)[-4:]
+            last4 = f"{number:010d}"[-4:]
+        elif i % 3 == 1:  # an office code 0xxx typed as a number: the leading zeros are lost
+            number = int(f"{rng.randint(0, 999):04d}{rng.randint(0, 999999):06d}")
+            last4 = f"{number:010d}"[-4:]
         ws.append([f"山田太郎{i}", number, "特になし"])
         expected.append(last4)
     buf = io.BytesIO()

@@ -62,6 +62,8 @@ def find_id_types_in_table(
             text = _cell_text(value)
             if text is None:
                 continue
+            if isinstance(value, int | float):
+                text = _restore_lost_zeros(text, id_type)
             m = id_type.regex.fullmatch(text)
             location = table.cell_location(row.number, i)
             if m is None or location in seen:
@@ -71,6 +73,18 @@ def find_id_types_in_table(
                 id_type.confidence, f"{table.location}!r{row.number}", table.in_body,
             ))
     return findings
+
+
+MAX_LOST_ZEROS = 3
+
+
+def _restore_lost_zeros(digits: str, id_type: IdType) -> str:
+    """A number cell (Excel drops leading zeros) padded to the width the type's regex takes."""
+    for width in range(len(digits), len(digits) + MAX_LOST_ZEROS + 1):
+        padded = digits.zfill(width)
+        if id_type.regex.fullmatch(padded):
+            return padded
+    return digits
 
 
 def _cell_text(value: object) -> str | None:

@@ -20,8 +20,10 @@ from dlp_gateway.detect.schema import (
     BUILTIN_METRICS,
     PATTERN_FILES,
     ROLES,
+    PatternsEncodingError,
     Problem,
     check_directory,
+    read_patterns_text,
     set_digest,
 )
 
@@ -261,10 +263,11 @@ def load_patterns(directory: Path | str | None = None) -> PatternSet:
 
 def _read_toml(file: Path) -> dict[str, Any]:
     try:
-        with file.open("rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(read_patterns_text(file))
     except FileNotFoundError:
         raise PatternError(f"missing patterns file: {file}") from None
+    except PatternsEncodingError as exc:
+        raise PatternError(f"{file}:{exc.line}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise PatternError(f"{file}: {exc}") from None
 

@@ -263,12 +263,15 @@ class Checker:
         path = self.directory / f"{stem}.toml"
         name = path.name
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_patterns_text(path)
         except FileNotFoundError:
             if stem not in OPTIONAL_FILES:
                 self.add(name, 0, "missing patterns file")
             return
-        except (OSError, UnicodeDecodeError) as exc:
+        except PatternsEncodingError as exc:
+            self.add(name, exc.line, str(exc))
+            return
+        except OSError as exc:
             self.add(name, 0, f"cannot read: {exc}")
             return
         try:
@@ -517,6 +520,35 @@ def _type(value: Any) -> str:
 def _items(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     items = data.get(key, [])
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+class PatternsEncodingError(ValueError):
+    """A patterns file that is not UTF-8 text (an editor saved it as Shift_JIS, say)."""
+
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
+def read_patterns_text(path: Path) -> str:
+    """A patterns file as text: UTF-8, with a leading BOM (Windows Notepad) accepted."""
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        hint = ""
+        try:
+            raw.decode("cp932")
+            hint = " (it looks like Shift_JIS/cp932)"
+        except UnicodeDecodeError:
+            pass
+        raise PatternsEncodingError(
+            f"not UTF-8 text{hint}: save the file as UTF-8 / "
+            f"UTF-8 で保存し直してください (byte {exc.start})", line
+        ) from None
 
 
 def _decode_error_line(message: str) -> int:

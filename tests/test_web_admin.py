@@ -14,14 +14,13 @@ from email.policy import default as default_policy
 import httpx
 import pytest
 import pyzipper
-from argon2 import PasswordHasher
 
 from dlp_gateway.approval import run_expiry
 from dlp_gateway.config import load_config
 from dlp_gateway.gateway import Gateway
-from dlp_gateway.store import users as users_module
 from dlp_gateway.store.staff import StaffStore
 from dlp_gateway.web.app import create_app
+from tests.webkit import Clock, cheap_argon2, client_for, csrf_of  # noqa: F401
 
 MY_NUMBER = "123456789018"  # passes the check digit
 PASSWORDS = {
@@ -31,24 +30,6 @@ PASSWORDS = {
     "staff@city.example": "staff-password",
     "ops@city.example": "ops-password",
 }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += dt.timedelta(**kw)
-
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch):
-    """Still Argon2id, with the cost turned down so that the file runs in seconds."""
-    monkeypatch.setattr(users_module, "_HASHER",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 DEPT = "介護保険課"
@@ -89,8 +70,7 @@ def app(gateway, clock):
     return create_app(gateway, clock=clock)
 
 
-def new_client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin.test")
+new_client = client_for
 
 
 @pytest.fixture
@@ -138,12 +118,6 @@ async def login(client, email, password=None, follow=False):
                         "csrf_token": token},
         follow_redirects=follow,
     )
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "page has no csrf_token"
-    return found.group(1)
 
 
 async def csrf(client, path="/held") -> str:

@@ -15,14 +15,13 @@ from email.policy import default as default_policy
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from dlp_gateway import cli
 from dlp_gateway.config import load_config
 from dlp_gateway.gateway import Gateway
-from dlp_gateway.store import users as users_module
 from dlp_gateway.store.staff import StaffStore
 from dlp_gateway.web.app import create_app
+from tests.webkit import Clock, cheap_argon2, client_for, csrf_of  # noqa: F401
 
 KAIGO, ZEIMU = "介護保険課", "税務課"
 ACCOUNTS = {
@@ -34,20 +33,6 @@ ACCOUNTS = {
 }
 SENDER = "kaigo@city.example"
 RECIPIENT = "center@care.example"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch):
-    monkeypatch.setattr(users_module, "_HASHER",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 def _gateway(tmp_path, **overrides) -> Gateway:
@@ -77,10 +62,6 @@ def app(gateway, clock):
     return create_app(gateway, clock=clock)
 
 
-def client_for(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin.test")
-
-
 @contextlib.asynccontextmanager
 async def login(app, email) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as client:
@@ -91,8 +72,7 @@ async def login(app, email) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+_csrf = csrf_of
 
 
 def mail(sender=SENDER, subject="名簿の送付", attachment=True) -> bytes:

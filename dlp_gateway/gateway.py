@@ -131,7 +131,7 @@ class Gateway:
         from dlp_gateway.timefmt import deadline
 
         token = make_token(
-            load_key(self.config.data_dir), held.id,
+            load_key(self.config.data_dir, self.db), held.id,
             deadline(held.received, self.config.expire_hours),
         )
         return f"{self.config.admin_base_url}/s/{token}"

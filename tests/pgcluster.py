@@ -42,8 +42,9 @@ def _free_port() -> int:
 
 
 class PgCluster:
-    def __init__(self, bindir: Path):
+    def __init__(self, bindir: Path, durable: bool = False):
         self.bindir = bindir
+        self.durable = durable  # False (tests): fsync off; True (bench): as in production
         self.root = Path(tempfile.mkdtemp(prefix="dlp-pg-"))
         self.data = self.root / "data"
         self.port = 0
@@ -69,8 +70,9 @@ class PgCluster:
         for _attempt in range(3):  # a free port may be taken between probe and bind
             self.port = _free_port()
             options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                        "-c max_connections=200")
+            if not self.durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
                           "-o", options, "-w", "-t", "60", "start")

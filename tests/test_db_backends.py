@@ -228,7 +228,11 @@ def test_concurrent_release_of_one_mail_from_both_nodes(two_nodes):
             t.join(60)
         assert sorted(outcomes) == ["refused", "released"]
         assert len([i for i in a.queue.items(ref=held.id) if i.kind == "release"]) == 1
-    assert AuditLog(a.db).verify() == []
+    # Each node checks the one chain against the heads it anchored (a node that won
+    # no release wrote no audit row, hence has no anchor file of its own yet).
+    writers = [gw for gw in two_nodes if gw.audit.anchor_file.exists()]
+    assert writers and all(AuditLog(gw.db).verify() == [] for gw in writers)
+    assert [e.event for e in a.audit.entries()] == ["release"] * 5
 
 
 def test_both_nodes_claim_the_queue_without_duplicates(two_nodes):
@@ -321,3 +325,41 @@ def test_sessions_and_lockout_are_shared(two_nodes):
     # node, find the address locked.
     assert sum(r is None for r in results) == 5 and sum(r is not None for r in results) == 5
     assert throttles[0].lock_end("x@city.example") == throttles[1].lock_end("x@city.example")
+
+
+def test_status_link_signed_on_a_opens_on_b(two_nodes):
+    from dlp_gateway.status_link import load_key, read_token
+
+    a, b = two_nodes
+    held = _hold(a)
+    url = a.status_url(held)
+    token = url.rsplit("/s/", 1)[1]
+    claim = read_token(load_key(b.config.data_dir, b.db), token,
+                       dt.datetime.now(dt.UTC))
+    assert claim.held_id == held.id
+    assert not (a.config.data_dir / "status-link.key").exists()  # not a node's file
+    assert load_key(a.config.data_dir, a.db) == load_key(b.config.data_dir, b.db)
+
+
+def test_node_reconnects_after_the_server_dropped_its_connection(tmp_path, pg_url):
+    import psycopg
+
+    db = Database.in_data_dir(tmp_path, pg_url)
+    try:
+        users = UserStore(db)
+        users.add("a@city.example", "ciso", "password-1")
+        admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+        for _round in range(2):  # a read first, then a write transaction
+            with psycopg.connect(admin, autocommit=True) as conn:
+                dropped = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (pg_url.rsplit("/", 1)[1],)).fetchall()
+            assert dropped
+            if _round == 0:
+                assert users.get("a@city.example") is not None
+            else:
+                users.disable("a@city.example")
+        assert users.get("a@city.example").enabled is False
+    finally:
+        db.close()

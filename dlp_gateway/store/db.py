@@ -215,8 +215,11 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception."""
+        """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception. Not nestable: code
+        that may run inside a transaction joins it (``transaction_or(db, db.current())``)."""
         with self._lock:
+            if self._owner is not None:  # PostgreSQL would only warn, then commit early
+                raise RuntimeError("transaction() inside a transaction: join it instead")
             self._begin()
             self._owner = threading.get_ident()
             self._after_commit = []

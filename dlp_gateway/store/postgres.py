@@ -170,7 +170,13 @@ class PostgresDatabase(Database):
 
     def _begin(self) -> None:
         self._usable()
-        self._conn.execute("BEGIN")
+        try:
+            self._conn.execute("BEGIN")
+        except psycopg.OperationalError:
+            if self._conn.usable:
+                raise
+            self._usable()  # the server closed an idle connection (restart, failover)
+            self._conn.execute("BEGIN")
 
     def _rollback(self) -> None:
         if self._conn.usable:
@@ -178,9 +184,16 @@ class PostgresDatabase(Database):
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[Any]:
         with self._lock:
-            if self._owner is None:
-                self._usable()
-            return self._conn.execute(sql, params).fetchall()
+            if self._owner is not None:
+                return self._conn.execute(sql, params).fetchall()
+            self._usable()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except psycopg.OperationalError:
+                if self._conn.usable:
+                    raise
+                self._usable()  # a read outside a transaction: safe to send again
+                return self._conn.execute(sql, params).fetchall()
 
     def lock(self, conn: Any, name: str) -> None:
         """A transaction-scoped advisory lock: other nodes taking ``name`` wait for the

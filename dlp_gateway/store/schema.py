@@ -207,6 +207,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "outbound.claimed_by: the node delivering an item", (
         _sql("ALTER TABLE outbound ADD COLUMN claimed_by TEXT"),
     )),
+    Migration(4, "gateway_keys: keys every node shares (status links)", (
+        _sql("""
+        CREATE TABLE IF NOT EXISTS gateway_keys (
+            name     TEXT PRIMARY KEY,
+            value    TEXT NOT NULL,
+            created  TEXT NOT NULL
+        )"""),
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -287,3 +287,30 @@ def test_audit_chain_from_both_nodes_verifies(cluster, tmp_path):
         assert len(logins) == 2
     finally:
         reader.close()
+
+
+def _login_attempt(node: Node, password: str) -> httpx.Response:
+    client = httpx.Client(base_url=node.admin_url, timeout=60)
+    with contextlib.closing(client):
+        page = client.get("/login")
+        return client.post("/login", data={"email": CISO, "password": password,
+                                            "csrf_token": _csrf(page.text)})
+
+
+def test_session_and_lockout_hold_across_nodes(cluster):
+    a, b, _sink, _url = cluster
+    with contextlib.closing(a.admin()) as on_a:
+        cookies = dict(on_a.cookies)
+        with httpx.Client(base_url=b.admin_url, cookies=cookies, timeout=60) as on_b:
+            page = on_b.get("/held")  # the session made on A, used on B
+            assert page.status_code == 200 and CISO in page.text
+            r = on_b.post("/logout", data={"csrf_token": _csrf(page.text)})
+            assert r.status_code == 303
+        assert on_a.get("/held").status_code == 303  # logged out on B: gone on A too
+    # Five wrong passwords spread over both nodes lock the address on both.
+    for i in range(5):
+        r = _login_attempt((a, b)[i % 2], "wrong-password")
+        assert r.status_code != 303
+    for node in (a, b):
+        r = _login_attempt(node, PASSWORD)  # even the right password is refused now
+        assert r.status_code != 303 and "ロック" in r.text

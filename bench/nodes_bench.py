@@ -6,8 +6,8 @@ from ``--clients`` SMTP clients spread over the nodes:
 
 - pass:  ordinary 2 KB mail, relayed upstream before the 250 (one audit-free path);
 - hold:  a 20-person roster, held (spool bytes + row + notices + audit row committed);
-- queue: ``--messages`` items put in the outbound queue at once, time until the
-  upstream has all of them (the nodes' workers drain one queue together).
+- queue: ``--messages`` items put in the outbound queue at once (by another process),
+  rate from the first delivery to the last (the nodes' workers drain one queue together).
 
 Prints messages/s per setup. A script, not a test:
 
@@ -61,13 +61,22 @@ def small_mail(i: int, kb: int = 2) -> bytes:
 
 
 class CountingSink:
+    """Counts the queue-drain items (recipients drain-N@...) apart from everything else
+    (notices of earlier holds may still be arriving)."""
+
     def __init__(self) -> None:
         self.count = 0
+        self.drained = 0
+        self.first = self.last = 0.0
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         with self.lock:
             self.count += 1
+            if envelope.rcpt_tos[0].startswith("drain-"):
+                self.drained += 1
+                self.first = self.first or time.perf_counter()
+                self.last = time.perf_counter()
         return "250 OK"
 
 
@@ -131,17 +140,19 @@ def drain_rate(root: Path, url: str, sink: CountingSink, messages: int) -> float
     writer = Gateway(load_config(None, data_dir=data_dir, database_url=url,
                                  audit_key_file=root / "audit.key"))
     try:
-        start_count = sink.count
+        sink.drained, sink.first = 0, 0.0
         raw = small_mail(0)
         with writer.db.transaction() as conn:
             for i in range(messages):
-                writer.queue.enqueue(SENDER, [f"r{i}@example.com"], raw, conn=conn)
+                writer.queue.enqueue(SENDER, [f"drain-{i}@example.com"], raw, conn=conn)
         started = time.perf_counter()
-        while sink.count - start_count < messages:
+        while sink.drained < messages:
             if time.perf_counter() - started > 300:
                 raise SystemExit("queue not drained in 300 s")
             time.sleep(0.01)
-        return messages / (time.perf_counter() - started)
+        # From the first delivery to the last: the nodes find new items by polling the
+        # queue once a second, and that first wait is not throughput.
+        return (messages - 1) / max(1e-6, sink.last - sink.first)
     finally:
         writer.close()
 

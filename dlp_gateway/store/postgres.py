@@ -6,7 +6,8 @@ written for SQLite is translated (``ddl``). Transactions are READ COMMITTED; wha
 SQLite's ``BEGIN IMMEDIATE`` gave for free is asked for explicitly where it matters:
 ``lock`` (an advisory lock for the audit chain head and login counters), ``skip_locked``
 (queue claims) and guarded ``UPDATE ... WHERE status = ?`` (a release happens once).
-One connection per process behind a lock, reopened when the server went away.
+A small pool of connections per process (one per thread in a transaction), reopened
+when the server went away.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -132,13 +136,78 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+POOL_SIZE = 8  # connections per process: concurrent commits share PostgreSQL's WAL flushes
+
+
+class _Pool:
+    """At most ``size`` open connections, handed to one thread at a time."""
+
+    def __init__(self, opener: Any, size: int):
+        self._open = opener
+        self._idle: list[PgConnection] = []
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+
+    def seed(self) -> PgConnection:
+        """Open the first connection now (a wrong URL fails at start, not at first use)."""
+        conn = self._open()
+        with self._lock:
+            self._idle.append(conn)
+        return conn
+
+    def get(self) -> PgConnection:
+        self._slots.acquire()
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or not conn.usable:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                conn = self._open()
+            return conn
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def put(self, conn: PgConnection) -> None:
+        try:
+            if conn.usable and not conn.in_transaction:
+                with self._lock:
+                    self._idle.append(conn)
+            else:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        finally:
+            self._slots.release()
+
+    def replace(self, conn: PgConnection) -> PgConnection:
+        """A fresh connection for one the server closed (the slot stays taken)."""
+        with contextlib.suppress(Exception):
+            conn.close()
+        return self._open()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
 class PostgresDatabase(Database):
+    """Up to ``POOL_SIZE`` connections per process; a transaction keeps its connection
+    for its thread, and ``query`` in that thread reads through it (its own writes
+    included), as with SQLite's single connection."""
+
     dialect = "postgresql"
     shared = True
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, data_dir: Path | str, migrate: bool = True):
         self.url = url
+        self._local = threading.local()
+        self._pool = _Pool(self._open, POOL_SIZE)
         super_path = Path(data_dir) / DB_FILENAME  # never created: data_dir is what counts
         super().__init__(super_path, migrate=migrate)
 
@@ -147,6 +216,9 @@ class PostgresDatabase(Database):
             Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"data directory {self.data_dir} is not usable: {exc}") from exc
+        return self._pool.seed()
+
+    def _open(self) -> PgConnection:
         try:
             raw = psycopg.connect(
                 self.url, autocommit=True, row_factory=_row_factory, connect_timeout=10,
@@ -161,39 +233,69 @@ class PostgresDatabase(Database):
     def describe(self) -> str:
         return redact(self.url)
 
-    def _usable(self) -> None:
-        """Reopen the connection if the server dropped it (between transactions only)."""
-        if not self._conn.usable:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = self._connect()
+    # -- transactions: one pooled connection per thread ---------------------------------
+    def _mine(self) -> PgConnection | None:
+        return getattr(self._local, "conn", None)
 
-    def _begin(self) -> None:
-        self._usable()
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """BEGIN ... COMMIT on a pooled connection; rolls back on any exception."""
+        if self._mine() is not None:
+            raise RuntimeError("transaction() inside a transaction: join it instead")
+        conn = self._pool.get()
         try:
-            self._conn.execute("BEGIN")
-        except psycopg.OperationalError:
-            if self._conn.usable:
+            conn = self._begin_on(conn)
+            self._local.conn, self._local.after = conn, []
+            try:
+                yield conn
+            except BaseException:
+                if conn.usable:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            self._usable()  # the server closed an idle connection (restart, failover)
-            self._conn.execute("BEGIN")
+            finally:
+                callbacks = self._local.after
+                self._local.conn, self._local.after = None, []
+            conn.execute("COMMIT")
+        finally:
+            self._pool.put(conn)
+        for callback in callbacks:
+            callback()
 
-    def _rollback(self) -> None:
-        if self._conn.usable:
-            self._conn.execute("ROLLBACK")
+    def _begin_on(self, conn: PgConnection) -> PgConnection:
+        try:
+            conn.execute("BEGIN")
+        except psycopg.OperationalError:
+            if conn.usable:
+                raise
+            conn = self._pool.replace(conn)  # the server closed an idle connection
+            conn.execute("BEGIN")
+        return conn
+
+    def current(self) -> Any | None:
+        return self._mine()
+
+    def after_commit(self, callback: Any) -> None:
+        if self._mine() is not None:
+            self._local.after.append(callback)
+        else:
+            callback()
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[Any]:
-        with self._lock:
-            if self._owner is not None:
-                return self._conn.execute(sql, params).fetchall()
-            self._usable()
+        mine = self._mine()
+        if mine is not None:
+            return mine.execute(sql, params).fetchall()
+        conn = self._pool.get()
+        try:
             try:
-                return self._conn.execute(sql, params).fetchall()
+                return conn.execute(sql, params).fetchall()
             except psycopg.OperationalError:
-                if self._conn.usable:
+                if conn.usable:
                     raise
-                self._usable()  # a read outside a transaction: safe to send again
-                return self._conn.execute(sql, params).fetchall()
+                conn = self._pool.replace(conn)  # a read outside a transaction: send again
+                return conn.execute(sql, params).fetchall()
+        finally:
+            self._pool.put(conn)
 
     def lock(self, conn: Any, name: str) -> None:
         """A transaction-scoped advisory lock: other nodes taking ``name`` wait for the
@@ -221,5 +323,4 @@ class PostgresDatabase(Database):
         return bool(rows)
 
     def close(self) -> None:
-        with self._lock, contextlib.suppress(Exception):
-            self._conn.close()
+        self._pool.close()

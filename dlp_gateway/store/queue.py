@@ -175,8 +175,11 @@ class OutboundQueue:
                 "UPDATE outbound SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
                 (utc_now(), item_id),
             )
+            if row is not None and getattr(self.spool, "transactional", False):
+                self.spool.delete(row["spool_name"])  # the bytes go with the same commit
+                row = None
         if row is not None:
-            self.spool.delete(row["spool_name"])
+            self.spool.delete(row["spool_name"])  # a file: after the commit
 
     def mark_retry(
         self, item_id: int, error: str, delay: float, rcpts: list[str] | None = None

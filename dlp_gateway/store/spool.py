@@ -24,6 +24,8 @@ class SpoolPermissionError(PermissionError):
 
 
 class Spool:
+    transactional = False  # files: written before, deleted after the row's commit
+
     def __init__(self, root: Path | str):
         self.root = Path(root)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
@@ -124,6 +126,8 @@ class DatabaseSpool:
     a mail held on one node is released and delivered from another, so its bytes
     cannot live on one node's disk. Same interface as ``Spool``; a write joins the
     transaction the calling thread is in (the row and its bytes commit together)."""
+
+    transactional = True  # writes and deletes join the caller's transaction
 
     def __init__(self, db: Any):
         self.db = db

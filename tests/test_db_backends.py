@@ -363,3 +363,45 @@ def test_node_reconnects_after_the_server_dropped_its_connection(tmp_path, pg_ur
         assert users.get("a@city.example").enabled is False
     finally:
         db.close()
+
+
+def test_bytes_commit_and_roll_back_with_their_row(tmp_path, pg_url):
+    gw = Gateway(load_config(None, data_dir=tmp_path / "data", database_url=pg_url))
+    try:
+        with pytest.raises(RuntimeError), gw.db.transaction() as conn:
+            _hold_in(gw, conn)
+            gw.queue.enqueue(SENDER, [RECIPIENT], b"Subject: q\r\n\r\nx\r\n", conn=conn)
+            raise RuntimeError("the verdict's transaction fails after the rows")
+        assert gw.held.list() == [] and gw.queue.items() == []
+        assert gw.db.query("SELECT COUNT(*) AS n FROM spool_blobs")[0]["n"] == 0
+        held = _hold_in(gw, None)
+        item = gw.queue.enqueue(SENDER, [RECIPIENT], b"Subject: q\r\n\r\nx\r\n")
+        names = {r["name"] for r in gw.db.query("SELECT name FROM spool_blobs")}
+        assert names == {f"held/{held.id}", gw.queue.items()[0].spool_name}
+        [claimed] = gw.queue.claim_due()
+        assert claimed.id == item
+        gw.queue.mark_sent(item)
+        assert {r["name"] for r in gw.db.query("SELECT name FROM spool_blobs")} == {
+            f"held/{held.id}"}
+    finally:
+        gw.close()
+
+
+def _hold_in(gw: Gateway, conn):  # type: ignore[no-untyped-def]
+    return gw.held.add(roster_mail(12), sender=SENDER, recipients=[RECIPIENT], subject="名簿",
+                       reasons=["個人情報"], rules=["many_records"], approver_role="ciso",
+                       conn=conn)
+
+
+def test_ad_hoc_tables_still_work_on_both_backends(tmp_path, database_url):
+    db = Database.in_data_dir(tmp_path, database_url)
+    try:
+        db.ensure_schema("extra", "CREATE TABLE IF NOT EXISTS extra (k TEXT PRIMARY KEY);"
+                                  "CREATE INDEX IF NOT EXISTS extra_k ON extra (k)")
+        db.ensure_columns("extra", (("v", "REAL"), ("n", "INTEGER NOT NULL DEFAULT 0")))
+        db.ensure_columns("extra", (("v", "REAL"),))  # twice: nothing to do
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO extra (k, v) VALUES (?, ?)", ("a", 1.5))
+        assert dict(db.query("SELECT k, v, n FROM extra")[0]) == {"k": "a", "v": 1.5, "n": 0}
+    finally:
+        db.close()

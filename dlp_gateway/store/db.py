@@ -196,6 +196,14 @@ class Database:
             for statement in split_statements(ddl):
                 conn.execute(self.ddl(statement))
 
+    def ensure_columns(self, table: str, columns: tuple[tuple[str, str], ...]) -> None:
+        """Add missing columns (ad-hoc tables; the gateway's own change by migrations)."""
+        have = set(self.columns(table))
+        with self.transaction() as conn:
+            for name, ddl in columns:
+                if name not in have:
+                    conn.execute(self.ddl(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+
     def ddl(self, statement: str) -> str:
         """DDL written for SQLite, in this database's dialect."""
         return statement

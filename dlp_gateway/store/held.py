@@ -116,7 +116,9 @@ class HeldStore:
         the row joins the caller's transaction."""
         held_id = new_held_id()
         digest = hashlib.sha256(raw).hexdigest()
-        spool_name = self.spool.write(self.SPOOL_AREA, raw, name=held_id)
+        in_db = getattr(self.spool, "transactional", False)  # bytes commit with the row
+        spool_name = (f"{self.SPOOL_AREA}/{held_id}" if in_db
+                      else self.spool.write(self.SPOOL_AREA, raw, name=held_id))
         member = StaffStore(self.db).get(sender) if sender else None
         row = {
             "id": held_id,
@@ -143,11 +145,14 @@ class HeldStore:
         marks = ", ".join(f":{k}" for k in row)
         try:
             with transaction_or(self.db, conn) as conn:
+                if in_db:
+                    self.spool.write(self.SPOOL_AREA, raw, name=held_id)
                 conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
                 return _message(conn.execute("SELECT * FROM held WHERE id = ?", (held_id,))
                                 .fetchone())
         except BaseException:
-            self.spool.delete(spool_name)  # no row points at it
+            if not in_db:  # (in the database, the rollback took the bytes too)
+                self.spool.delete(spool_name)  # no row points at it
             raise
 
     def get(self, held_id: str) -> HeldMessage:

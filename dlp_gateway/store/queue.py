@@ -64,14 +64,18 @@ class OutboundQueue:
 
         ``kind`` is informative (release, notice_approver, password, ...);
         ``mail_from`` "" is the null sender. With ``conn`` the row joins the caller's
-        transaction (the spool file is written first either way). ``xforward``: the
+        transaction (a spool file is written first; bytes in the database go in the
+        same transaction). ``xforward``: the
         original client's attributes, passed on when the upstream speaks XFORWARD.
         """
         if not rcpts:
             raise ValueError("an outbound message needs at least one recipient")
-        spool_name = self.spool.write(self.SPOOL_AREA, raw)
+        in_db = getattr(self.spool, "transactional", False)  # bytes commit with the row
+        spool_name = "" if in_db else self.spool.write(self.SPOOL_AREA, raw)
         try:
             with transaction_or(self.db, conn) as conn:
+                if in_db:
+                    spool_name = self.spool.write(self.SPOOL_AREA, raw)
                 cur = conn.execute(
                     "INSERT INTO outbound (created, kind, ref, mail_from, rcpts, spool_name,"
                     " size, next_attempt_at, status, xforward)"
@@ -81,7 +85,8 @@ class OutboundQueue:
                 )
                 item_id = int(cur.fetchone()["id"])
         except BaseException:
-            self.spool.delete(spool_name)  # no row points at it
+            if not in_db:  # (in the database, the rollback took the bytes too)
+                self.spool.delete(spool_name)  # no row points at it
             raise
         self.notify_listeners()
         return item_id

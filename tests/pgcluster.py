@@ -83,6 +83,19 @@ class PgCluster:
         self.stop()
         raise RuntimeError(f"PostgreSQL did not start:\n{log}")
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data and port (an outage)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start it again on the same port after ``pause``."""
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c max_connections=200")
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
+                  "-o", options, "-w", "-t", "60", "start")
+
     @property
     def admin_url(self) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"

@@ -62,6 +62,8 @@ _STORAGE_SQLITE = ("disk is full", "disk i/o error", "readonly database", "read-
 
 def is_storage_error(exc: BaseException) -> bool:
     """A full, read-only or failing disk, or an unreachable database server (not a bug)."""
+    if isinstance(exc, StorageError):  # e.g. the database server refuses connections
+        return True
     if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
         return True
     if isinstance(exc, sqlite3.Error):

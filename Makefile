@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-pdf browser syspkgs postfix postgresql clean fuzz
+.PHONY: run test lint bench bench-pdf bench-nodes browser syspkgs postfix postgresql clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,10 @@ screenshots: $(TSTAMP) browser
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py
 	$(BIN)/python bench/relay_bench.py
+
+# One node on SQLite, one and two nodes on a private PostgreSQL (bench/nodes_bench.py).
+bench-nodes: $(TSTAMP) postgresql
+	$(BIN)/python bench/nodes_bench.py
 
 bench-pdf: $(TSTAMP)
 	$(BIN)/pip install -q -e '.[test,bench]'

@@ -241,6 +241,7 @@ def test_release_from_both_admin_pages_at_once_succeeds_once(cluster):
 
 def test_both_nodes_drain_one_queue_without_duplicates(cluster, tmp_path):
     a, b, sink, url = cluster
+    sink.delay = 0.6  # one node alone would need ~3 s: the other polls within 1 s
     # A third writer (the queue is only a table): 90 items, each to its own address.
     writer = Gateway(load_config(None, data_dir=tmp_path / "writer", database_url=url,
                                  audit_key_file=tmp_path / "audit.key"))

@@ -247,7 +247,8 @@ class Gateway:
         at = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
         cisos = self.users.emails_for_role("ciso")
         with self.db.transaction() as conn:
-            self.held.mark_escalated(held_id, at, conn=conn)
+            if not self.held.mark_escalated(held_id, at, conn=conn):
+                raise HeldStateError(f"held message {held_id} was escalated or decided already")
             if cisos:
                 notice = notify.escalation_notice(self.config, held, cisos)
                 self.enqueue_notice(notice, held_id, conn)

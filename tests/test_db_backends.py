@@ -405,3 +405,32 @@ def test_ad_hoc_tables_still_work_on_both_backends(tmp_path, database_url):
         assert dict(db.query("SELECT k, v, n FROM extra")[0]) == {"k": "a", "v": 1.5, "n": 0}
     finally:
         db.close()
+
+
+def test_expiry_passes_of_both_nodes_act_once(two_nodes):
+    from dlp_gateway.approval import run_expiry
+
+    a, _b = two_nodes
+    a.users.add("ciso@city.example", "ciso", "password-1")
+    held = [_hold(a, 10) for _ in range(4)]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=a.config.escalate_hours + 1)
+    barrier = threading.Barrier(2)
+    done: list[dict[str, list[str]]] = []
+
+    def expiry(gw: Gateway, now: dt.datetime) -> None:
+        barrier.wait()
+        done.append(run_expiry(gw, now))
+
+    for now in (later, later + dt.timedelta(hours=a.config.expire_hours)):
+        threads = [threading.Thread(target=expiry, args=(gw, now)) for gw in two_nodes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        barrier.reset()
+    ids = sorted(h.id for h in held)
+    assert sorted(i for d in done for i in d["escalate"]) == ids  # each escalated once
+    assert sorted(i for d in done for i in d["expire"]) == ids  # each expired once
+    notices = [i for i in a.queue.items() if "ciso@city.example" in i.rcpts]
+    assert len(notices) == len(ids)  # one escalation notice per mail, not one per node
+    assert [e.event for e in a.audit.entries()].count("expire") == len(ids)

@@ -244,11 +244,14 @@ class HeldStore:
 
     def mark_escalated(
         self, held_id: str, at: str | None = None, conn: Any | None = None
-    ) -> None:
+    ) -> bool:
+        """Record the escalation once: False if the mail was escalated or decided
+        meanwhile (by another node's expiry pass, say)."""
         with transaction_or(self.db, conn) as conn:
-            conn.execute(
-                "UPDATE held SET escalated_at = ? WHERE id = ?", (at or utc_now(), held_id)
-            )
+            return conn.execute(
+                "UPDATE held SET escalated_at = ? WHERE id = ? AND status = 'held'"
+                " AND escalated_at IS NULL", (at or utc_now(), held_id),
+            ).rowcount == 1
 
 
 def _columns(db: Database) -> list[str]:

@@ -105,11 +105,12 @@ class StorageState:
 
 
 class Database:
-    """A thread-safe handle on the gateway's SQLite file.
+    """A thread-safe handle on the gateway's SQLite file, and the interface the store
+    code uses on either backend (``PostgresDatabase`` overrides the SQLite parts).
 
     One connection guarded by a lock: the gateway's writes are small and few
-    (a row per held message, queue entry or audit event), so serialising them is
-    simpler and safer than a pool.
+    (a row per held message, queue entry or audit event), and SQLite takes one
+    writer at a time anyway, so serialising them is simpler and safer than a pool.
     """
 
     dialect = "sqlite"

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-pdf browser syspkgs postfix clean fuzz
+.PHONY: run test lint bench bench-pdf bench-nodes browser syspkgs postfix postgresql clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,19 @@ postfix:
 	    || echo "could not install $(POSTFIX_PKGS) (Postfix tests will be skipped)"; \
 	else echo "postfix missing: sudo apt-get install $(POSTFIX_PKGS) (Postfix tests will be skipped)"; fi
 
+# Debian's PostgreSQL server for the several-nodes tests (tests/pgcluster.py starts a
+# private throwaway cluster per run as the postgres user; the system's cluster that the
+# package may create is never used, and is stopped if the package started it).
+PG_PKGS := postgresql
+
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PG_PKGS) >/dev/null \
+	    && { pg_lsclusters -h 2>/dev/null | while read v c rest; do pg_ctlcluster $$v $$c stop 2>/dev/null; done; true; } \
+	    || echo "could not install $(PG_PKGS) (PostgreSQL tests will be skipped)"; \
+	else echo "postgresql missing: sudo apt-get install $(PG_PKGS) (PostgreSQL tests will be skipped)"; fi
+
 # Debian's libarchive (rar, lzh, cab through libarchive-c); without it those archives
 # are held as unsupported_format.
 SYS_PKGS := libarchive13
@@ -59,7 +72,7 @@ run: $(STAMP)
 lint: $(TSTAMP)
 	$(BIN)/ruff check dlp_gateway tests bench
 
-test: $(TSTAMP) browser syspkgs postfix
+test: $(TSTAMP) browser syspkgs postfix postgresql
 	$(BIN)/ruff check dlp_gateway tests bench
 	$(BIN)/dlp-gateway patterns check
 	$(BIN)/dlp-gateway patterns test > /dev/null || $(BIN)/dlp-gateway patterns test
@@ -79,6 +92,10 @@ screenshots: $(TSTAMP) browser
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py
 	$(BIN)/python bench/relay_bench.py
+
+# One node on SQLite, one and two nodes on a private PostgreSQL (bench/nodes_bench.py).
+bench-nodes: $(TSTAMP) postgresql
+	$(BIN)/python bench/nodes_bench.py
 
 bench-pdf: $(TSTAMP)
 	$(BIN)/pip install -q -e '.[test,bench]'

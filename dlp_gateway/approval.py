@@ -47,17 +47,7 @@ log = logging.getLogger(__name__)
 MODES = ("as_is", "encrypted")
 DECIDING_ROLES = ("section_head", "ciso")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS approvals (
-    held_id   TEXT NOT NULL,
-    approver  TEXT NOT NULL,
-    sha256    TEXT NOT NULL,
-    mode      TEXT NOT NULL,
-    at        TEXT NOT NULL,
-    comment   TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (held_id, approver)
-);
-"""
+# Table: dlp_gateway/store/schema.py (versioned migrations).
 
 
 class HeldLike(Protocol):
@@ -312,7 +302,6 @@ def _collect_requirements(node: Any, found: dict[str, int], key: str | None) -> 
 class ApprovalStore:
     def __init__(self, db: Database):
         self.db = db
-        db.ensure_schema("approvals", SCHEMA)
 
     def for_message(self, held_id: str) -> list[Approval]:
         rows = self.db.query(
@@ -330,8 +319,8 @@ class ApprovalStore:
         """Record one approval; False if this approver already approved this message."""
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO approvals (held_id, approver, sha256, mode, at, comment)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO approvals (held_id, approver, sha256, mode, at, comment)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (approval.held_id, approval.approver, approval.sha256, approval.mode,
                  approval.at, approval.comment),
             )

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 from dlp_gateway.commands import allow as allow_cmd
 from dlp_gateway.commands import audit, held, replay, scan, serve, staff, users
+from dlp_gateway.commands import db as db_cmd
 from dlp_gateway.commands import patterns as patterns_cmd
 
-COMMANDS = (scan, serve, held, users, audit, patterns_cmd, allow_cmd, replay, staff)
+COMMANDS = (scan, serve, held, users, audit, patterns_cmd, allow_cmd, replay, staff, db_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+# Settings that may also come from the environment (between the file and the flags):
+# a database password need not be written into the config file.
+ENV_SETTINGS = {"database_url": "DLP_GATEWAY_DATABASE_URL"}
 
 
 class ConfigError(ValueError):
@@ -76,6 +80,9 @@ class Config:
     small_mail_bytes: int = 262144  # at most this size: the small-mail scan lane
     audit_key_file: Path | None = None  # default: DATA_DIR/audit.key (0600)
     audit_anchor_file: Path | None = None  # default: DATA_DIR/audit.anchor
+    # Several nodes (issue 12): "" keeps SQLite in data_dir; postgresql://user@host/db
+    # puts held mail, the queue, users, sessions, audit log and spooled bytes there.
+    database_url: str = ""
 
     # -- derived values -------------------------------------------------
     @property
@@ -171,6 +178,8 @@ class Config:
         _check("timezone", zone, self.timezone)
         if "@" not in self.gateway_address:
             raise ConfigError("gateway_address must be a mail address")
+        if self.database_url and not self.database_url.startswith(DATABASE_URL_SCHEMES):
+            raise ConfigError("database_url must be empty (SQLite) or postgresql://...")
         return self
 
 
@@ -203,6 +212,7 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         values.update(data.get("gateway", data))
+    values.update({k: os.environ[v] for k, v in ENV_SETTINGS.items() if os.environ.get(v)})
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(values) - known)
@@ -220,6 +230,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` and ``--data-dir DIR``, shared by every subcommand."""
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory (default ./data)")
+    parser.add_argument(
+        "--database-url", metavar="URL",
+        help="PostgreSQL database shared by several nodes, postgresql://user@host/db "
+             "(default: SQLite in the data directory; env DLP_GATEWAY_DATABASE_URL)",
+    )
 
 
 def require_database(config: Config) -> Config:
@@ -230,6 +245,8 @@ def require_database(config: Config) -> Config:
     """
     from dlp_gateway.store.db import DB_FILENAME
 
+    if config.database_url:
+        return config  # PostgreSQL: opening it says whether it is there
     path = config.data_dir / DB_FILENAME
     if not path.is_file():
         raise ConfigError(
@@ -242,5 +259,6 @@ def require_database(config: Config) -> Config:
 def config_from_args(args: argparse.Namespace, **extra: Any) -> Config:
     """Build the Config from a parsed namespace (common flags plus ``extra``)."""
     return load_config(
-        getattr(args, "config", None), data_dir=getattr(args, "data_dir", None), **extra
+        getattr(args, "config", None), data_dir=getattr(args, "data_dir", None),
+        database_url=getattr(args, "database_url", None), **extra
     )

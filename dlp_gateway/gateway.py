@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -36,7 +35,7 @@ from dlp_gateway.store.held import (
     HeldStore,
 )
 from dlp_gateway.store.queue import OutboundQueue
-from dlp_gateway.store.spool import Spool
+from dlp_gateway.store.spool import open_spool
 
 __all__ = [
     "Gateway",
@@ -64,7 +63,7 @@ class Gateway:
             data_dir.mkdir(parents=True, exist_ok=True)
             self.db = Database.for_config(config)
             share_database_files(data_dir, DB_FILENAME)  # operators' CLI writes it too
-            self.spool = Spool(data_dir / "spool")
+            self.spool = open_spool(self.db, data_dir)  # PostgreSQL: in the database
             self.spool.check_writable()
         except StorageError:
             raise
@@ -87,7 +86,7 @@ class Gateway:
         self,
         msg: EmailMessage,
         ref: str | None = None,
-        conn: sqlite3.Connection | None = None,
+        conn: Any | None = None,
         rcpts: list[str] | None = None,
     ) -> int:
         """Queue a gateway notification (envelope sender: the gateway's address).
@@ -132,12 +131,12 @@ class Gateway:
         from dlp_gateway.timefmt import deadline
 
         token = make_token(
-            load_key(self.config.data_dir), held.id,
+            load_key(self.config.data_dir, self.db), held.id,
             deadline(held.received, self.config.expire_hours),
         )
         return f"{self.config.admin_base_url}/s/{token}"
 
-    def notify_hold(self, held: HeldMessage, conn: sqlite3.Connection | None = None) -> None:
+    def notify_hold(self, held: HeldMessage, conn: Any | None = None) -> None:
         route = self.route(held)
         if route.approvers:
             self.enqueue_notice(notify.approver_notice(self.config, held, route), held.id, conn)
@@ -248,7 +247,8 @@ class Gateway:
         at = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
         cisos = self.users.emails_for_role("ciso")
         with self.db.transaction() as conn:
-            self.held.mark_escalated(held_id, at, conn=conn)
+            if not self.held.mark_escalated(held_id, at, conn=conn):
+                raise HeldStateError(f"held message {held_id} was escalated or decided already")
             if cisos:
                 notice = notify.escalation_notice(self.config, held, cisos)
                 self.enqueue_notice(notice, held_id, conn)

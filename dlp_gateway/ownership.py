@@ -87,7 +87,7 @@ def open_data_database(config: Any, command: str) -> Any:
 
     become_data_owner(config.data_dir)
     path = config.data_dir / DB_FILENAME
-    fresh = not path.exists()
+    fresh = not path.exists() and not getattr(config, "database_url", "")  # SQLite only
     db = Database.for_config(config)
     share_database_files(config.data_dir, DB_FILENAME)
     if fresh:

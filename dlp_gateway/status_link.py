@@ -17,6 +17,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 KEY_FILENAME = "status-link.key"
 
@@ -35,8 +36,13 @@ class LinkError(ValueError):
         self.expired = expired
 
 
-def load_key(data_dir: Path) -> bytes:
-    """The signing key, created atomically (O_EXCL) the first time."""
+def load_key(data_dir: Path, db: Any = None) -> bytes:
+    """The signing key, created atomically (O_EXCL) the first time. With a database
+    several nodes share, the key is kept there (a link signed on one node opens on all)."""
+    if db is not None and getattr(db, "shared", False):
+        from dlp_gateway.store.keys import shared_key
+
+        return shared_key(db, "status_link")
     path = Path(data_dir) / KEY_FILENAME
     try:
         return path.read_bytes()

@@ -120,6 +120,46 @@ def upstream_sink() -> Iterator[SmtpSink]:
     sink.stop()
 
 
+# -- PostgreSQL (issue 12: several nodes) ---------------------------------------------
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A private PostgreSQL server for the whole run (tests/pgcluster.py); skipped with
+    the reason when Debian's postgresql is not installed."""
+    from tests.pgcluster import SKIP_REASON, PgCluster, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip(SKIP_REASON)
+    cluster = PgCluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    url = pg_cluster.database()
+    yield url
+    pg_cluster.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Run a store test on both backends: "" (SQLite in the data dir) or a fresh
+    PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return ""
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.database()
+    request.addfinalizer(lambda: cluster.drop(url))
+    return str(url)
+
+
+def db_args(database_url: str) -> list[str]:
+    """The CLI flags that point a command at the test's database."""
+    return ["--database-url", database_url] if database_url else []
+
+
 # -- gateway ---------------------------------------------------------------------------
 def make_config(tmp_path: Path, sink: SmtpSink | None, **overrides: Any) -> Config:
     values: dict[str, Any] = {

@@ -126,8 +126,9 @@ def _roster_mail(sender: str, to: str) -> bytes:
 
 
 @pytest.fixture
-def gateway(tmp_path):
-    gw = Gateway(load_config(data_dir=tmp_path / "data", escalate_hours=24, expire_hours=72))
+def gateway(tmp_path, database_url):
+    gw = Gateway(load_config(data_dir=tmp_path / "data", escalate_hours=24, expire_hours=72,
+                             database_url=database_url))
     gw.users.add("ciso@city.example", "ciso", "ciso-password")
     gw.users.add("head@city.example", "section_head", "head-password", "介護保険課")
     gw.users.add("head2@city.example", "section_head", "head2-password", "介護保険課",
@@ -202,8 +203,13 @@ def test_two_distinct_approvers_release(gateway):
 
 def test_changed_message_cannot_be_approved(gateway):
     held = _hold(gateway)
-    spool_file = gateway.spool.path(f"held/{held.id}")
-    spool_file.write_bytes(spool_file.read_bytes().replace("名簿".encode(), "名前".encode()))
+    name = f"held/{held.id}"
+    changed = gateway.spool.read(name).replace("名簿".encode(), "名前".encode())
+    if gateway.db.shared:  # PostgreSQL: the bytes are a row
+        with gateway.db.transaction() as conn:
+            conn.execute("UPDATE spool_blobs SET data = ? WHERE name = ?", (changed, name))
+    else:
+        gateway.spool.path(name).write_bytes(changed)
     with pytest.raises(ApprovalRefused) as refused:
         Approvals(gateway).approve("head@city.example", "section_head", held.id, "as_is")
     assert refused.value.status == 409 and "SHA-256" in refused.value.message

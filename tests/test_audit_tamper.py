@@ -23,11 +23,17 @@ from dlp_gateway.store.db import Database
 ROWS = 40
 
 
-def _build(path: Path, seed: int) -> None:
+# Data directories whose audit log is in PostgreSQL (the same tamperings, issue 12).
+_PG_URLS: dict[Path, str] = {}
+
+
+def _build(path: Path, seed: int, url: str = "") -> None:
     from dlp_gateway.store.audit import AuditLog
 
     rng = random.Random(seed)
-    db = Database.in_data_dir(path)
+    if url:
+        _PG_URLS[path] = url
+    db = Database.in_data_dir(path, url)
     log = AuditLog(db)
     for i in range(ROWS):
         event = rng.choice(["hold", "release", "reject", "login", "login_failed", "approve"])
@@ -37,6 +43,13 @@ def _build(path: Path, seed: int) -> None:
 
 
 def _sql(path: Path, *statements: tuple[str, tuple]) -> None:
+    if path in _PG_URLS:
+        import psycopg
+
+        with psycopg.connect(_PG_URLS[path]) as pg, pg.transaction():
+            for sql, params in statements:
+                pg.execute(sql.replace("?", "%s"), params)
+        return
     conn = sqlite3.connect(path / "gateway.db")
     with conn:
         for sql, params in statements:
@@ -45,6 +58,12 @@ def _sql(path: Path, *statements: tuple[str, tuple]) -> None:
 
 
 def _rows(path: Path) -> list[tuple]:
+    if path in _PG_URLS:
+        import psycopg
+
+        with psycopg.connect(_PG_URLS[path]) as pg:
+            return pg.execute("SELECT seq, at, event, actor, held_id, details, prev_hash, hash"
+                              " FROM audit_log ORDER BY seq").fetchall()
     conn = sqlite3.connect(path / "gateway.db")
     rows = conn.execute("SELECT seq, at, event, actor, held_id, details, prev_hash, hash"
                         " FROM audit_log ORDER BY seq").fetchall()
@@ -176,3 +195,18 @@ def test_anchor_given_by_path(pristine, tmp_path, capsys):
     (data / "audit.anchor").write_text("")  # the attacker wiped the local anchor too
     assert cli.main(["audit", "verify", "--data-dir", str(data)]) == 1  # empty anchor
     assert cli.main(["audit", "verify", "--anchor", str(kept), "--data-dir", str(data)]) == 1
+
+
+@pytest.mark.parametrize("tamper", TAMPERINGS, ids=lambda f: f.__name__)
+def test_every_tampering_is_detected_on_postgresql(pg_url, tmp_path, tamper, capsys):
+    data = tmp_path / "data"
+    _build(data, random.randrange(1 << 30), pg_url)
+    try:
+        args = ["--data-dir", str(data), "--database-url", pg_url]
+        assert cli.main(["audit", "verify", *args]) == 0
+        capsys.readouterr()
+        tamper(data)
+        assert cli.main(["audit", "verify", *args]) == 1
+        assert "問題" in capsys.readouterr().out
+    finally:
+        _PG_URLS.pop(data, None)

@@ -14,12 +14,12 @@ from dlp_gateway.config import ConfigError, load_config
 from dlp_gateway.gateway import Gateway, HeldStateError, ReleaseError
 from dlp_gateway.relay.headers import decoded_subject, mask_numbers_in_text, prepend_headers
 from dlp_gateway.store.held import HeldIntegrityError
-from tests.conftest import RECIPIENT, SENDER, roster_mail
+from tests.conftest import RECIPIENT, SENDER, db_args, roster_mail
 
 
 @pytest.fixture
-def gateway(tmp_path):
-    gw = Gateway(load_config(None, data_dir=tmp_path / "data"))
+def gateway(tmp_path, database_url):
+    gw = Gateway(load_config(None, data_dir=tmp_path / "data", database_url=database_url))
     yield gw
     gw.close()
 
@@ -59,10 +59,18 @@ def test_held_round_trip_and_integrity(gateway):
     assert gateway.held.raw(held.id) == raw
     assert len(held.id) >= 12 and re.fullmatch(r"[A-Za-z0-9_-]+", held.id)
     assert gateway.held.list("held")[0].id == held.id and gateway.held.list("released") == []
-    spool_file = gateway.spool.path(f"held/{held.id}")
-    spool_file.write_bytes(raw.replace(b"Subject", b"Subjekt"))
+    _tamper_spool(gateway, f"held/{held.id}", raw.replace(b"Subject", b"Subjekt"))
     with pytest.raises(HeldIntegrityError):
         gateway.held.raw(held.id)
+
+
+def _tamper_spool(gw: Gateway, relname: str, data: bytes) -> None:
+    """Change stored bytes behind the gateway's back: the file, or the database row."""
+    if gw.db.shared:
+        with gw.db.transaction() as conn:
+            conn.execute("UPDATE spool_blobs SET data = ? WHERE name = ?", (data, relname))
+    else:
+        gw.spool.path(relname).write_bytes(data)
 
 
 def test_release_enqueues_mail_and_notices_once(gateway):
@@ -129,7 +137,8 @@ def test_queue_recovers_items_a_crash_left_sending(gateway):
     assert again.attempts == 2
     gateway.queue.mark_sent(again.id)
     assert gateway.queue.items()[0].status == "sent"
-    assert not gateway.spool.path(again.spool_name).exists()
+    with pytest.raises(FileNotFoundError):  # the bytes are gone (file or database row)
+        gateway.spool.read(again.spool_name)
 
 
 def test_subject_numbers_masked_and_headers_prepended():
@@ -150,21 +159,21 @@ def test_sample_deploy_config_loads():
     assert cfg.admin_base_url == "https://dlp.city.example.lg.jp"
 
 
-def test_cli_show_and_reject(gateway, tmp_path, capsys):
+def test_cli_show_and_reject(gateway, tmp_path, capsys, database_url):
     from dlp_gateway.cli import main as cli_main
 
     _raw, held = _hold(gateway)
-    data_dir = str(tmp_path / "data")
-    assert cli_main(["held", "show", held.id, "--data-dir", data_dir]) == 0
+    data_dir, *more = [str(tmp_path / "data"), *db_args(database_url)]
+    assert cli_main(["held", "show", held.id, "--data-dir", data_dir, *more]) == 0
     shown = __import__("json").loads(capsys.readouterr().out)
     assert shown["findings"][0]["masked"] == "******0001" and shown["sha256"] == held.sha256
     # issue 10: --actor is one existing account with a deciding role (was: any string)
     assert cli_main(["held", "reject", held.id, "--comment", "不要", "--actor", "cli:op",
-                     "--data-dir", data_dir]) == 1
+                     "--data-dir", data_dir, *more]) == 1
     # the sender is in no department, so the hold is the CISO's (issue 9 routing)
     gateway.users.add("kacho@city.example.lg.jp", "ciso", "password-123")
     assert cli_main(["held", "reject", held.id, "--comment", "不要", "--actor",
-                     "kacho@city.example.lg.jp", "--data-dir", data_dir]) == 0
+                     "kacho@city.example.lg.jp", "--data-dir", data_dir, *more]) == 0
     assert gateway.held.get(held.id).status == "rejected"
     assert gateway.held.get(held.id).decided_by == "kacho@city.example.lg.jp"
-    assert cli_main(["held", "show", "nope", "--data-dir", data_dir]) == 1
+    assert cli_main(["held", "show", "nope", "--data-dir", data_dir, *more]) == 1

@@ -12,13 +12,14 @@ from dlp_gateway import cli
 from dlp_gateway.store.audit import AuditLog
 from dlp_gateway.store.db import Database
 from dlp_gateway.store.users import UserError, UserStore
+from tests.conftest import db_args
 
 T0 = dt.datetime(2025, 4, 1, 9, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database.in_data_dir(tmp_path)
+def db(tmp_path, database_url):
+    database = Database.in_data_dir(tmp_path, database_url)
     yield database
     database.close()
 
@@ -93,18 +94,18 @@ def test_reset_failures_clears_count(users):
     assert users.record_failure("x@city.example", 3, 15, T0) is None
 
 
-def test_cli_users_add_list_disable(tmp_path, monkeypatch, capsys):
-    data = str(tmp_path / "data")
+def test_cli_users_add_list_disable(tmp_path, monkeypatch, capsys, database_url):
+    data, *more = [str(tmp_path / "data"), *db_args(database_url)]
     monkeypatch.setattr(sys, "stdin", io.StringIO("pass-from-stdin\n"))
     assert cli.main(["users", "add", "boss@city.example", "--role", "ciso",
-                     "--department", "企画部", "--data-dir", data]) == 0
-    assert cli.main(["users", "list", "--data-dir", data]) == 0
+                     "--department", "企画部", "--data-dir", data, *more]) == 0
+    assert cli.main(["users", "list", "--data-dir", data, *more]) == 0
     out = capsys.readouterr().out
     assert "boss@city.example\tciso\t企画部\tenabled" in out
-    assert cli.main(["users", "disable", "boss@city.example", "--data-dir", data]) == 0
-    assert cli.main(["users", "disable", "ghost@city.example", "--data-dir", data]) == 1
+    assert cli.main(["users", "disable", "boss@city.example", "--data-dir", data, *more]) == 0
+    assert cli.main(["users", "disable", "ghost@city.example", "--data-dir", data, *more]) == 1
 
-    db = Database.in_data_dir(data)
+    db = Database.in_data_dir(data, database_url)
     try:
         store = UserStore(db)
         assert store.get("boss@city.example").enabled is False

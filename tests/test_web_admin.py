@@ -36,7 +36,7 @@ DEPT = "介護保険課"
 
 
 @pytest.fixture
-def gateway(tmp_path):
+def gateway(tmp_path, database_url):
     patterns = tmp_path / "patterns"
     patterns.mkdir()
     (patterns / "policy.toml").write_text(
@@ -46,7 +46,7 @@ def gateway(tmp_path):
     )
     config = load_config(
         data_dir=tmp_path / "data", lockout_failures=3, lockout_minutes=15,
-        session_idle_minutes=30, patterns_dir=patterns,
+        session_idle_minutes=30, patterns_dir=patterns, database_url=database_url,
     )
     gw = Gateway(config)
     gw.users.add("ciso@city.example", "ciso", PASSWORDS["ciso@city.example"])
@@ -246,7 +246,7 @@ async def test_security_headers(client):
 
 async def test_list_shows_why_role_and_wait(client, gateway, clock):
     hold(gateway, role="ciso", rules=("my_number",))
-    clock.advance(hours=3, minutes=5)
+    clock.advance(hours=3, minutes=5, seconds=30)  # the hold may land a second after the clock
     await login(client, "ops@city.example")  # a CISO hold: not in a section head's list
     page = (await client.get("/held")).text
     assert "マイナンバー 3件" in page
@@ -437,8 +437,14 @@ async def test_two_approver_rule(client, gateway, app):
 
 async def test_tampered_spool_cannot_be_released(client, gateway):
     held = hold(gateway, role="ciso", rules=("my_number",))
-    path = gateway.spool.path(f"held/{held.id}")
-    path.write_bytes(path.read_bytes() + b"\n")
+    name = f"held/{held.id}"
+    if gateway.db.shared:  # PostgreSQL: the bytes are a row
+        with gateway.db.transaction() as conn:
+            conn.execute("UPDATE spool_blobs SET data = ? WHERE name = ?",
+                         (gateway.spool.read(name) + b"\n", name))
+    else:
+        path = gateway.spool.path(name)
+        path.write_bytes(path.read_bytes() + b"\n")
     await login(client, "ciso@city.example")
     page = (await client.get(f"/held/{held.id}")).text
     assert "SHA-256 と一致しません" in page
@@ -474,10 +480,17 @@ async def test_audit_tamper_detected_after_web_actions(client, gateway):
     await login(client, "head@city.example")
     await login(client, "head@city.example", "wrong-password")
     assert gateway.audit.verify() == []
-    conn = sqlite3.connect(gateway.db.path)
-    with conn:
-        conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE event = 'login_failed'")
-    conn.close()
+    tamper = "UPDATE audit_log SET actor = 'nobody' WHERE event = 'login_failed'"
+    if gateway.db.shared:
+        import psycopg
+
+        with psycopg.connect(gateway.config.database_url, autocommit=True) as conn:
+            conn.execute(tamper)
+    else:
+        conn = sqlite3.connect(gateway.db.path)
+        with conn:
+            conn.execute(tamper)
+        conn.close()
     assert gateway.audit.verify()
 
 

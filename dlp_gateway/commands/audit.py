@@ -21,7 +21,7 @@ from dlp_gateway.config import (
 from dlp_gateway.store.audit import AuditEntry, AuditLog
 from dlp_gateway.store.db import Database
 from dlp_gateway.store.held import HeldStore
-from dlp_gateway.store.spool import Spool
+from dlp_gateway.store.spool import open_spool
 from dlp_gateway.web.render import audit_csv
 
 
@@ -37,6 +37,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     """--config/--data-dir after the action too (``audit add X --data-dir D``)."""
     parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
     parser.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
+    parser.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -116,7 +117,7 @@ def _list(entries: list[AuditEntry], fmt: str) -> int:
 def _export(
     entries: list[AuditEntry], db: Database, data_dir: Path, target: Path, tz: str | None = None
 ) -> int:
-    held = HeldStore(db, Spool(data_dir / "spool"))
+    held = HeldStore(db, open_spool(db, data_dir))
     facts = {}
     for held_id in {e.held_id for e in entries if e.held_id}:
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 
 from dlp_gateway.config import (
@@ -21,6 +20,7 @@ from dlp_gateway.config import (
     config_from_args,
     require_database,
 )
+from dlp_gateway.store.db import DB_ERRORS
 from dlp_gateway.timefmt import local
 
 QUEUE_NOTE = (
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"dlp-gateway held: {exc}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, *DB_ERRORS) as exc:
         print(f"dlp-gateway held: cannot open the data directory: {exc}", file=sys.stderr)
         return 1
     try:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except ApprovalRefused as exc:
         print(f"refused: {exc.message}", file=sys.stderr)
         return 1
-    except (OSError, sqlite3.Error) as exc:  # e.g. SpoolPermissionError: nothing was changed
+    except (OSError, *DB_ERRORS) as exc:  # e.g. SpoolPermissionError: nothing was changed
         print(f"error: {exc}; nothing was changed", file=sys.stderr)
         return 1
     finally:

@@ -25,6 +25,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="TOML configuration file")
     parser.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
                         help="data directory (default ./data)")
+    parser.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory (default ./data)")
+    parser.add_argument("--database-url", metavar="URL", help="PostgreSQL URL (several nodes)")
     parser.set_defaults(handler=run)
 
 

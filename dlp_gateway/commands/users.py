@@ -30,6 +30,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     """--config/--data-dir after the action too (``users add X --data-dir D``)."""
     parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
     parser.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
+    parser.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

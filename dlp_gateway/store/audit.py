@@ -20,30 +20,18 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from dlp_gateway.store.db import Database, utc_now
-from dlp_gateway.store.held import transaction_or
+from dlp_gateway.store.db import Database, transaction_or, utc_now
 
 log = logging.getLogger("dlp_gateway.audit")
 KEY_FILENAME = "audit.key"
 ANCHOR_FILENAME = "audit.anchor"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq        INTEGER PRIMARY KEY,
-    at         TEXT NOT NULL,
-    event      TEXT NOT NULL,
-    actor      TEXT NOT NULL,
-    held_id    TEXT,
-    details    TEXT NOT NULL,
-    prev_hash  TEXT NOT NULL,
-    hash       TEXT NOT NULL
-);
-"""
+# Table: dlp_gateway/store/schema.py (versioned migrations).
 
 GENESIS = "0" * 64
 
@@ -134,11 +122,10 @@ class AuditLog:
         anchor_file: Path | str | None = None,
     ):
         self.db = db
-        db.ensure_schema("audit", SCHEMA)
         key_file = key_file or getattr(db, "audit_key_file", None)
         anchor_file = anchor_file or getattr(db, "audit_anchor_file", None)
-        self.key_file = Path(key_file) if key_file else db.path.parent / KEY_FILENAME
-        self.anchor_file = Path(anchor_file) if anchor_file else db.path.parent / ANCHOR_FILENAME
+        self.key_file = Path(key_file) if key_file else db.data_dir / KEY_FILENAME
+        self.anchor_file = Path(anchor_file) if anchor_file else db.data_dir / ANCHOR_FILENAME
         self._key: bytes | None = None
 
     @property
@@ -163,7 +150,7 @@ class AuditLog:
         actor: str,
         held_id: str | None = None,
         details: dict[str, object] | None = None,
-        conn: sqlite3.Connection | None = None,
+        conn: Any | None = None,
     ) -> AuditEntry:
         """Append one event. ``details`` must hold masked values only. With ``conn`` the
         row joins the caller's transaction (its anchor is written after that commits)."""
@@ -171,6 +158,9 @@ class AuditLog:
         body = json.dumps(details or {}, ensure_ascii=False, sort_keys=True)
         key = self.key
         with transaction_or(self.db, conn) as conn:
+            # One chain whatever the number of nodes: appends wait for each other here
+            # until the transaction that holds the head commits (SQLite: BEGIN IMMEDIATE).
+            self.db.lock(conn, "audit_log head")
             last = conn.execute(
                 "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
             ).fetchone()

@@ -11,20 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
+from typing import Any
 
-from dlp_gateway.store.db import Database
-from dlp_gateway.store.held import transaction_or
+from dlp_gateway.store.db import Database, transaction_or
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS recent_messages (
-    key    TEXT PRIMARY KEY,
-    at     REAL NOT NULL,
-    reply  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS recent_messages_at ON recent_messages (at);
-"""
+# Table: dlp_gateway/store/schema.py (versioned migrations).
 
 
 def message_key(client: str, sender: str, rcpts: list[str], message_id: str, raw: bytes) -> str:
@@ -38,7 +30,6 @@ class RecentMessages:
     def __init__(self, db: Database, window_seconds: float):
         self.db = db
         self.window = window_seconds
-        db.ensure_schema("recent_messages", SCHEMA)
         self._last_purge = 0.0
 
     def reply_for(self, key: str) -> str | None:
@@ -49,10 +40,11 @@ class RecentMessages:
         )
         return rows[0]["reply"] if rows else None
 
-    def remember(self, key: str, reply: str, conn: sqlite3.Connection | None = None) -> None:
+    def remember(self, key: str, reply: str, conn: Any | None = None) -> None:
         with transaction_or(self.db, conn) as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO recent_messages (key, at, reply) VALUES (?, ?, ?)",
+                "INSERT INTO recent_messages (key, at, reply) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET at = excluded.at, reply = excluded.reply",
                 (key, time.time(), reply),
             )
             now = time.time()

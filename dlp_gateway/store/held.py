@@ -1,4 +1,4 @@
-"""Held messages: the raw bytes in the spool, their metadata in SQLite.
+"""Held messages: the raw bytes in the spool, their metadata in the database.
 
 ``add`` writes the spool file durably first, then commits the row: a row
 always points at a complete file. A file without a row (crash in between) is
@@ -10,54 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlp_gateway.store.db import Database, utc_now
+from dlp_gateway.store.db import Database, transaction_or, utc_now
 from dlp_gateway.store.spool import Spool
 from dlp_gateway.store.staff import StaffStore
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS held (
-    id             TEXT PRIMARY KEY,
-    received       TEXT NOT NULL,
-    sender         TEXT NOT NULL,
-    recipients     TEXT NOT NULL,
-    subject        TEXT NOT NULL,
-    reasons        TEXT NOT NULL,
-    rules          TEXT NOT NULL,
-    approver_role  TEXT,
-    status         TEXT NOT NULL,
-    sha256         TEXT NOT NULL,
-    size           INTEGER NOT NULL,
-    spool_name     TEXT NOT NULL,
-    scan_id        TEXT NOT NULL DEFAULT '',
-    counts         TEXT NOT NULL DEFAULT '{}',
-    findings       TEXT NOT NULL DEFAULT '[]',
-    unscannable    TEXT NOT NULL DEFAULT '[]',
-    decided_by     TEXT,
-    decided_at     TEXT,
-    comment        TEXT,
-    escalated_at   TEXT,
-    sender_name    TEXT NOT NULL DEFAULT '',
-    department     TEXT NOT NULL DEFAULT '',
-    release_mode   TEXT,
-    sender_authenticated INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS held_status ON held (status, received);
-"""
-
+# Tables: dlp_gateway/store/schema.py (versioned migrations).
 STATUSES = ("held", "released", "rejected", "expired", "withdrawn")
-# Columns added after the first release: (name, DDL) for ALTER TABLE on older files.
-ADDED_COLUMNS = (
-    ("sender_name", "TEXT NOT NULL DEFAULT ''"),
-    ("department", "TEXT NOT NULL DEFAULT ''"),
-    ("release_mode", "TEXT"),
-    ("sender_authenticated", "INTEGER NOT NULL DEFAULT 0"),
-)
 PAGE_SIZE = 50
 
 # Held ids: letters and digits only, starting with a letter, so an id never looks like
@@ -133,8 +94,6 @@ class HeldStore:
     def __init__(self, db: Database, spool: Spool):
         self.db = db
         self.spool = spool
-        db.ensure_schema("held", SCHEMA)
-        db.ensure_columns("held", ADDED_COLUMNS)
 
     def add(
         self,
@@ -151,13 +110,15 @@ class HeldStore:
         findings: list[dict[str, Any]] | None = None,
         unscannable: list[dict[str, Any]] | None = None,
         sender_authenticated: bool = False,
-        conn: sqlite3.Connection | None = None,
+        conn: Any | None = None,
     ) -> HeldMessage:
         """Spool ``raw`` (fsync'd) and commit its row; only then is it held. With ``conn``
         the row joins the caller's transaction."""
         held_id = new_held_id()
         digest = hashlib.sha256(raw).hexdigest()
-        spool_name = self.spool.write(self.SPOOL_AREA, raw, name=held_id)
+        in_db = getattr(self.spool, "transactional", False)  # bytes commit with the row
+        spool_name = (f"{self.SPOOL_AREA}/{held_id}" if in_db
+                      else self.spool.write(self.SPOOL_AREA, raw, name=held_id))
         member = StaffStore(self.db).get(sender) if sender else None
         row = {
             "id": held_id,
@@ -184,11 +145,14 @@ class HeldStore:
         marks = ", ".join(f":{k}" for k in row)
         try:
             with transaction_or(self.db, conn) as conn:
+                if in_db:
+                    self.spool.write(self.SPOOL_AREA, raw, name=held_id)
                 conn.execute(f"INSERT INTO held ({columns}) VALUES ({marks})", row)
                 return _message(conn.execute("SELECT * FROM held WHERE id = ?", (held_id,))
                                 .fetchone())
         except BaseException:
-            self.spool.delete(spool_name)  # no row points at it
+            if not in_db:  # (in the database, the rollback took the bytes too)
+                self.spool.delete(spool_name)  # no row points at it
             raise
 
     def get(self, held_id: str) -> HeldMessage:
@@ -223,7 +187,7 @@ class HeldStore:
         return [m for m in map(_message, rows) if filters.matches(m)]
 
     def set_release_mode(
-        self, held_id: str, mode: str, conn: sqlite3.Connection | None = None
+        self, held_id: str, mode: str, conn: Any | None = None
     ) -> None:
         with transaction_or(self.db, conn) as conn:
             conn.execute("UPDATE held SET release_mode = ? WHERE id = ?", (mode, held_id))
@@ -254,7 +218,7 @@ class HeldStore:
         decided_by: str,
         comment: str = "",
         expected: str = "held",
-        conn: sqlite3.Connection | None = None,
+        conn: Any | None = None,
     ) -> HeldMessage:
         """Move a message from ``expected`` to ``status`` atomically, or raise HeldStateError.
 
@@ -279,26 +243,20 @@ class HeldStore:
         return _message(row)
 
     def mark_escalated(
-        self, held_id: str, at: str | None = None, conn: sqlite3.Connection | None = None
-    ) -> None:
+        self, held_id: str, at: str | None = None, conn: Any | None = None
+    ) -> bool:
+        """Record the escalation once: False if the mail was escalated or decided
+        meanwhile (by another node's expiry pass, say)."""
         with transaction_or(self.db, conn) as conn:
-            conn.execute(
-                "UPDATE held SET escalated_at = ? WHERE id = ?", (at or utc_now(), held_id)
-            )
+            return conn.execute(
+                "UPDATE held SET escalated_at = ? WHERE id = ? AND status = 'held'"
+                " AND escalated_at IS NULL", (at or utc_now(), held_id),
+            ).rowcount == 1
 
 
 def _columns(db: Database) -> list[str]:
-    return [r["name"] for r in db.query("PRAGMA table_info(held)")]
+    return db.columns("held")
 
-
-@contextmanager
-def transaction_or(db: Database, conn: sqlite3.Connection | None) -> Iterator[sqlite3.Connection]:
-    """The caller's transaction if given, else a new one."""
-    if conn is not None:
-        yield conn
-    else:
-        with db.transaction() as new:
-            yield new
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,45 +11,14 @@ crash between the upstream's 250 and that commit).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from dlp_gateway.store.db import Database, utc_now
-from dlp_gateway.store.held import transaction_or
+from dlp_gateway.store.db import Database, transaction_or, utc_now
 from dlp_gateway.store.spool import Spool
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbound (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    created          TEXT NOT NULL,
-    kind             TEXT NOT NULL,
-    ref              TEXT,
-    mail_from        TEXT NOT NULL,
-    rcpts            TEXT NOT NULL,
-    spool_name       TEXT NOT NULL,
-    size             INTEGER NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at  REAL NOT NULL,
-    status           TEXT NOT NULL,
-    last_error       TEXT,
-    sent_at          TEXT
-);
-CREATE INDEX IF NOT EXISTS outbound_due ON outbound (status, next_attempt_at);
-CREATE TABLE IF NOT EXISTS undeliverable (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    at         TEXT NOT NULL,
-    kind       TEXT NOT NULL,
-    ref        TEXT,
-    mail_from  TEXT NOT NULL,
-    rcpts      TEXT NOT NULL,
-    subject    TEXT NOT NULL DEFAULT '',
-    error      TEXT NOT NULL
-);
-"""
-
-ADDED_COLUMNS = (("claimed_at", "REAL"), ("xforward", "TEXT"))
+# Tables: dlp_gateway/store/schema.py (versioned migrations).
 
 QUEUE_STATUSES = ("due", "sending", "sent", "failed")
 
@@ -78,8 +47,6 @@ class OutboundQueue:
     def __init__(self, db: Database, spool: Spool):
         self.db = db
         self.spool = spool
-        db.ensure_schema("outbound", SCHEMA)
-        db.ensure_columns("outbound", ADDED_COLUMNS)
         self.listeners: list[Any] = []  # callables run after each enqueue (wake the worker)
 
     def enqueue(
@@ -90,31 +57,36 @@ class OutboundQueue:
         kind: str = "mail",
         ref: str | None = None,
         delay: float = 0.0,
-        conn: sqlite3.Connection | None = None,
+        conn: Any | None = None,
         xforward: dict[str, str] | None = None,
     ) -> int:
         """Store one outbound message durably; return its queue id.
 
         ``kind`` is informative (release, notice_approver, password, ...);
         ``mail_from`` "" is the null sender. With ``conn`` the row joins the caller's
-        transaction (the spool file is written first either way). ``xforward``: the
+        transaction (a spool file is written first; bytes in the database go in the
+        same transaction). ``xforward``: the
         original client's attributes, passed on when the upstream speaks XFORWARD.
         """
         if not rcpts:
             raise ValueError("an outbound message needs at least one recipient")
-        spool_name = self.spool.write(self.SPOOL_AREA, raw)
+        in_db = getattr(self.spool, "transactional", False)  # bytes commit with the row
+        spool_name = "" if in_db else self.spool.write(self.SPOOL_AREA, raw)
         try:
             with transaction_or(self.db, conn) as conn:
+                if in_db:
+                    spool_name = self.spool.write(self.SPOOL_AREA, raw)
                 cur = conn.execute(
                     "INSERT INTO outbound (created, kind, ref, mail_from, rcpts, spool_name,"
                     " size, next_attempt_at, status, xforward)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due', ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'due', ?) RETURNING id",
                     (utc_now(), kind, ref, mail_from, json.dumps(rcpts), spool_name, len(raw),
                      time.time() + delay, json.dumps(xforward) if xforward else None),
                 )
-                item_id = int(cur.lastrowid or 0)
+                item_id = int(cur.fetchone()["id"])
         except BaseException:
-            self.spool.delete(spool_name)  # no row points at it
+            if not in_db:  # (in the database, the rollback took the bytes too)
+                self.spool.delete(spool_name)  # no row points at it
             raise
         self.notify_listeners()
         return item_id
@@ -128,6 +100,8 @@ class OutboundQueue:
 
         At start (``older_than`` None) every such item was interrupted by a crash; while
         running, only items claimed more than ``older_than`` seconds ago (a stuck worker).
+        On a database other nodes share, the start takes back only this node's items:
+        the others' are being delivered right now.
         """
         now = time.time()
         sql = "UPDATE outbound SET status = 'due', next_attempt_at = ? WHERE status = 'sending'"
@@ -135,6 +109,9 @@ class OutboundQueue:
         if older_than is not None:
             sql += " AND (claimed_at IS NULL OR claimed_at < ?)"
             params = (now, now - older_than)
+        elif self.db.shared:
+            sql += " AND claimed_by = ?"
+            params = (now, self.db.node_id)
         with self.db.transaction() as conn:
             return conn.execute(sql, params).rowcount
 
@@ -158,7 +135,7 @@ class OutboundQueue:
 
     def record_undeliverable(
         self, kind: str, ref: str | None, mail_from: str, rcpts: list[str], error: str,
-        subject: str = "", conn: sqlite3.Connection | None = None,
+        subject: str = "", conn: Any | None = None,
     ) -> None:
         """A failure nobody could be mailed about: kept for the operators' page."""
         with transaction_or(self.db, conn) as conn:
@@ -180,14 +157,15 @@ class OutboundQueue:
         with self.db.transaction() as conn:
             rows = conn.execute(
                 "SELECT * FROM outbound WHERE status = 'due' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, id LIMIT ?",
+                " ORDER BY next_attempt_at, id LIMIT ?" + self.db.skip_locked,
                 (now, limit),
             ).fetchall()
-            conn.executemany(
-                "UPDATE outbound SET status = 'sending', attempts = attempts + 1, claimed_at = ?"
-                " WHERE id = ?",
-                [(now, r["id"]) for r in rows],
-            )
+            if rows:  # other nodes skip these rows until this commits, then see 'sending'
+                conn.executemany(
+                    "UPDATE outbound SET status = 'sending', attempts = attempts + 1,"
+                    " claimed_at = ?, claimed_by = ? WHERE id = ?",
+                    [(now, self.db.node_id, r["id"]) for r in rows],
+                )
         return [_item(r, claimed=True) for r in rows]
 
     def load(self, item: QueueItem) -> bytes:
@@ -202,8 +180,11 @@ class OutboundQueue:
                 "UPDATE outbound SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
                 (utc_now(), item_id),
             )
+            if row is not None and getattr(self.spool, "transactional", False):
+                self.spool.delete(row["spool_name"])  # the bytes go with the same commit
+                row = None
         if row is not None:
-            self.spool.delete(row["spool_name"])
+            self.spool.delete(row["spool_name"])  # a file: after the commit
 
     def mark_retry(
         self, item_id: int, error: str, delay: float, rcpts: list[str] | None = None

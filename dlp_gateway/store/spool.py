@@ -1,5 +1,7 @@
 """Raw message files on disk, written so that a crash never leaves half a file.
 
+(With PostgreSQL, ``DatabaseSpool`` keeps the bytes in the database instead.)
+
 ``write`` goes tmp file -> fsync -> rename -> fsync(dir): once it returns, the
 file is on disk under its final name, and a name that exists is complete.
 Files get mode 0660 and the spool root's group, and a file the spool's owner could
@@ -14,6 +16,7 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 
 class SpoolPermissionError(PermissionError):
@@ -21,6 +24,8 @@ class SpoolPermissionError(PermissionError):
 
 
 class Spool:
+    transactional = False  # files: written before, deleted after the row's commit
+
     def __init__(self, root: Path | str):
         self.root = Path(root)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
@@ -114,3 +119,63 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class DatabaseSpool:
+    """The spool in the database (``spool_blobs``), for nodes sharing one PostgreSQL:
+    a mail held on one node is released and delivered from another, so its bytes
+    cannot live on one node's disk. Same interface as ``Spool``; a write joins the
+    transaction the calling thread is in (the row and its bytes commit together)."""
+
+    transactional = True  # writes and deletes join the caller's transaction
+
+    def __init__(self, db: Any):
+        self.db = db
+
+    def write(self, area: str, data: bytes, name: str | None = None) -> str:
+        relname = f"{area}/{name or secrets.token_hex(12)}"
+        from dlp_gateway.store.db import transaction_or, utc_now
+
+        with transaction_or(self.db, self.db.current()) as conn:
+            conn.execute(
+                "INSERT INTO spool_blobs (name, data, created) VALUES (?, ?, ?)",
+                (relname, bytes(data), utc_now()),
+            )
+        return relname
+
+    def read(self, relname: str) -> bytes:
+        rows = self.db.query("SELECT data FROM spool_blobs WHERE name = ?", (relname,))
+        if not rows:
+            raise FileNotFoundError(f"spool entry {relname} is not in the database")
+        return bytes(rows[0]["data"])
+
+    def delete(self, relname: str) -> None:
+        from dlp_gateway.store.db import transaction_or
+
+        with transaction_or(self.db, self.db.current()) as conn:
+            conn.execute("DELETE FROM spool_blobs WHERE name = ?", (relname,))
+
+    def check_writable(self) -> None:
+        """Nothing on disk: the database's own health is checked by opening it."""
+
+    def clean_tmp(self, older_than_seconds: float = 3600.0) -> int:
+        """Remove bytes no held mail or queue item points at (a crash between the
+        write and its row's commit), older than ``older_than_seconds``."""
+        import datetime as dt
+
+        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds))
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM spool_blobs WHERE created < ?"
+                " AND name NOT IN (SELECT spool_name FROM held)"
+                " AND name NOT IN (SELECT spool_name FROM outbound)",
+                (cutoff.isoformat(timespec="seconds"),),
+            ).rowcount
+
+
+def open_spool(db: Any, data_dir: Path | str) -> Spool | DatabaseSpool:
+    """The spool that goes with ``db``: files in the data directory for SQLite, the
+    database itself when nodes share one."""
+    if getattr(db, "shared", False):
+        return DatabaseSpool(db)
+    return Spool(Path(data_dir) / "spool")

@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from dlp_gateway.store.db import Database, utc_now
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS staff (
-    email       TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    department  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS staff_department ON staff (department);
-"""
+# Table: dlp_gateway/store/schema.py (versioned migrations).
 
 # Column names accepted in the CSV header (the English ones are the interface;
 # the Japanese ones are what directory exports often carry).
@@ -127,7 +119,6 @@ def _column_index(header: list[str]) -> dict[str, int]:
 class StaffStore:
     def __init__(self, db: Database):
         self.db = db
-        db.ensure_schema("staff", SCHEMA)
 
     def get(self, email: str) -> StaffMember | None:
         rows = self.db.query("SELECT * FROM staff WHERE email = ?", (normalize_email(email),))
@@ -180,7 +171,7 @@ class StaffStore:
         return ImportResult(counts["added"], counts["updated"], counts["unchanged"], removed, [])
 
 
-def _upsert(conn: sqlite3.Connection, member: StaffMember) -> str:
+def _upsert(conn: Any, member: StaffMember) -> str:
     row = conn.execute(
         "SELECT name, department FROM staff WHERE email = ?", (member.email,)
     ).fetchone()
@@ -195,5 +186,5 @@ def _upsert(conn: sqlite3.Connection, member: StaffMember) -> str:
     return "added" if row is None else "updated"
 
 
-def _member(row: sqlite3.Row) -> StaffMember:
+def _member(row: Any) -> StaffMember:
     return StaffMember(row["email"], row["name"], row["department"])

@@ -24,22 +24,7 @@ ROLE_LABELS: dict[str, str] = {
     "operator": "運用担当者",
 }
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    email          TEXT PRIMARY KEY,
-    role           TEXT NOT NULL,
-    department     TEXT,
-    password_hash  TEXT NOT NULL,
-    enabled        INTEGER NOT NULL DEFAULT 1,
-    created_at     TEXT NOT NULL,
-    deputy         INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS login_failures (
-    email         TEXT PRIMARY KEY,
-    failures      INTEGER NOT NULL,
-    locked_until  TEXT
-);
-"""
+# Tables: dlp_gateway/store/schema.py (versioned migrations).
 
 _HASHER = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
 # Verified against unknown/disabled accounts so they take as long as real ones.
@@ -76,8 +61,6 @@ def _now() -> dt.datetime:
 class UserStore:
     def __init__(self, db: Database):
         self.db = db
-        db.ensure_schema("users", SCHEMA)
-        db.ensure_columns("users", (("deputy", "INTEGER NOT NULL DEFAULT 0"),))
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -191,6 +174,7 @@ class UserStore:
         now = now or _now()
         email = normalize_email(email)
         with self.db.transaction() as conn:
+            self.db.lock(conn, "login:" + email)  # one count per attempt on every node
             row = conn.execute(
                 "SELECT failures, locked_until FROM login_failures WHERE email = ?", (email,)
             ).fetchone()

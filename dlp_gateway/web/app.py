@@ -521,7 +521,7 @@ class AdminApp:
     def _claim(self, token: str) -> tuple[Any, str]:
         """The held mail a status token names, or (None, Japanese reason)."""
         try:
-            claim = read_token(load_key(self.cfg.data_dir), token, self.clock())
+            claim = read_token(load_key(self.cfg.data_dir, self.gw.db), token, self.clock())
         except LinkError as exc:
             return None, str(exc)
         held = self._get_held(claim.held_id)

@@ -19,15 +19,7 @@ from dlp_gateway.store.db import Database
 COOKIE_NAME = "dlp_session"
 LOGIN_CSRF_COOKIE = "dlp_login_csrf"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS web_sessions (
-    token_hash  TEXT PRIMARY KEY,
-    email       TEXT NOT NULL,
-    csrf_token  TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    last_seen   TEXT NOT NULL
-);
-"""
+# Table: dlp_gateway/store/schema.py (versioned migrations).
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +39,8 @@ def tokens_match(expected: str, given: str | None) -> bool:
 
 
 class LoginThrottle:
-    """Lock-out with check-and-count in one ``BEGIN IMMEDIATE`` transaction.
+    """Lock-out with check-and-count in one transaction (``BEGIN IMMEDIATE`` on SQLite,
+    an advisory lock per address on PostgreSQL, so every node counts the same attempts).
 
     Every attempt is counted *before* its password is checked, so concurrent
     guesses cannot all slip past the check: the attempt that reaches
@@ -66,6 +59,7 @@ class LoginThrottle:
         """Count one attempt; return the end of the lock if the address is locked (the
         attempt must then be refused without checking the password)."""
         with self.db.transaction() as conn:
+            self.db.lock(conn, "login:" + email)
             row = conn.execute(
                 "SELECT failures, locked_until FROM login_failures WHERE email = ?", (email,)
             ).fetchone()
@@ -107,7 +101,6 @@ def _aware(value: str) -> dt.datetime:
 class SessionStore:
     def __init__(self, db: Database):
         self.db = db
-        db.ensure_schema("web_sessions", SCHEMA)
 
     def create(self, email: str, now: dt.datetime) -> tuple[str, Session]:
         """Start a session; returns the cookie token (never stored) and the session."""

@@ -21,6 +21,13 @@ from typing import Any
 import regex
 
 from dlp_gateway.detect.birth import MASKED_DATE, cell_date
+from dlp_gateway.detect.colscan import (
+    BATCH_ROWS,
+    ROW_TYPES,
+    BatchCounts,
+    ColumnJudge,
+    row_records,
+)
 from dlp_gateway.detect.columns import (
     birth_value,
     fold_cell,
@@ -30,7 +37,7 @@ from dlp_gateway.detect.columns import (
     name_value,
 )
 from dlp_gateway.detect.dates import ERAS
-from dlp_gateway.detect.findings import Finding, mask_name, mask_number
+from dlp_gateway.detect.findings import Finding, FindingList, Omitted, mask_name, mask_number
 from dlp_gateway.detect.layout import (
     NAME_KINDS,
     WINDOW_ROWS,
@@ -51,6 +58,9 @@ from dlp_gateway.extract.units import CellValue, Row, TableUnit
 __all__ = ["HeaderClassifier", "Kind", "TableScanner"]
 
 SAMPLE_ROWS = 50
+# Findings kept per table as evidence; rows after them are counted exactly (column at a
+# time, ``colscan.py``) without a Finding per cell, so memory does not grow with rows.
+EVIDENCE_PER_TABLE = 1000
 # A free-text cell is searched only when it holds at least this many digits: every
 # number and date we look for has six or more.
 MIN_DIGITS_FOR_TEXT = 6
@@ -91,8 +101,40 @@ class _Rows:
 
 @dataclass(slots=True)
 class _Sink:
+    """A table's findings: kept up to ``limit`` (None: all), then only counted."""
+
     table: TableUnit
-    findings: list[Finding]
+    findings: FindingList
+    limit: int | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and len(self.findings) >= self.limit
+
+    @property
+    def omitted(self) -> Omitted:
+        if self.findings.omitted is None:
+            self.findings.omitted = Omitted()
+        return self.findings.omitted
+
+    def count_rows(self, counts: BatchCounts, records: int) -> None:
+        """Rows counted without findings: their totals by type and their records."""
+        omitted = self.omitted
+        any_found = False
+        for type_, vector in counts.by_type.items():
+            n = sum(vector)
+            if n:
+                omitted.add(type_, n)
+                any_found = True
+        self.count_records(records)
+        if any_found and not self.table.in_body:
+            omitted.parts.add(self.table.part)
+
+    def count_records(self, records: int) -> None:
+        omitted = self.omitted
+        omitted.records += records
+        if self.table.in_body:
+            omitted.in_body_records += records
 
     def add(self, type_: str, location: str, masked: str, confidence: float, group: str) -> None:
         self.findings.append(
@@ -110,6 +152,8 @@ class TableScanner:
         classify: HeaderClassifier,
         text_hits: TextHits,
     ):
+        # Findings kept per table (None: every finding, the per-cell path for every row).
+        self.evidence_limit: int | None = EVIDENCE_PER_TABLE
         self.p = patterns
         self.names = names
         self.classify = classify
@@ -119,7 +163,10 @@ class TableScanner:
 
     def scan(self, table: TableUnit, today: dt.date, context: str = "") -> list[Finding]:
         """``context``: text around the table (a title above a pasted roster)."""
-        sink = _Sink(table, [])
+        # Operator ID types are matched over the whole table afterwards, against every
+        # finding's location: then every finding is kept.
+        limit = None if self.p.id_types else self.evidence_limit
+        sink = _Sink(table, FindingList(), limit)
         head = list(itertools.islice(table.rows(), WINDOW_ROWS))
         bands = self._bands(head)
         for index, band in enumerate(bands):
@@ -274,6 +321,14 @@ class _ListPass:
         self.field_columns = layout.columns
         self.pending: dict[int, list[tuple[str, str, str]]] = {}
         self.twelve_digit: dict[int, int] = {}
+        # Rows past the evidence bound: judged in batches, counted without findings.
+        self.batch: list[Row] = []
+        self.judge: ColumnJudge | None = None
+        self.counted_valid: dict[int, int] = {}  # column -> valid 12-digit cells counted
+        # Counted rows with a valid 12-digit cell in an unnamed column, whose record
+        # depends on whether that column turns out to be a My Number column:
+        # (my numbers, insured numbers, name-and-date pairs, columns).
+        self.counted_twelve: list[tuple[int, int, int, tuple[int, ...]]] = []
 
     def run(self, rows: _Rows) -> None:
         layout = self.layout
@@ -314,9 +369,39 @@ class _ListPass:
                 else:
                     self._row(row, pair_group, second)
                 ordinal += 1
+            elif self.sink.full:
+                self.batch.append(row)
+                if len(self.batch) >= BATCH_ROWS:
+                    self._count_batch()
             else:
                 self._row(row, f"{self.table.location}!r{row.number}{self.suffix}", layout.fields)
+        self._count_batch()
         self._flush()
+
+    def _count_batch(self) -> None:
+        """Count the batched rows a column at a time (same validators, no findings)."""
+        if not self.batch:
+            return
+        if self.judge is None:
+            s = self.s
+            self.judge = ColumnJudge(
+                s.p, self.layout.fields, self.layout.headers, self.stat_columns, self.today,
+                s.text_hits,
+            )
+        counts = self.judge.judge(self.batch)
+        self.batch = []
+        mn, ins, names, births = (counts.vector(t) for t in ROW_TYPES)
+        self.sink.count_rows(counts, sum(map(row_records, mn, ins, names, births)))
+        for i, n in counts.twelve_seen.items():
+            self.twelve_digit[i] = self.twelve_digit.get(i, 0) + n
+        columns_of: dict[int, list[int]] = {}
+        for i, rows in counts.twelve_valid.items():
+            self.counted_valid[i] = self.counted_valid.get(i, 0) + len(rows)
+            for j in rows:
+                columns_of.setdefault(j, []).append(i)
+        for j, columns in columns_of.items():
+            pairs = min(names[j], births[j])
+            self.counted_twelve.append((mn[j], ins[j], pairs, tuple(columns)))
 
     def _new_block(self, row: Row, after_blank: bool, rows: _Rows) -> bool:
         """A different header (or a title after a gap) starts the next block."""
@@ -417,14 +502,31 @@ class _ListPass:
 
     def _flush(self) -> None:
         mn = self.s.p.my_number
-        for i, items in self.pending.items():
-            valid = len(items)
+        accepted = set()
+        columns = [*self.pending, *(i for i in self.counted_valid if i not in self.pending)]
+        for i in columns:
+            items = self.pending.get(i, [])
+            valid = len(items) + self.counted_valid.get(i, 0)
             if (
                 valid >= mn.column_min_values
                 and valid >= mn.column_checksum_share * self.twelve_digit[i]
             ):
+                accepted.add(i)
                 for location, group, masked in items:
                     self.sink.add("my_number", location, masked, 0.8, group)
+        if accepted and self.counted_twelve:
+            self._count_twelve(accepted)
+
+    def _count_twelve(self, accepted: set[int]) -> None:
+        """Counted rows whose 12-digit cells sit in columns now known to be My Numbers."""
+        found = added = 0
+        for mn, ins, pairs, columns in self.counted_twelve:
+            k = sum(1 for c in columns if c in accepted)
+            if k:
+                found += k
+                added += max(mn + k, ins, pairs) - max(mn, ins, pairs)
+        if found:
+            self.sink.count_rows(BatchCounts(1, {"my_number": [found]}), added)
 
     def _free_text(self, value: str, row: Row, i: int, group: str) -> None:
         if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:

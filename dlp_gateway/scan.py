@@ -53,16 +53,21 @@ class ScanResult:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
-        return {
+        """``findings_total`` and ``findings_truncated`` appear only when ``findings`` is
+        the evidence of a bigger count (a table past the evidence bound)."""
+        out: dict[str, object] = {
             "verdict": self.verdict.action,
             "reasons": list(self.verdict.reasons),
             "counts": self.counts,
             "findings": [f.to_json() for f in self.findings],
-            "findings_total": self.findings_total,
-            "findings_truncated": self.findings_total > len(self.findings),
-            "unscannable": [{"part": u.part, "reason": u.reason} for u in self.unscannable],
-            "skipped": [{"part": s.part, "kind": s.kind} for s in self.skipped],
         }
+        total = self.findings_total
+        if total > len(self.findings):
+            out["findings_total"] = total
+            out["findings_truncated"] = True
+        out["unscannable"] = [{"part": u.part, "reason": u.reason} for u in self.unscannable]
+        out["skipped"] = [{"part": s.part, "kind": s.kind} for s in self.skipped]
+        return out
 
     @property
     def findings_total(self) -> int:

@@ -14,7 +14,7 @@ import datetime as dt
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import zip_longest
+from itertools import repeat, zip_longest
 from typing import Any
 
 import regex
@@ -68,9 +68,12 @@ class ValueCache:
         judge = self.judge
         if set(map(type, values)) <= _PLAIN_TYPES:
             known = self.plain
-            for value in set(values).difference(known):
-                known[value] = judge(value)
-            return list(map(known.__getitem__, values))
+            found = list(map(known.get, values, _MISSES))
+            if _MISS in found:  # values not judged yet
+                for value in set(values).difference(known):
+                    known[value] = judge(value)
+                found = list(map(known.__getitem__, values))
+            return found
         keys = list(zip(map(type, values), values, strict=True))
         typed = self.typed
         for key in set(keys).difference(typed):
@@ -79,6 +82,8 @@ class ValueCache:
 
 
 _PLAIN_TYPES = {str, type(None)}
+_MISS = object()
+_MISSES = repeat(_MISS)
 
 
 @dataclass(slots=True)
@@ -196,7 +201,10 @@ class ColumnJudge:
     # -- a batch -------------------------------------------------------------------------
     def judge(self, rows: list[Row]) -> BatchCounts:
         cells = [r.cells for r in rows]
-        columns = list(zip_longest(*cells))
+        if len(set(map(len, cells))) == 1:
+            columns = list(zip(*cells, strict=True))
+        else:
+            columns = list(zip_longest(*cells))
         width = len(columns)
         out = BatchCounts(len(rows))
         names: list[int] | None = None

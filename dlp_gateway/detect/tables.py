@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,9 @@ EVIDENCE_PER_TABLE = 1000
 MIN_DIGITS_FOR_TEXT = 6
 _DIGITS = regex.compile(r"\d")
 _HAS_DIGIT = regex.compile(r"\d")
+# The stdlib's \d matches a subset of regex's (regex knows newer Unicode digits): asked
+# first because it is faster, with regex deciding when it finds none.
+_HAS_DIGIT_FAST = re.compile(r"\d")
 _ERA_WORDS = {e.name for e in ERAS} | {e.letter for e in ERAS} | {e.kanji for e in ERAS}
 _KANA_ONLY = regex.compile(r"^[\p{Hiragana}\p{Katakana}ー・ 　]+$")
 
@@ -91,7 +95,17 @@ class _Rows:
         self._buffer.insert(0, row)
 
     def __iter__(self) -> Iterator[Row]:
-        return self
+        """Rows in order; rows peeked or pushed back while iterating come first."""
+        buffer, it = self._buffer, self._it
+        while True:
+            while buffer:
+                yield buffer.pop(0)
+            for row in it:
+                yield row
+                if buffer:
+                    break
+            else:
+                return
 
     def __next__(self) -> Row:
         if self._buffer:
@@ -343,19 +357,29 @@ class _ListPass:
         blank = False
         first = True
         previous_number = 0
+        sink = self.sink
+        counting = sink.full and second is None  # past the evidence: rows only counted
+        batch = self.batch
         for row in rows:
-            if row.number > previous_number + 1 and previous_number:
+            number = row.number
+            if number > previous_number + 1 and previous_number:
                 blank = True  # readers skip empty rows: a gap in the numbers is a blank row
-            previous_number = row.number
-            if row.number <= last_header and (
-                row.number in header_rows or row.number < first_header
-            ):
+            previous_number = number
+            if number <= last_header and (number in header_rows or number < first_header):
                 continue  # title rows above the header, and the header itself
             cells = row.cells
-            if not cells or all(v is None or v == "" for v in cells):
+            if not cells or (
+                (cells[0] is None or cells[0] == "")
+                and all(v is None or v == "" for v in cells)
+            ):
                 blank = True
                 continue
-            if row.number > last_header and _may_be_header(cells):
+            first_cell = cells[0]
+            if (first_cell is not None and type(first_cell) is not str) or (
+                type(first_cell) is str and _HAS_DIGIT_FAST.search(first_cell)
+            ):
+                pass  # a number or a digit in the first cell: data (as _may_be_header says)
+            elif row.number > last_header and _may_be_header(cells):
                 if signature and reader.signature(row) == signature:
                     continue  # the header repeated on a printed page
                 if not first and self._new_block(row, blank, rows):
@@ -369,12 +393,13 @@ class _ListPass:
                 else:
                     self._row(row, pair_group, second)
                 ordinal += 1
-            elif self.sink.full:
-                self.batch.append(row)
-                if len(self.batch) >= BATCH_ROWS:
+            elif counting:
+                batch.append(row)
+                if len(batch) >= BATCH_ROWS:
                     self._count_batch()
             else:
                 self._row(row, f"{self.table.location}!r{row.number}{self.suffix}", layout.fields)
+                counting = sink.full
         self._count_batch()
         self._flush()
 
@@ -389,9 +414,13 @@ class _ListPass:
                 s.text_hits,
             )
         counts = self.judge.judge(self.batch)
-        self.batch = []
+        self.batch.clear()
         mn, ins, names, births = (counts.vector(t) for t in ROW_TYPES)
-        self.sink.count_rows(counts, sum(map(row_records, mn, ins, names, births)))
+        if any(mn) or any(ins):
+            records = sum(map(row_records, mn, ins, names, births))
+        else:
+            records = sum(map(min, names, births))  # name-and-date pairs only
+        self.sink.count_rows(counts, records)
         for i, n in counts.twelve_seen.items():
             self.twelve_digit[i] = self.twelve_digit.get(i, 0) + n
         columns_of: dict[int, list[int]] = {}
@@ -742,7 +771,7 @@ def _may_be_header(cells: list[CellValue]) -> bool:
     for v in cells:
         if v is None or v == "":
             continue
-        if type(v) is not str or _HAS_DIGIT.search(v):
+        if type(v) is not str or _HAS_DIGIT_FAST.search(v) or _HAS_DIGIT.search(v):
             return False
         count += 1
     return count >= 1

@@ -29,7 +29,7 @@ from dlp_gateway.detect.columns import (
 from dlp_gateway.detect.layout import NAME_KINDS, Field, Kind
 from dlp_gateway.detect.numbers import Hit, cell_digits, is_valid_my_number
 from dlp_gateway.detect.patterns import PatternSet
-from dlp_gateway.extract.units import CellValue, Row
+from dlp_gateway.extract.units import CellValue
 
 BATCH_ROWS = 8192
 # A column's cache of judged values is emptied when it grows past this (a column of
@@ -49,31 +49,35 @@ ROW_TYPES = ("my_number", "insured_number", "name", "birth_date")
 class ValueCache:
     """Results of one judge per distinct cell value.
 
-    Text keys by value; other values by (type, value), so that 1, 1.0 and True (equal
-    in Python) are judged apart.
+    Values of one type (and None) are keyed by value, in one table per type; a column
+    mixing types is keyed by (type, value), so that 1, 1.0 and True (equal in Python)
+    are always judged apart.
     """
 
-    __slots__ = ("judge", "plain", "typed")
+    __slots__ = ("by_type", "judge", "typed")
 
     def __init__(self, judge: Judge):
         self.judge = judge
-        self.plain: dict[Any, Any] = {}
+        self.by_type: dict[type, dict[Any, Any]] = {}
         self.typed: dict[Any, Any] = {}
 
     def results(self, values: Sequence[CellValue]) -> list[Any]:
-        if len(self.plain) > CACHE_LIMIT:
-            self.plain.clear()
-        if len(self.typed) > CACHE_LIMIT:
-            self.typed.clear()
         judge = self.judge
-        if set(map(type, values)) <= _PLAIN_TYPES:
-            known = self.plain
+        types = set(map(type, values))
+        types.discard(_NONE)
+        if len(types) <= 1:
+            kind = types.pop() if types else str
+            known = self.by_type.get(kind)
+            if known is None or len(known) > CACHE_LIMIT:
+                known = self.by_type[kind] = {}
             found = list(map(known.get, values, _MISSES))
             if _MISS in found:  # values not judged yet
                 for value in set(values).difference(known):
                     known[value] = judge(value)
                 found = list(map(known.__getitem__, values))
             return found
+        if len(self.typed) > CACHE_LIMIT:
+            self.typed.clear()
         keys = list(zip(map(type, values), values, strict=True))
         typed = self.typed
         for key in set(keys).difference(typed):
@@ -81,7 +85,7 @@ class ValueCache:
         return list(map(typed.__getitem__, keys))
 
 
-_PLAIN_TYPES = {str, type(None)}
+_NONE = type(None)
 _MISS = object()
 _MISSES = repeat(_MISS)
 
@@ -136,10 +140,24 @@ class ColumnJudge:
             check = lambda v: name_value([v], max_name) is not None  # noqa: E731
         elif kind is Kind.MY_NUMBER:
             mask = p.my_number.mask_characters
-            check = lambda v: my_number_value([v], mask)  # noqa: E731
+            plain = not any(ch.isdigit() for ch in mask)
+
+            def check(v: CellValue) -> object:
+                if plain and type(v) is str and v.isdigit() and v.isascii():
+                    # my_number_value of plain digits: 6-12 digits, zeros Excel dropped
+                    # put back, then the check digit.
+                    return 6 <= len(v) <= 12 and is_valid_my_number(v.zfill(12))
+                return my_number_value([v], mask)
         elif kind is Kind.INSURED:
             ins, by_title = p.insured_number, f.by_title
-            check = lambda v: insured_value([v], ins, by_title)  # noqa: E731
+            plain = not any(ch.isdigit() for ch in ins.mask_characters)
+            lo, hi, title_lengths = ins.cell_min_digits, ins.cell_max_digits, ins.title_lengths
+
+            def check(v: CellValue) -> object:
+                if plain and type(v) is str and v.isdigit() and v.isascii():
+                    # insured_value of plain digits: the digits themselves, by length.
+                    return len(v) in title_lengths if by_title else lo <= len(v) <= hi
+                return insured_value([v], ins, by_title)
         elif kind is Kind.BIRTH_DATE:
             today = self.today
             check = lambda v: birth_value([v], today) is not None  # noqa: E731
@@ -199,14 +217,14 @@ class ColumnJudge:
         return judge
 
     # -- a batch -------------------------------------------------------------------------
-    def judge(self, rows: list[Row]) -> BatchCounts:
-        cells = [r.cells for r in rows]
+    def judge(self, cells: list[list[CellValue]]) -> BatchCounts:
+        """``cells``: the cells of each row of the batch."""
         if len(set(map(len, cells))) == 1:
             columns = list(zip(*cells, strict=True))
         else:
             columns = list(zip_longest(*cells))
         width = len(columns)
-        out = BatchCounts(len(rows))
+        out = BatchCounts(len(cells))
         names: list[int] | None = None
         for f, cache in zip(self.fields, self.field_caches, strict=True):
             if len(f.columns) == 1:

@@ -27,7 +27,6 @@ from dlp_gateway.detect.colscan import (
     ROW_TYPES,
     BatchCounts,
     ColumnJudge,
-    row_records,
 )
 from dlp_gateway.detect.columns import (
     birth_value,
@@ -61,7 +60,7 @@ __all__ = ["HeaderClassifier", "Kind", "TableScanner"]
 SAMPLE_ROWS = 50
 # Findings kept per table as evidence; rows after them are counted exactly (column at a
 # time, ``colscan.py``) without a Finding per cell, so memory does not grow with rows.
-EVIDENCE_PER_TABLE = 1000
+EVIDENCE_PER_TABLE = 200  # as many as the approval page shows per part
 # A free-text cell is searched only when it holds at least this many digits: every
 # number and date we look for has six or more.
 MIN_DIGITS_FOR_TEXT = 6
@@ -336,7 +335,7 @@ class _ListPass:
         self.pending: dict[int, list[tuple[str, str, str]]] = {}
         self.twelve_digit: dict[int, int] = {}
         # Rows past the evidence bound: judged in batches, counted without findings.
-        self.batch: list[Row] = []
+        self.batch: list[list[CellValue]] = []  # cells of rows to count
         self.judge: ColumnJudge | None = None
         self.counted_valid: dict[int, int] = {}  # column -> valid 12-digit cells counted
         # Counted rows with a valid 12-digit cell in an unnamed column, whose record
@@ -394,7 +393,7 @@ class _ListPass:
                     self._row(row, pair_group, second)
                 ordinal += 1
             elif counting:
-                batch.append(row)
+                batch.append(cells)
                 if len(batch) >= BATCH_ROWS:
                     self._count_batch()
             else:
@@ -416,10 +415,8 @@ class _ListPass:
         counts = self.judge.judge(self.batch)
         self.batch.clear()
         mn, ins, names, births = (counts.vector(t) for t in ROW_TYPES)
-        if any(mn) or any(ins):
-            records = sum(map(row_records, mn, ins, names, births))
-        else:
-            records = sum(map(min, names, births))  # name-and-date pairs only
+        # row_records per row, with builtins: max(my numbers, insured, min(name, date))
+        records = sum(map(max, mn, ins, map(min, names, births)))
         self.sink.count_rows(counts, records)
         for i, n in counts.twelve_seen.items():
             self.twelve_digit[i] = self.twelve_digit.get(i, 0) + n

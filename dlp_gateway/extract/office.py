@@ -54,6 +54,10 @@ def _convert(value: Any) -> CellValue:
     return None if value is None else str(value)
 
 
+# Cell types ``_convert`` returns unchanged (text other than "", int, date, datetime).
+_KEPT_AS_IS = frozenset({str, int, dt.date, dt.datetime})
+
+
 def _fast_convert(value: Any) -> CellValue:
     """``_convert`` with the two common cases (text, number) handled inline."""
     kind = type(value)
@@ -169,7 +173,10 @@ def _sheet_rows(
 
     def rows() -> Iterator[Row]:
         for offset, values in enumerate(raw):
-            cells = [_fast_convert(v) for v in values]
+            if "" not in values and set(map(type, values)) <= _KEPT_AS_IS:
+                cells = list(values)  # nothing to convert (a copy: rows() runs again)
+            else:
+                cells = [_fast_convert(v) for v in values]
             number = row0 + offset
             if era:
                 for col, value in enumerate(cells):
@@ -307,8 +314,8 @@ def _surely_small(xml: bytes, max_cells: int) -> bool:
     digits = end - at - 4
     if not digits or re.search(b' r="[0-9]{%d}' % (digits + 1), digits_only):
         return False
-    letters = 3 if re.search(rb' r="[A-Z]{3}', xml) else (
-        2 if re.search(rb' r="[A-Z]{2}', xml) else 1)
+    letters = 1 if not re.search(rb' r="[A-Z]{2}', xml) else (  # one scan when A-Z
+        3 if re.search(rb' r="[A-Z]{3}', xml) else 2)
     if dimension:  # the declared extent must fit the same bound
         cols, nums = dimension.group(1, 3), dimension.group(2, 4)
         if any(len(n) > digits for n in nums) or any(len(c) > letters for c in cols):

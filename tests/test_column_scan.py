@@ -25,6 +25,7 @@ from dlp_gateway.detect.colscan import ValueCache
 from dlp_gateway.detect.tables import EVIDENCE_PER_TABLE
 from dlp_gateway.scan import Scanner
 from tests.gen import make_case
+from tests.gen.spec import sample_spec
 from tests.roster import GIVEN, SURNAMES, my_number
 
 ERAS = [("昭和", 1926), ("平成", 1989)]
@@ -273,3 +274,24 @@ def test_generated_cases_agree_column_and_per_cell(
         got[label] = (result.verdict.action, result.counts, sorted(result.parts_with_findings()),
                       result.findings_total)
     assert got["columns"] == got["per_cell"], f"seed {seed}: {case.spec.label()}"
+
+
+XLSX_SEEDS = [
+    s for s in range(600)
+    if sample_spec(s).dims()["file_type"] in ("xlsx", "xlsm") and sample_spec(s).wrap == "file"
+][:40]
+
+
+@pytest.mark.parametrize("seed", XLSX_SEEDS)
+def test_xlsx_rows_read_lazily_are_the_rows_to_python_gives(seed: int) -> None:
+    """Sheets are read row by row from calamine (``_LazySheet``): the same rows as the
+    whole-sheet ``to_python(skip_empty_area=True)``, for every generated workbook."""
+    from python_calamine import CalamineWorkbook
+
+    from dlp_gateway.extract.office import _LazySheet
+
+    workbook = CalamineWorkbook.from_filelike(io.BytesIO(make_case(seed).data))
+    for name in workbook.sheet_names:
+        sheet = workbook.get_sheet_by_name(name)
+        start = sheet.start or (0, 0)
+        assert list(_LazySheet(sheet, start[0])) == sheet.to_python(skip_empty_area=True), name

@@ -14,7 +14,7 @@ import datetime as dt
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat, zip_longest
+from itertools import zip_longest
 from typing import Any
 
 import regex
@@ -31,7 +31,7 @@ from dlp_gateway.detect.numbers import Hit, cell_digits, is_valid_my_number
 from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.extract.units import CellValue
 
-BATCH_ROWS = 8192
+BATCH_ROWS = 512
 # A column's cache of judged values is emptied when it grows past this (a column of
 # distinct values, such as addresses, must not grow memory with the rows).
 CACHE_LIMIT = 1 << 16
@@ -70,12 +70,12 @@ class ValueCache:
             known = self.by_type.get(kind)
             if known is None or len(known) > CACHE_LIMIT:
                 known = self.by_type[kind] = {}
-            found = list(map(known.get, values, _MISSES))
-            if _MISS in found:  # values not judged yet
+            try:
+                return list(map(known.__getitem__, values))
+            except KeyError:  # values not judged yet
                 for value in set(values).difference(known):
                     known[value] = judge(value)
-                found = list(map(known.__getitem__, values))
-            return found
+                return list(map(known.__getitem__, values))
         if len(self.typed) > CACHE_LIMIT:
             self.typed.clear()
         keys = list(zip(map(type, values), values, strict=True))
@@ -86,8 +86,6 @@ class ValueCache:
 
 
 _NONE = type(None)
-_MISS = object()
-_MISSES = repeat(_MISS)
 
 
 @dataclass(slots=True)

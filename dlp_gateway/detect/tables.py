@@ -415,8 +415,15 @@ class _ListPass:
         counts = self.judge.judge(self.batch)
         self.batch.clear()
         mn, ins, names, births = (counts.vector(t) for t in ROW_TYPES)
-        # row_records per row, with builtins: max(my numbers, insured, min(name, date))
-        records = sum(map(max, mn, ins, map(min, names, births)))
+        # colscan.row_records per row, with builtins: max(codes, min(name, date))
+        pairs = map(min, names, births)
+        codes = [t for t in ("my_number", "insured_number") if t in counts.by_type]
+        if not codes:
+            records = sum(pairs)
+        elif len(codes) == 1:
+            records = sum(map(max, counts.by_type[codes[0]], pairs))
+        else:
+            records = sum(map(max, mn, ins, pairs))
         self.sink.count_rows(counts, records)
         for i, n in counts.twelve_seen.items():
             self.twelve_digit[i] = self.twelve_digit.get(i, 0) + n

@@ -256,7 +256,8 @@ def test_value_cache_judges_equal_values_of_other_types_apart() -> None:
     assert cache.results(["a", None, "a"]) == ["str", "NoneType", "str"]
 
 
-GEN_N = int(os.environ.get("DLP_FUZZ_N", "2000")) if os.environ.get("DLP_FUZZ") else 60
+GEN_N = int(os.environ.get("DLP_GEN_N", "60"))
+FUZZ_N = int(os.environ.get("DLP_FUZZ_N", "2000")) if os.environ.get("DLP_FUZZ") else 0
 
 
 @pytest.mark.parametrize("seed", range(GEN_N))
@@ -265,6 +266,19 @@ def test_generated_cases_agree_column_and_per_cell(
 ) -> None:
     """Every generated table case (issue 8's generator) read with every row counted a
     column at a time gives the per-cell verdict, counts and parts."""
+    _agree(scanners, seed)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("seed", [s + 2_000_000 for s in range(FUZZ_N)] or [0])
+def test_generated_cases_agree_fuzz(scanners: dict[str, Scanner], seed: int) -> None:
+    """``make fuzz``: the same comparison over DLP_FUZZ_N more seeds."""
+    if not FUZZ_N:
+        pytest.skip("DLP_FUZZ=1 runs this sweep")
+    _agree(scanners, seed)
+
+
+def _agree(scanners: dict[str, Scanner], seed: int) -> None:
     case = make_case(seed)
     got = {}
     for label in ("per_cell", "columns"):

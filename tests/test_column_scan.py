@@ -309,3 +309,21 @@ def test_xlsx_rows_read_lazily_are_the_rows_to_python_gives(seed: int) -> None:
         sheet = workbook.get_sheet_by_name(name)
         start = sheet.start or (0, 0)
         assert list(_LazySheet(sheet, start[0])) == sheet.to_python(skip_empty_area=True), name
+
+
+def test_explain_lists_and_explains_every_finding_past_the_bound(tmp_path: Path) -> None:
+    """`scan --explain` explains each finding: no evidence bound there, and no valid My
+    Number past the bound is mistaken for a near miss."""
+    text, truth = roster(8, 600)
+    path = tmp_path / "名簿.csv"
+    path.write_text(text, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlp_gateway.cli", "scan", "--format", "json", "--explain",
+         str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    out = json.loads(proc.stdout)
+    assert len(out["findings"]) == truth.my_number + truth.name + truth.birth_date
+    assert "findings_truncated" not in out
+    assert all(f["explain"] for f in out["findings"])
+    assert out["near_misses"] == []

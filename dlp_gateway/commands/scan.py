@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     except PatternError as exc:
         print(f"dlp-gateway scan: {exc}", file=sys.stderr)
         return 2
+    if args.explain:  # every finding explained: no evidence bound on tables
+        scanner.engine.tables.evidence_limit = None
     failed = False
     out = sys.stdout
     for path in args.paths:

@@ -214,10 +214,12 @@ class DetectionEngine:
         return hits
 
     # -- tables --------------------------------------------------------------
-    def scan_table(self, unit: TableUnit, context: str = "") -> list[Finding]:
+    def scan_table(self, unit: TableUnit, context: str = "", keep_all: bool = False
+                   ) -> list[Finding]:
+        """``keep_all``: every finding, no evidence bound (``--explain`` looks at each)."""
         if self.allow:
             unit = _without_allowed_cells(unit, self.allow)
-        findings = self.tables.scan(unit, self.today, context=context)
+        findings = self.tables.scan(unit, self.today, context=context, keep_all=keep_all)
         if self.p.id_types:
             seen = {f.location for f in findings}
             findings += find_id_types_in_table(unit, self.p.id_types, seen)

@@ -174,11 +174,14 @@ class TableScanner:
         self.text_hits = text_hits
         self._plain_mn = {label_key(h) for h in patterns.my_number.column_plain_headers}
 
-    def scan(self, table: TableUnit, today: dt.date, context: str = "") -> list[Finding]:
-        """``context``: text around the table (a title above a pasted roster)."""
+    def scan(
+        self, table: TableUnit, today: dt.date, context: str = "", keep_all: bool = False
+    ) -> list[Finding]:
+        """``context``: text around the table (a title above a pasted roster).
+        ``keep_all``: no evidence bound (every row read cell by cell)."""
         # Operator ID types are matched over the whole table afterwards, against every
         # finding's location: then every finding is kept.
-        limit = None if self.p.id_types else self.evidence_limit
+        limit = None if self.p.id_types or keep_all else self.evidence_limit
         sink = _Sink(table, FindingList(), limit)
         head = list(itertools.islice(table.rows(), WINDOW_ROWS))
         bands = self._bands(head)

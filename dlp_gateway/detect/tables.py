@@ -343,8 +343,9 @@ class _ListPass:
         self.counted_valid: dict[int, int] = {}  # column -> valid 12-digit cells counted
         # Counted rows with a valid 12-digit cell in an unnamed column, whose record
         # depends on whether that column turns out to be a My Number column:
-        # (my numbers, insured numbers, name-and-date pairs, columns).
-        self.counted_twelve: list[tuple[int, int, int, tuple[int, ...]]] = []
+        # (my numbers, insured numbers, name-and-date pairs, columns) -> rows (few
+        # distinct keys, so memory does not grow with a long list of such rows).
+        self.counted_twelve: dict[tuple[int, int, int, tuple[int, ...]], int] = {}
 
     def run(self, rows: _Rows) -> None:
         layout = self.layout
@@ -437,7 +438,8 @@ class _ListPass:
                 columns_of.setdefault(j, []).append(i)
         for j, columns in columns_of.items():
             pairs = min(names[j], births[j])
-            self.counted_twelve.append((mn[j], ins[j], pairs, tuple(columns)))
+            key = (mn[j], ins[j], pairs, tuple(columns))
+            self.counted_twelve[key] = self.counted_twelve.get(key, 0) + 1
 
     def _new_block(self, row: Row, after_blank: bool, rows: _Rows) -> bool:
         """A different header (or a title after a gap) starts the next block."""
@@ -556,11 +558,11 @@ class _ListPass:
     def _count_twelve(self, accepted: set[int]) -> None:
         """Counted rows whose 12-digit cells sit in columns now known to be My Numbers."""
         found = added = 0
-        for mn, ins, pairs, columns in self.counted_twelve:
+        for (mn, ins, pairs, columns), rows in self.counted_twelve.items():
             k = sum(1 for c in columns if c in accepted)
             if k:
-                found += k
-                added += max(mn + k, ins, pairs) - max(mn, ins, pairs)
+                found += k * rows
+                added += (max(mn + k, ins, pairs) - max(mn, ins, pairs)) * rows
         if found:
             self.sink.count_rows(BatchCounts(1, {"my_number": [found]}), added)
 

@@ -327,3 +327,16 @@ def test_explain_lists_and_explains_every_finding_past_the_bound(tmp_path: Path)
     assert "findings_truncated" not in out
     assert all(f["explain"] for f in out["findings"])
     assert out["near_misses"] == []
+
+
+def test_plain_check_digit_agrees_with_stdnum() -> None:
+    """The column path's check digit over the bytes equals python-stdnum's (seeded: random
+    12-digit strings, valid numbers, repeated digits)."""
+    from dlp_gateway.detect.colscan import valid_plain_my_number
+    from dlp_gateway.detect.numbers import is_valid_my_number
+
+    rng = random.Random(13)
+    values = [f"{rng.randrange(10**12):012d}" for _ in range(20_000)]
+    values += [my_number(rng) for _ in range(2_000)] + [str(d) * 12 for d in range(10)]
+    assert [valid_plain_my_number(v) for v in values] == [is_valid_my_number(v) for v in values]
+    assert sum(map(valid_plain_my_number, values)) >= 2_000

@@ -35,8 +35,8 @@ BATCH_ROWS = 512
 # A column's cache of judged values is emptied when it grows past this (a column of
 # distinct values, such as addresses, must not grow memory with the rows).
 CACHE_LIMIT = 1 << 16
-# A batch with this share of values new to a cache already holding WARM_VALUES judges the
-# next DIRECT_BATCHES batches directly (a column where nearly every value is distinct).
+# A batch whose distinct values are this share new to a cache already holding WARM_VALUES
+# judges the next DIRECT_BATCHES batches directly (a column of nearly all distinct values).
 DISTINCT_SHARE = 0.95
 WARM_VALUES = 4096
 DIRECT_BATCHES = 16
@@ -84,8 +84,9 @@ class ValueCache:
             try:
                 return list(map(known.__getitem__, values))
             except KeyError:  # values not judged yet
-                new = set(values).difference(known)
-                if len(known) >= WARM_VALUES and len(new) > DISTINCT_SHARE * len(values):
+                distinct = set(values)
+                new = distinct.difference(known)
+                if len(known) >= WARM_VALUES and len(new) > DISTINCT_SHARE * len(distinct):
                     self.direct = DIRECT_BATCHES
                 for value in new:
                     known[value] = judge(value)
@@ -300,7 +301,3 @@ def valid_plain_my_number(digits: str) -> bool:
     raw = digits.encode()
     return (48 * 47 - sum(map(operator.mul, _WEIGHTS, raw))) % 11 % 10 == raw[11] - 48
 
-
-def row_records(mn: int, ins: int, name: int, birth: int) -> int:
-    """Records in one row group (``records.records_in_group`` without operator ID types)."""
-    return max(mn, ins, min(name, birth))

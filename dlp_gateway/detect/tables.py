@@ -7,7 +7,10 @@ shape (list, label/value form, transposed list); ``columns.py`` validates values
 Groups: one per list row (one per pair of rows when each person takes two), one per
 form, one per column of a transposed list.
 
-Per-row work is kept cheap, because a 680,000-row csv passes through here.
+Per-row work is kept cheap, because a 680,000-row csv passes through here: a table
+keeps its first ``EVIDENCE_PER_TABLE`` findings (read cell by cell, as evidence), and a
+list's rows after them are counted a column at a time (``colscan.py``) into the exact
+totals of ``FindingList.omitted``, without a Finding per cell.
 """
 
 from __future__ import annotations
@@ -419,7 +422,7 @@ class _ListPass:
         counts = self.judge.judge(self.batch)
         self.batch.clear()
         mn, ins, names, births = (counts.vector(t) for t in ROW_TYPES)
-        # colscan.row_records per row, with builtins: max(codes, min(name, date))
+        # records.records_in_group per row, with builtins: max(codes, min(name, date))
         pairs = map(min, names, births)
         codes = [t for t in ("my_number", "insured_number") if t in counts.by_type]
         if not codes:

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from dlp_gateway.detect.correspondents import display_names
 from dlp_gateway.detect.engine import DetectionEngine
-from dlp_gateway.detect.findings import FINDING_TYPES, ID_CODE_TYPES, Finding
+from dlp_gateway.detect.findings import (
+    FINDING_TYPES,
+    ID_CODE_TYPES,
+    Finding,
+    FindingList,
+    Omitted,
+    omitted_of,
+    total_findings,
+)
 from dlp_gateway.detect.patterns import AllowList, PatternSet, load_patterns
 from dlp_gateway.detect.records import count_records
 from dlp_gateway.extract.files import extract_file
@@ -45,23 +53,42 @@ class ScanResult:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
-        return {
+        """``findings_total`` and ``findings_truncated`` appear only when ``findings`` is
+        the evidence of a bigger count (a table past the evidence bound)."""
+        out: dict[str, object] = {
             "verdict": self.verdict.action,
             "reasons": list(self.verdict.reasons),
             "counts": self.counts,
             "findings": [f.to_json() for f in self.findings],
-            "unscannable": [{"part": u.part, "reason": u.reason} for u in self.unscannable],
-            "skipped": [{"part": s.part, "kind": s.kind} for s in self.skipped],
         }
+        total = self.findings_total
+        if total > len(self.findings):
+            out["findings_total"] = total
+            out["findings_truncated"] = True
+        out["unscannable"] = [{"part": u.part, "reason": u.reason} for u in self.unscannable]
+        out["skipped"] = [{"part": s.part, "kind": s.kind} for s in self.skipped]
+        return out
+
+    @property
+    def findings_total(self) -> int:
+        """Every finding counted, also those past the evidence bound (not in ``findings``)."""
+        return total_findings(self.findings)
 
     def parts_with_findings(self) -> set[str]:
         """Top-level parts (attachment file names, or ``body``) that carry findings."""
-        return {f.part.split("/", 1)[0] for f in self.findings if not f.in_body}
+        parts = {f.part for f in self.findings if not f.in_body}
+        omitted = omitted_of(self.findings)
+        if omitted is not None:
+            parts |= omitted.parts
+        return {p.split("/", 1)[0] for p in parts}
 
 
 def _alt_score(findings: list[Finding]) -> tuple[int, int, int]:
     ids = sum(1 for f in findings if f.type in ID_CODE_TYPES)
-    return count_records(findings).total, ids, len(findings)
+    omitted = omitted_of(findings)
+    if omitted is not None:
+        ids += sum(n for t, n in omitted.by_type.items() if t in ID_CODE_TYPES)
+    return count_records(findings).total, ids, total_findings(findings)
 
 
 class AltTree:
@@ -89,13 +116,13 @@ class AltTree:
         node.entries.append(findings)
 
     def resolve(self) -> list[Finding]:
-        out: list[Finding] = []
+        out = FindingList(omitted=Omitted())
         for entry in self.entries:
             if isinstance(entry, str):
                 options = [tree.resolve() for tree in self.groups[entry].values()]
-                out.extend(max(options, key=_alt_score))
-            else:
-                out.extend(entry)
+                entry = max(options, key=_alt_score)
+            out.extend(entry)
+            out.omitted.merge(omitted_of(entry))  # type: ignore[union-attr]
         return out
 
 
@@ -201,6 +228,9 @@ class Scanner:
         recipients_allowed: bool = False,
     ) -> ScanResult:
         by_type = Counter(f.type for f in findings)
+        omitted = omitted_of(findings)
+        if omitted is not None:
+            by_type.update(omitted.by_type)
         id_types = tuple(t.id for t in self.patterns.id_types)
         counts = {t: by_type.get(t, 0) for t in (*FINDING_TYPES, *id_types)}
         records = count_records(findings, tuple(t.id for t in self.patterns.id_types if t.record))

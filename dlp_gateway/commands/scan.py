@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     except PatternError as exc:
         print(f"dlp-gateway scan: {exc}", file=sys.stderr)
         return 2
+    if args.explain:  # every finding explained: no evidence bound on tables
+        scanner.engine.tables.evidence_limit = None
     failed = False
     out = sys.stdout
     for path in args.paths:
@@ -247,8 +249,9 @@ def write_text(out: TextIO, path: str, result) -> None:  # type: ignore[no-untyp
     for finding in result.findings[:20]:
         label = TYPE_LABELS_JA.get(finding.type, finding.type)
         out.write(f"    {label}\t{finding.location}\t{finding.masked}\t{finding.confidence:.2f}\n")
-    if len(result.findings) > 20:
-        out.write(f"    ... ほか {len(result.findings) - 20:,} 件 (more)\n")
+    shown = min(20, len(result.findings))
+    if result.findings_total > shown:
+        out.write(f"    ... ほか {result.findings_total - shown:,} 件 (more)\n")
     for u in result.unscannable:
         out.write(
             f"  検査不能 (unscannable): {u.part}: {REASON_LABELS_JA.get(u.reason, u.reason)}"

@@ -5,7 +5,8 @@ functions only judge values. Every value goes through the fold body text gets
 (``fold_cell``: NFKC and dashes) before it is judged, so full-width digits and dashes
 read as ASCII here, as they do in body text; validators fold on a cache miss, so a
 roster's repeated values are folded once.
-They are per row today; a column-at-a-time engine can replace them one by one.
+The column-at-a-time path (``colscan.py``) calls them once per distinct value of a
+column (and repeats their rules for plain digits, tested to agree).
 """
 
 from __future__ import annotations

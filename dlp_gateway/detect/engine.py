@@ -18,7 +18,13 @@ import regex
 from dlp_gateway.detect.allow import ValueFilter
 from dlp_gateway.detect.birth import find_birth_dates
 from dlp_gateway.detect.correspondents import CorrespondentSpans, compact_name, in_spans
-from dlp_gateway.detect.findings import Finding
+from dlp_gateway.detect.findings import (
+    ID_CODE_TYPES,
+    Finding,
+    FindingList,
+    joined,
+    omitted_of,
+)
 from dlp_gateway.detect.idtypes import find_id_type, find_id_types_in_table
 from dlp_gateway.detect.layout import WINDOW_ROWS, LayoutReader
 from dlp_gateway.detect.names import NameFinder
@@ -114,7 +120,9 @@ class DetectionEngine:
                 and _id_codes(found) >= _id_codes(inside)
             ):
                 ids = {id(f) for f in inside}
-                findings = [f for f in findings if id(f) not in ids] + found
+                kept = [f for f in findings if id(f) not in ids]
+                findings = joined(kept, found) if omitted_of(findings) is None else joined(
+                    kept, _tally_only(findings), found)
         return findings
 
     def _read_text_table(self, unit: TextUnit, block: TextTable, index: int) -> list[Finding]:
@@ -206,10 +214,12 @@ class DetectionEngine:
         return hits
 
     # -- tables --------------------------------------------------------------
-    def scan_table(self, unit: TableUnit, context: str = "") -> list[Finding]:
+    def scan_table(self, unit: TableUnit, context: str = "", keep_all: bool = False
+                   ) -> list[Finding]:
+        """``keep_all``: every finding, no evidence bound (``--explain`` looks at each)."""
         if self.allow:
             unit = _without_allowed_cells(unit, self.allow)
-        findings = self.tables.scan(unit, self.today, context=context)
+        findings = self.tables.scan(unit, self.today, context=context, keep_all=keep_all)
         if self.p.id_types:
             seen = {f.location for f in findings}
             findings += find_id_types_in_table(unit, self.p.id_types, seen)
@@ -254,7 +264,14 @@ def _line_of(finding: Finding, unit: TextUnit) -> int:
 
 
 def _id_codes(findings: list[Finding]) -> int:
-    return sum(1 for f in findings if f.type in ("my_number", "insured_number"))
+    omitted = omitted_of(findings)
+    extra = sum(omitted.by_type.get(t, 0) for t in ID_CODE_TYPES) if omitted else 0
+    return extra + sum(1 for f in findings if f.type in ID_CODE_TYPES)
+
+
+def _tally_only(findings: list[Finding]) -> list[Finding]:
+    """No findings, only the omitted tally of ``findings`` (kept when splicing lists)."""
+    return FindingList(omitted=omitted_of(findings))
 
 
 def _worth_scanning(text: str) -> bool:

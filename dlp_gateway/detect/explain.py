@@ -198,7 +198,7 @@ class Explainer:
         titles = [str(c) for row in head if header_row and row.number < header_row
                   for c in row.cells if isinstance(c, str) and c.strip()]
         found = set()
-        for finding in self.engine.scan_table(unit):
+        for finding in self.engine.scan_table(unit, keep_all=True):  # all: no false misses
             col = _column(finding.location)
             header = headers.get(col) if col is not None else None
             why = self._cell_why(finding, header, header_row, titles)

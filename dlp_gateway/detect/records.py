@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dlp_gateway.detect.findings import Finding
+from dlp_gateway.detect.findings import Finding, omitted_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,4 +51,8 @@ def count_records(findings: Iterable[Finding], id_types: Iterable[str] = ()) -> 
         total += n
         if group in body_groups:
             in_body += n
+    omitted = omitted_of(findings)
+    if omitted is not None:  # rows past the evidence bound, counted when read
+        total += omitted.records
+        in_body += omitted.in_body_records
     return RecordCount(total, in_body)

@@ -7,13 +7,17 @@ shape (list, label/value form, transposed list); ``columns.py`` validates values
 Groups: one per list row (one per pair of rows when each person takes two), one per
 form, one per column of a transposed list.
 
-Per-row work is kept cheap, because a 680,000-row csv passes through here.
+Per-row work is kept cheap, because a 680,000-row csv passes through here: a table
+keeps its first ``EVIDENCE_PER_TABLE`` findings (read cell by cell, as evidence), and a
+list's rows after them are counted a column at a time (``colscan.py``) into the exact
+totals of ``FindingList.omitted``, without a Finding per cell.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +25,12 @@ from typing import Any
 import regex
 
 from dlp_gateway.detect.birth import MASKED_DATE, cell_date
+from dlp_gateway.detect.colscan import (
+    BATCH_ROWS,
+    ROW_TYPES,
+    BatchCounts,
+    ColumnJudge,
+)
 from dlp_gateway.detect.columns import (
     birth_value,
     fold_cell,
@@ -30,7 +40,7 @@ from dlp_gateway.detect.columns import (
     name_value,
 )
 from dlp_gateway.detect.dates import ERAS
-from dlp_gateway.detect.findings import Finding, mask_name, mask_number
+from dlp_gateway.detect.findings import Finding, FindingList, Omitted, mask_name, mask_number
 from dlp_gateway.detect.layout import (
     NAME_KINDS,
     WINDOW_ROWS,
@@ -51,11 +61,17 @@ from dlp_gateway.extract.units import CellValue, Row, TableUnit
 __all__ = ["HeaderClassifier", "Kind", "TableScanner"]
 
 SAMPLE_ROWS = 50
+# Findings kept per table as evidence; rows after them are counted exactly (column at a
+# time, ``colscan.py``) without a Finding per cell, so memory does not grow with rows.
+EVIDENCE_PER_TABLE = 200  # as many as the approval page shows per part
 # A free-text cell is searched only when it holds at least this many digits: every
 # number and date we look for has six or more.
 MIN_DIGITS_FOR_TEXT = 6
 _DIGITS = regex.compile(r"\d")
 _HAS_DIGIT = regex.compile(r"\d")
+# The stdlib's \d matches a subset of regex's (regex knows newer Unicode digits): asked
+# first because it is faster, with regex deciding when it finds none.
+_HAS_DIGIT_FAST = re.compile(r"\d")
 _ERA_WORDS = {e.name for e in ERAS} | {e.letter for e in ERAS} | {e.kanji for e in ERAS}
 _KANA_ONLY = regex.compile(r"^[\p{Hiragana}\p{Katakana}ー・ 　]+$")
 
@@ -81,7 +97,17 @@ class _Rows:
         self._buffer.insert(0, row)
 
     def __iter__(self) -> Iterator[Row]:
-        return self
+        """Rows in order; rows peeked or pushed back while iterating come first."""
+        buffer, it = self._buffer, self._it
+        while True:
+            while buffer:
+                yield buffer.pop(0)
+            for row in it:
+                yield row
+                if buffer:
+                    break
+            else:
+                return
 
     def __next__(self) -> Row:
         if self._buffer:
@@ -91,8 +117,40 @@ class _Rows:
 
 @dataclass(slots=True)
 class _Sink:
+    """A table's findings: kept up to ``limit`` (None: all), then only counted."""
+
     table: TableUnit
-    findings: list[Finding]
+    findings: FindingList
+    limit: int | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and len(self.findings) >= self.limit
+
+    @property
+    def omitted(self) -> Omitted:
+        if self.findings.omitted is None:
+            self.findings.omitted = Omitted()
+        return self.findings.omitted
+
+    def count_rows(self, counts: BatchCounts, records: int) -> None:
+        """Rows counted without findings: their totals by type and their records."""
+        omitted = self.omitted
+        any_found = False
+        for type_, vector in counts.by_type.items():
+            n = sum(vector)
+            if n:
+                omitted.add(type_, n)
+                any_found = True
+        self.count_records(records)
+        if any_found and not self.table.in_body:
+            omitted.parts.add(self.table.part)
+
+    def count_records(self, records: int) -> None:
+        omitted = self.omitted
+        omitted.records += records
+        if self.table.in_body:
+            omitted.in_body_records += records
 
     def add(self, type_: str, location: str, masked: str, confidence: float, group: str) -> None:
         self.findings.append(
@@ -110,6 +168,8 @@ class TableScanner:
         classify: HeaderClassifier,
         text_hits: TextHits,
     ):
+        # Findings kept per table (None: every finding, the per-cell path for every row).
+        self.evidence_limit: int | None = EVIDENCE_PER_TABLE
         self.p = patterns
         self.names = names
         self.classify = classify
@@ -117,9 +177,15 @@ class TableScanner:
         self.text_hits = text_hits
         self._plain_mn = {label_key(h) for h in patterns.my_number.column_plain_headers}
 
-    def scan(self, table: TableUnit, today: dt.date, context: str = "") -> list[Finding]:
-        """``context``: text around the table (a title above a pasted roster)."""
-        sink = _Sink(table, [])
+    def scan(
+        self, table: TableUnit, today: dt.date, context: str = "", keep_all: bool = False
+    ) -> list[Finding]:
+        """``context``: text around the table (a title above a pasted roster).
+        ``keep_all``: no evidence bound (every row read cell by cell)."""
+        # Operator ID types are matched over the whole table afterwards, against every
+        # finding's location: then every finding is kept.
+        limit = None if self.p.id_types or keep_all else self.evidence_limit
+        sink = _Sink(table, FindingList(), limit)
         head = list(itertools.islice(table.rows(), WINDOW_ROWS))
         bands = self._bands(head)
         for index, band in enumerate(bands):
@@ -274,6 +340,15 @@ class _ListPass:
         self.field_columns = layout.columns
         self.pending: dict[int, list[tuple[str, str, str]]] = {}
         self.twelve_digit: dict[int, int] = {}
+        # Rows past the evidence bound: judged in batches, counted without findings.
+        self.batch: list[list[CellValue]] = []  # cells of rows to count
+        self.judge: ColumnJudge | None = None
+        self.counted_valid: dict[int, int] = {}  # column -> valid 12-digit cells counted
+        # Counted rows with a valid 12-digit cell in an unnamed column, whose record
+        # depends on whether that column turns out to be a My Number column:
+        # (my numbers, insured numbers, name-and-date pairs, columns) -> rows (few
+        # distinct keys, so memory does not grow with a long list of such rows).
+        self.counted_twelve: dict[tuple[int, int, int, tuple[int, ...]], int] = {}
 
     def run(self, rows: _Rows) -> None:
         layout = self.layout
@@ -288,19 +363,29 @@ class _ListPass:
         blank = False
         first = True
         previous_number = 0
+        sink = self.sink
+        counting = sink.full and second is None  # past the evidence: rows only counted
+        batch = self.batch
         for row in rows:
-            if row.number > previous_number + 1 and previous_number:
+            number = row.number
+            if number > previous_number + 1 and previous_number:
                 blank = True  # readers skip empty rows: a gap in the numbers is a blank row
-            previous_number = row.number
-            if row.number <= last_header and (
-                row.number in header_rows or row.number < first_header
-            ):
+            previous_number = number
+            if number <= last_header and (number in header_rows or number < first_header):
                 continue  # title rows above the header, and the header itself
             cells = row.cells
-            if not cells or all(v is None or v == "" for v in cells):
+            if not cells or (
+                (cells[0] is None or cells[0] == "")
+                and all(v is None or v == "" for v in cells)
+            ):
                 blank = True
                 continue
-            if row.number > last_header and _may_be_header(cells):
+            first_cell = cells[0]
+            if (first_cell is not None and type(first_cell) is not str) or (
+                type(first_cell) is str and _HAS_DIGIT_FAST.search(first_cell)
+            ):
+                pass  # a number or a digit in the first cell: data (as _may_be_header says)
+            elif row.number > last_header and _may_be_header(cells):
                 if signature and reader.signature(row) == signature:
                     continue  # the header repeated on a printed page
                 if not first and self._new_block(row, blank, rows):
@@ -314,9 +399,50 @@ class _ListPass:
                 else:
                     self._row(row, pair_group, second)
                 ordinal += 1
+            elif counting:
+                batch.append(cells)
+                if len(batch) >= BATCH_ROWS:
+                    self._count_batch()
             else:
                 self._row(row, f"{self.table.location}!r{row.number}{self.suffix}", layout.fields)
+                counting = sink.full
+        self._count_batch()
         self._flush()
+
+    def _count_batch(self) -> None:
+        """Count the batched rows a column at a time (same validators, no findings)."""
+        if not self.batch:
+            return
+        if self.judge is None:
+            s = self.s
+            self.judge = ColumnJudge(
+                s.p, self.layout.fields, self.layout.headers, self.stat_columns, self.today,
+                s.text_hits,
+            )
+        counts = self.judge.judge(self.batch)
+        self.batch.clear()
+        mn, ins, names, births = (counts.vector(t) for t in ROW_TYPES)
+        # records.records_in_group per row, with builtins: max(codes, min(name, date))
+        pairs = map(min, names, births)
+        codes = [t for t in ("my_number", "insured_number") if t in counts.by_type]
+        if not codes:
+            records = sum(pairs)
+        elif len(codes) == 1:
+            records = sum(map(max, counts.by_type[codes[0]], pairs))
+        else:
+            records = sum(map(max, mn, ins, pairs))
+        self.sink.count_rows(counts, records)
+        for i, n in counts.twelve_seen.items():
+            self.twelve_digit[i] = self.twelve_digit.get(i, 0) + n
+        columns_of: dict[int, list[int]] = {}
+        for i, rows in counts.twelve_valid.items():
+            self.counted_valid[i] = self.counted_valid.get(i, 0) + len(rows)
+            for j in rows:
+                columns_of.setdefault(j, []).append(i)
+        for j, columns in columns_of.items():
+            pairs = min(names[j], births[j])
+            key = (mn[j], ins[j], pairs, tuple(columns))
+            self.counted_twelve[key] = self.counted_twelve.get(key, 0) + 1
 
     def _new_block(self, row: Row, after_blank: bool, rows: _Rows) -> bool:
         """A different header (or a title after a gap) starts the next block."""
@@ -417,14 +543,31 @@ class _ListPass:
 
     def _flush(self) -> None:
         mn = self.s.p.my_number
-        for i, items in self.pending.items():
-            valid = len(items)
+        accepted = set()
+        columns = [*self.pending, *(i for i in self.counted_valid if i not in self.pending)]
+        for i in columns:
+            items = self.pending.get(i, [])
+            valid = len(items) + self.counted_valid.get(i, 0)
             if (
                 valid >= mn.column_min_values
                 and valid >= mn.column_checksum_share * self.twelve_digit[i]
             ):
+                accepted.add(i)
                 for location, group, masked in items:
                     self.sink.add("my_number", location, masked, 0.8, group)
+        if accepted and self.counted_twelve:
+            self._count_twelve(accepted)
+
+    def _count_twelve(self, accepted: set[int]) -> None:
+        """Counted rows whose 12-digit cells sit in columns now known to be My Numbers."""
+        found = added = 0
+        for (mn, ins, pairs, columns), rows in self.counted_twelve.items():
+            k = sum(1 for c in columns if c in accepted)
+            if k:
+                found += k * rows
+                added += (max(mn + k, ins, pairs) - max(mn, ins, pairs)) * rows
+        if found:
+            self.sink.count_rows(BatchCounts(1, {"my_number": [found]}), added)
 
     def _free_text(self, value: str, row: Row, i: int, group: str) -> None:
         if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
@@ -640,7 +783,7 @@ def _may_be_header(cells: list[CellValue]) -> bool:
     for v in cells:
         if v is None or v == "":
             continue
-        if type(v) is not str or _HAS_DIGIT.search(v):
+        if type(v) is not str or _HAS_DIGIT_FAST.search(v) or _HAS_DIGIT.search(v):
             return False
         count += 1
     return count >= 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import posixpath
 import re
 import zipfile
@@ -52,6 +53,10 @@ def _convert(value: Any) -> CellValue:
     if isinstance(value, dt.time | dt.timedelta):
         return str(value)
     return None if value is None else str(value)
+
+
+# Cell types ``_convert`` returns unchanged (text other than "", int, date, datetime).
+_KEPT_AS_IS = frozenset({str, int, dt.date, dt.datetime})
 
 
 def _fast_convert(value: Any) -> CellValue:
@@ -158,8 +163,25 @@ def _column_index(letters: bytes) -> int:
     return index - 1
 
 
+class _LazySheet:
+    """A calamine sheet read row by row each time (``to_python`` would hold every cell
+    of the sheet as a Python object for as long as the table is scanned).
+
+    ``iter_rows`` starts at the sheet's first row, not at its used area: the rows above
+    ``start`` are skipped so the rows are those of ``to_python(skip_empty_area=True)``.
+    """
+
+    __slots__ = ("sheet", "skip")
+
+    def __init__(self, sheet: Any, skip: int):
+        self.sheet, self.skip = sheet, skip
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return itertools.islice(self.sheet.iter_rows(), self.skip, None)
+
+
 def _sheet_rows(
-    raw: list[list[Any]],
+    raw: list[list[Any]] | _LazySheet,
     start: tuple[int, int],
     era: set[tuple[int, int]],
     date1904: bool,
@@ -169,7 +191,10 @@ def _sheet_rows(
 
     def rows() -> Iterator[Row]:
         for offset, values in enumerate(raw):
-            cells = [_fast_convert(v) for v in values]
+            if "" not in values and set(map(type, values)) <= _KEPT_AS_IS:
+                cells = list(values)  # nothing to convert (a copy: rows() runs again)
+            else:
+                cells = [_fast_convert(v) for v in values]
             number = row0 + offset
             if era:
                 for col, value in enumerate(cells):
@@ -233,12 +258,16 @@ def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool) -> Itera
             era, date1904 = era_cells(data)
         except Exception:  # era styles are a refinement; the cells are still read
             era = {}
-    yield from _sheet_units(path, _read_sheets_raw(data, ctx.limits.max_cells), ctx, era,
-                            date1904)
+    yield from _sheet_units(path, _read_sheets_raw(data, ctx.limits.max_cells, lazy=True), ctx,
+                            era, date1904)
 
 
-def _read_sheets_raw(data: bytes, max_cells: int) -> list[tuple[str, Any, int]]:
-    """(sheet name, (raw rows, start) or an error string, cells) per sheet."""
+def _read_sheets_raw(data: bytes, max_cells: int, lazy: bool = False) -> list[tuple[str, Any, int]]:
+    """(sheet name, (raw rows, start) or an error string, cells) per sheet.
+
+    ``lazy`` (in this process only: a child returns plain lists): the rows are read from
+    calamine's sheet each time the table is read, not held as Python lists.
+    """
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except Exception as exc:
@@ -255,8 +284,8 @@ def _read_sheets_raw(data: bytes, max_cells: int) -> list[tuple[str, Any, int]]:
             if total > max_cells:
                 out.append((name, "too_large", cells))
                 return out
-            raw = sheet.to_python(skip_empty_area=True)
             start = sheet.start or (0, 0)
+            raw = _LazySheet(sheet, start[0]) if lazy else sheet.to_python(skip_empty_area=True)
         except Exception as exc:
             out.append((name, f"corrupt:sheet {name}: {type(exc).__name__}: {exc}", 0))
             continue
@@ -307,8 +336,8 @@ def _surely_small(xml: bytes, max_cells: int) -> bool:
     digits = end - at - 4
     if not digits or re.search(b' r="[0-9]{%d}' % (digits + 1), digits_only):
         return False
-    letters = 3 if re.search(rb' r="[A-Z]{3}', xml) else (
-        2 if re.search(rb' r="[A-Z]{2}', xml) else 1)
+    letters = 1 if not re.search(rb' r="[A-Z]{2}', xml) else (  # one scan when A-Z
+        3 if re.search(rb' r="[A-Z]{3}', xml) else 2)
     if dimension:  # the declared extent must fit the same bound
         cols, nums = dimension.group(1, 3), dimension.group(2, 4)
         if any(len(n) > digits for n in nums) or any(len(c) > letters for c in cols):

@@ -449,7 +449,9 @@ def csv_table(path: str, data: bytes, encoding: str, delimiter: str) -> TableUni
         reader = csv.reader(stream, delimiter=delimiter)
         start = 1
         for record in reader:
-            yield Row(start, [value if value != "" else None for value in record])
+            if "" in record:
+                record = [value or None for value in record]  # an empty field is None
+            yield Row(start, record)
             start = reader.line_num + 1
 
     return TableUnit(part=path, location=path, rows=rows, cell_style="a1")

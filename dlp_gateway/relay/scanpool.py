@@ -120,7 +120,7 @@ def outcome_from_result(result: Any) -> ScanOutcome:
         approver_role=verdict.approver_role,
         counts=dict(result.counts),
         findings=tuple(findings),
-        total_findings=len(result.findings),
+        total_findings=result.findings_total,  # also those past the evidence bound
         unscannable=tuple({"part": u.part, "reason": u.reason} for u in result.unscannable),
         parts_with_findings=frozenset(result.parts_with_findings()),
         seconds=result.seconds,

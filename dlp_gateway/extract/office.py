@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
-from python_calamine import CalamineWorkbook
 
 from dlp_gateway.extract.units import CellValue, Row, TableUnit, TextUnit, Unit, Unscannable
 
@@ -240,6 +239,8 @@ def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool) -> Itera
 def _read_sheets_raw(data: bytes, max_cells: int) -> list[tuple[str, Any, int]]:
     """(sheet name, (raw rows, start) or an error string, cells) per sheet."""
     try:
+        from python_calamine import CalamineWorkbook
+
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except Exception as exc:
         if "password" in type(exc).__name__.lower() or "password" in str(exc).lower():

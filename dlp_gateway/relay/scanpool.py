@@ -92,7 +92,16 @@ def _init_worker(patterns_dir: str | None, timeout_seconds: float,
     if max_memory_bytes:
         limits.max_parser_memory_bytes = max_memory_bytes
     _scanner = Scanner(patterns_dir, limits)
+    _scanner.engine.names.load()  # now: a broken dictionary fails warm-up, not a mail
+    _preload_readers()
     limit_memory(max_memory_bytes)
+
+
+def _preload_readers() -> None:
+    """Import the readers the CLI imports only on demand, so no mail waits for them."""
+    import charset_normalizer  # noqa: F401
+    import python_calamine  # noqa: F401
+    import pyzipper  # noqa: F401
 
 
 def _scan(raw: bytes, envelope: tuple[str, list[str]] | None = None) -> ScanOutcome:

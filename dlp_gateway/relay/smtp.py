@@ -43,6 +43,7 @@ from dlp_gateway.relay.upstream import (
     DeliveryError,
     Upstream,
     deliver_async,
+    xforward_from_origin,
 )
 from dlp_gateway.store.db import is_storage_error
 from dlp_gateway.store.dedupe import message_key
@@ -671,10 +672,7 @@ def origin_of(session: Session, envelope: Envelope) -> dict[str, str]:
 
 def upstream_xforward(origin: dict[str, str] | None) -> dict[str, str] | None:
     """What to tell an upstream that speaks XFORWARD (attribute names upper case)."""
-    if not origin:
-        return None
-    found = {a: origin[a.lower()] for a in XFORWARD_ATTRIBUTES if origin.get(a.lower())}
-    return found or None
+    return xforward_from_origin(origin)
 
 
 def describe_origin(origin: dict[str, str]) -> str:

@@ -95,6 +95,15 @@ class SmtpUpstream:
         return {rcpt: (code, _text(msg)) for rcpt, (code, msg) in refused.items()}
 
 
+def xforward_from_origin(origin: dict[str, str] | None) -> Xforward | None:
+    """The XFORWARD attributes (upper case) for a client recorded as ``origin`` (lower-case
+    keys: name, addr, proto, helo, source, as the relay's audit rows have them)."""
+    if not origin:
+        return None
+    found = {a: str(origin[a.lower()]) for a in XFORWARD_ATTRIBUTES if origin.get(a.lower())}
+    return found or None
+
+
 def send_xforward(smtp: smtplib.SMTP, xforward: Xforward) -> None:
     """Postfix's XFORWARD before MAIL: the attributes the upstream advertises, xtext
     encoded, in commands under 512 bytes. A refusal is logged; the mail still goes."""

@@ -8,6 +8,7 @@ reveal which accounts exist.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -42,8 +43,14 @@ CREATE TABLE IF NOT EXISTS login_failures (
 """
 
 _HASHER = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
-# Verified against unknown/disabled accounts so they take as long as real ones.
-_DUMMY_HASH = _HASHER.hash("dlp-gateway: no such user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against unknown/disabled accounts so they take as long as real ones.
+    Made on first use (UserStore() makes it), not at import: one Argon2 hash costs about
+    0.15 s, which every CLI command would otherwise pay."""
+    return _HASHER.hash("dlp-gateway: no such user")
 
 
 class UserError(ValueError):
@@ -78,6 +85,7 @@ class UserStore:
         self.db = db
         db.ensure_schema("users", SCHEMA)
         db.ensure_columns("users", (("deputy", "INTEGER NOT NULL DEFAULT 0"),))
+        _dummy_hash()  # now, so the first failed login is not slower than the others
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -157,7 +165,7 @@ class UserStore:
         rows = self.db.query(
             "SELECT password_hash, enabled FROM users WHERE email = ?", (normalize_email(email),)
         )
-        stored = rows[0]["password_hash"] if rows else _DUMMY_HASH
+        stored = rows[0]["password_hash"] if rows else _dummy_hash()
         try:
             ok = _HASHER.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

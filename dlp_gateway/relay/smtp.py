@@ -59,6 +59,7 @@ BARE_EOL_REFUSED = "550 5.6.11 Bare CR or LF in message data (see RFC 5321 2.3.8
 _BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
 ENCRYPT_FAILED_REASON = "添付ファイルを暗号化できなかったため保留しました"
+EXPEDITE_EVERY_SECONDS = 1.0  # after a delivery, deferred queue items are made due at most
 
 
 class GatewaySMTP(SMTP):
@@ -198,6 +199,8 @@ class RelayHandler:
         self.trusted = self.config.trusted_networks
         self.xforwarders = self.config.xforward_networks
         self.upstream_down_until = 0.0  # skip the synchronous attempt while upstream is down
+        self._expedited_at = 0.0
+        self.replies = RecentReplies(gateway)
         self.retain: Any = None  # retention of passed mail (server sets it when enabled)
 
     # -- SMTP hooks -------------------------------------------------------------------
@@ -335,7 +338,7 @@ class RelayHandler:
         origin = origin or {"addr": client}
         message_id = _message_id(raw)  # without one, a resend is not told from a retry
         key = message_key(client, sender, rcpts, message_id, raw) if message_id else ""
-        earlier = await asyncio.to_thread(self.gateway.recent.reply_for, key) if key else None
+        earlier = await self.replies.reply_for(key) if key else None
         if earlier is not None:
             log.info("scan %s: retry of a message already accepted; answering as before (%s)",
                      scan_id, earlier)
@@ -368,7 +371,7 @@ class RelayHandler:
             reply = await self.deliver_pass(scan_id, sender, rcpts, raw, may_reject=True,
                                             origin=origin)
             if reply.startswith("2") and key:
-                await asyncio.to_thread(self.gateway.recent.remember, key, reply)
+                self.replies.remember(key, reply)  # group commit, off the reply's path
             return reply
         # The verdict part, the internal recipients' copy and the reply to remember
         # commit in one transaction: a crash leaves all of them or none.
@@ -589,8 +592,12 @@ class RelayHandler:
             await self._enqueue(scan_id, sender, rcpts, data, str(exc), xforward)
             return f"250 2.0.0 OK: queued (scan id {scan_id})"
         self.upstream_down_until = 0.0
-        if await asyncio.to_thread(self.gateway.queue.expedite):  # drain what waited
-            log.info("scan %s: upstream is taking mail again; deferred items are due", scan_id)
+        now = time.monotonic()
+        if now - self._expedited_at >= EXPEDITE_EVERY_SECONDS:  # not a query per mail
+            self._expedited_at = now
+            if await asyncio.to_thread(self.gateway.queue.expedite):  # drain what waited
+                log.info("scan %s: upstream is taking mail again; deferred items are due",
+                         scan_id)
         if refused:
             await self._handle_refused(scan_id, sender, refused, data, xforward)
         return f"250 2.0.0 OK (scan id {scan_id})"
@@ -624,6 +631,57 @@ class RelayHandler:
             self.config, sender, rcpts, decoded_subject(data), error
         )
         self.gateway.enqueue_notice(notice, rcpts=[sender])
+
+
+class RecentReplies:
+    """The replies of relayed (pass) mail, kept for a retry of the same message.
+
+    A pass mail is owned by the upstream once it accepted it, so its retry record is
+    advisory: it is kept in memory at once and written to ``recent_messages`` by a group
+    commit right after the reply (every reply that arrived meanwhile in one transaction,
+    one fsync), not by a commit of its own before the reply. Holds and encryptions keep
+    theirs in the verdict's own transaction (``Commit``)."""
+
+    def __init__(self, gateway: Gateway):
+        self.gateway = gateway
+        self.pending: dict[str, str] = {}  # not yet committed (includes the batch in flight)
+        self._batch: dict[str, str] = {}
+        self._writer: asyncio.Task | None = None
+
+    def remember(self, key: str, reply: str) -> None:
+        self.pending[key] = reply
+        self._batch[key] = reply
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def reply_for(self, key: str) -> str | None:
+        if key in self.pending:
+            return self.pending[key]
+        return await asyncio.to_thread(self.gateway.recent.reply_for, key)
+
+    async def _write(self) -> None:
+        while self._batch:
+            batch, self._batch = self._batch, {}
+            try:
+                await asyncio.to_thread(self._commit, batch)
+            except Exception:  # advisory: a lost record only lets a retry through again
+                log.exception("could not record %d relayed mail(s) for retries", len(batch))
+            for key, reply in batch.items():
+                if self.pending.get(key) == reply:
+                    del self.pending[key]
+
+    def _commit(self, batch: dict[str, str]) -> None:
+        recent = self.gateway.recent
+        with self.gateway.db.transaction() as conn:
+            for key, reply in batch.items():
+                recent.remember(key, reply, conn)
+
+    async def flush(self) -> None:
+        """Write what is pending now (shutdown)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        if self._batch:
+            await self._write()
 
 
 @dataclass(frozen=True, slots=True)

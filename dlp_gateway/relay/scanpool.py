@@ -183,6 +183,7 @@ class InlineLane:
         self.timeout_seconds = timeout_seconds
         self.busy = False
         self.ready = False
+        self.scanned = 0  # mails scanned here (the admin's and the tests' view of the lane)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inline-scan")
         self._scanner: Any = None
 
@@ -204,6 +205,7 @@ class InlineLane:
         return True
 
     def _scan(self, raw: bytes, envelope: tuple[str, list[str]] | None) -> ScanOutcome:
+        self.scanned += 1
         return outcome_from_result(self._scanner.scan_message(raw, envelope))
 
     async def scan(self, raw: bytes, envelope: tuple[str, list[str]] | None) -> ScanOutcome:

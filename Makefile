@@ -79,6 +79,8 @@ screenshots: $(TSTAMP) browser
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py
 	$(BIN)/python bench/relay_bench.py
+	$(BIN)/python bench/startup_bench.py
+	$(BIN)/python bench/postfix_bench.py
 
 bench-pdf: $(TSTAMP)
 	$(BIN)/pip install -q -e '.[test,bench]'

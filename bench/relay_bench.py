@@ -115,6 +115,38 @@ def report(name: str, elapsed: float, latencies: list[float]) -> tuple[float, fl
     return rate, p99 * 1000
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc (the
+    gateway's scan workers are its grandchildren, under the forkserver)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo += [child for child, (parent, _cpu) in stats.items() if parent == current]
+    return total
+
+
+def measured(name: str, port: int, proc: subprocess.Popen, args: argparse.Namespace
+             ) -> tuple[float, float, float]:
+    """One load on one relay: (messages/s, p99 ms, relay CPU ms per message)."""
+    before = tree_cpu_seconds(proc.pid)
+    rate, p99 = report(name, *run_load(port, args.messages, args.clients, args.kb))
+    cpu = (tree_cpu_seconds(proc.pid) - before) * 1000 / args.messages
+    print(f"  {'':12} relay process CPU {cpu:6.2f} ms per message")
+    return rate, p99, cpu
+
+
 def serve_bare(port: int, upstream_port: int) -> None:
     """``--serve-bare``: the bare relay as a process of its own."""
     relay = Controller(BareRelay(upstream_port), hostname="127.0.0.1", port=port)
@@ -194,21 +226,21 @@ def main() -> None:
                   f" clients, scan workers {args.workers or 'per CPU'}, inline lane "
                   f"{'default' if args.inline_bytes is None else args.inline_bytes}, "
                   f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
-            ratios, added = [], []
+            ratios, added, cpu_ratios = [], [], []
             for n in range(args.rounds):
                 before = sink_handler.count
-                base, base_p99 = report("bare relay", *run_load(bare_port, args.messages,
-                                                                args.clients, args.kb))
-                gw, gw_p99 = report("dlp-gateway", *run_load(gw_port, args.messages,
-                                                             args.clients, args.kb))
+                base, base_p99, base_cpu = measured("bare relay", bare_port, bare, args)
+                gw, gw_p99, gw_cpu = measured("dlp-gateway", gw_port, gateway, args)
                 delivered = sink_handler.count - before
                 ratios.append(gw / base)
                 added.append(gw_p99 - base_p99)
+                cpu_ratios.append(gw_cpu / base_cpu if base_cpu else 0.0)
                 print(f"round {n + 1}: ratio {gw / base:.2f}, p99 added {added[-1]:.1f} ms, "
-                      f"verdict pass, {delivered} delivered of {2 * args.messages}")
+                      f"CPU per mail {cpu_ratios[-1]:.1f}x the bare relay's, verdict pass, "
+                      f"{delivered} delivered of {2 * args.messages}")
             print(f"throughput ratio (median of {len(ratios)}): {statistics.median(ratios):.2f}"
                   f" (target >= 0.8), p99 added: {statistics.median(added):.1f} ms "
-                  "(target <= 10)")
+                  f"(target <= 10), relay CPU per mail: {statistics.median(cpu_ratios):.1f}x")
         finally:
             stop(gateway)
             stop(bare)

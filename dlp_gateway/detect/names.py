@@ -31,6 +31,8 @@ class NameFinder:
     def __init__(self, patterns: NamePatterns, lazy: bool = True):
         self.patterns = patterns
         self._loaded: Any = None
+        self._name_pos: frozenset[int] = frozenset()  # POS ids tagged 人名,姓 / 人名,名
+        self._pos_count = 0  # POS ids below this are known (the rest: asked one by one)
         if not lazy:
             self.load()
         self._org_suffixes = tuple(patterns.organisation_suffixes)
@@ -44,7 +46,8 @@ class NameFinder:
         if self._loaded is None:
             from dlp_gateway.extract.isolate import outside_cap
 
-            self._loaded = outside_cap(_new_tokenizer)  # a capped scan child loads it too
+            loaded = outside_cap(_new_tokenizer)  # a capped scan child loads it too
+            self._loaded, self._name_pos, self._pos_count = loaded
         return self._loaded
 
     @property
@@ -62,9 +65,14 @@ class NameFinder:
 
     def _find_in_chunk(self, chunk: str, offset: int) -> list[Hit]:
         tokens = list(self._tokenizer.tokenize(chunk))
+        pos_ids = [t.part_of_speech_id() for t in tokens]
+        name_pos, known = self._name_pos, self._pos_count
         hits = []
         i = 0
         while i < len(tokens):
+            if pos_ids[i] < known and pos_ids[i] not in name_pos:
+                i += 1  # not a surname or given name: what _name_at would say, cheaper
+                continue
             hit, next_index = self._name_at(tokens, i)
             if hit is not None:
                 start, end, confidence = hit
@@ -110,12 +118,19 @@ class NameFinder:
         return pos[0] == _SURNAME and all(p in (_SURNAME, _GIVEN) for p in pos)
 
 
-def _new_tokenizer() -> Any:
+def _new_tokenizer() -> tuple[Any, frozenset[int], int]:
+    """The tokenizer, the POS ids of surnames and given names, and how many POS ids the
+    dictionary knows."""
     from sudachipy import dictionary, tokenizer
 
     sudachi = dictionary.Dictionary(dict="core")
     make = getattr(sudachi, "tokenizer", None) or sudachi.create  # create() before 0.6.9
-    return make(mode=tokenizer.Tokenizer.SplitMode.C)
+    names, count = set(), 0
+    while (pos := sudachi.pos_of(count)) is not None:
+        if tuple(pos[:4]) in (_SURNAME, _GIVEN):
+            names.add(count)
+        count += 1
+    return make(mode=tokenizer.Tokenizer.SplitMode.C), frozenset(names), count
 
 
 def is_name_cell(value: object, max_length: int) -> bool:

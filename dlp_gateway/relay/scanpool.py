@@ -174,7 +174,9 @@ def inline_eligible(raw: bytes, limit: int) -> bool:
 class InlineLane:
     """Scans tiny text-only mail in one thread of the relay's process with its own
     ``Scanner`` (same patterns, same limits, same code as a worker): no process round
-    trip. One scan at a time; when it is busy, or broken, mail goes to the pool. A scan
+    trip. One scan at a time, and only while no worker is scanning (under load the
+    workers, in processes of their own, do not fight the event loop for the GIL);
+    when it is busy, or broken, mail goes to the pool. A scan
     that overruns the timeout is a ``timeout`` hold, and the lane is shut for good
     (a thread cannot be killed; the pool carries on)."""
 
@@ -244,6 +246,7 @@ class ScanPool:
         self._pool: ProcessPoolExecutor | None = None
         self.scan_fn: Any = _scan  # a picklable module-level function run in the worker
         self.inline_bytes = inline_bytes
+        self._pool_scans = 0  # in the workers now: then the inline lane stands aside
         self.inline: InlineLane | None = (
             InlineLane(self.patterns_dir, timeout_seconds) if inline_bytes > 0 else None)
 
@@ -294,9 +297,19 @@ class ScanPool:
         """Scan in a worker (tiny text-only mail inline); a timeout gives a hold outcome,
         a dead pool raises."""
         lane = self.inline
-        if (lane is not None and lane.ready and not lane.busy and self.scan_fn is _scan
-                and self.pool_healthy and inline_eligible(raw, self.inline_bytes)):
+        if (lane is not None and lane.ready and not lane.busy and not self._pool_scans
+                and self.scan_fn is _scan and self.pool_healthy
+                and inline_eligible(raw, self.inline_bytes)):
             return await lane.scan(raw, envelope)
+        self._pool_scans += 1
+        try:
+            return await self._pooled(raw, envelope)
+        finally:
+            self._pool_scans -= 1
+
+    async def _pooled(
+        self, raw: bytes, envelope: tuple[str, list[str]] | None = None
+    ) -> ScanOutcome:
         if self.small_bytes and self.workers > 1 and len(raw) > self.small_bytes:
             if self._large_slots is None:
                 self._large_slots = asyncio.Semaphore(self.workers - 1)

@@ -221,7 +221,7 @@ def start_gateway(root: Path, port: int, upstream_port: int) -> subprocess.Popen
         proc = subprocess.Popen(
             [sys.executable, "-m", "dlp_gateway.cli", "serve", "--config", str(config),
              "--log-level", "WARNING"],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=log,
+            cwd=root, stdout=subprocess.DEVNULL, stderr=log,  # the installed package
         )
     wait_port(port, 120)
     return proc

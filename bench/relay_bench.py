@@ -155,9 +155,11 @@ def serve_bare(port: int, upstream_port: int) -> None:
 
 
 def spawn(args: list[str], port: int, log: Path) -> subprocess.Popen:
+    """Run in the temp dir: ``-m dlp_gateway.cli`` is the installed package (or whatever
+    PYTHONPATH names, to compare two trees), not the checkout the bench sits in."""
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL,
-                                stderr=out, cwd=Path(__file__).resolve().parent.parent)
+                                stderr=out, cwd=log.parent)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:

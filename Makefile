@@ -92,6 +92,8 @@ screenshots: $(TSTAMP) browser
 bench: $(STAMP)
 	$(BIN)/python bench/scan_bench.py
 	$(BIN)/python bench/relay_bench.py
+	$(BIN)/python bench/startup_bench.py
+	$(BIN)/python bench/postfix_bench.py
 
 # One node on SQLite, one and two nodes on a private PostgreSQL (bench/nodes_bench.py).
 bench-nodes: $(TSTAMP) postgresql

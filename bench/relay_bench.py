@@ -1,21 +1,29 @@
 """Relay benchmark: dlp-gateway (scanning on) vs a bare aiosmtpd relay, ordinary 20 KB mail.
 
-Both relays forward each message to the same upstream sink over SMTP before
-answering 250 (one upstream connection per message, smtplib in a thread), so
-the difference is what the gateway adds: scanning in a worker process, the
-verdict, header insertion. Prints messages/s and per-message latency (median,
-p99) seen by the sending clients. A script, not a test: run it once.
+Both relays run in a process of their own, as deployed (the gateway is `dlp-gateway
+serve`), and forward each message to the same upstream sink (in this process, with the
+sending clients) over SMTP before answering 250: the bare relay opens one upstream
+connection per message (smtplib in a thread), the gateway reuses its upstream
+connections. The difference is what the gateway adds: scanning (in a worker process,
+or inline for tiny text-only mail), the verdict, header insertion, the retry record.
+Bare and gateway are measured in turn, ``--rounds`` times (the machine may be shared:
+compare the ratio of one round), printing messages/s and per-message latency (median,
+p99) seen by the sending clients, the ratio and the p99 the gateway adds, the verdict
+and how many messages the sink got. A script, not a test.
 
-    .venv/bin/python bench/relay_bench.py [--messages 300] [--clients 4]
+    .venv/bin/python bench/relay_bench.py [--messages 300] [--clients 4] [--kb 20]
+                                          [--rounds 3] [--inline-bytes N] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import smtplib
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,11 +34,6 @@ from email.policy import SMTP
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dlp_gateway.config import load_config
-from dlp_gateway.server import start
 
 SENDER = "staff@city.example.lg.jp"
 RECIPIENT = "partner@example.com"
@@ -79,12 +82,13 @@ class BareRelay:
         return "250 OK"
 
 
-def run_load(port: int, messages: int, clients: int) -> tuple[float, list[float]]:
+def run_load(port: int, messages: int, clients: int, kb: int = 20
+             ) -> tuple[float, list[float]]:
     """Send ``messages`` from ``clients`` threads (one connection each)."""
     latencies: list[float] = []
     lock = threading.Lock()
     per_client = messages // clients
-    payloads = [ordinary_mail(i) for i in range(per_client)]
+    payloads = [ordinary_mail(i, kb) for i in range(per_client)]
 
     def client(_n: int) -> None:
         with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
@@ -101,47 +105,147 @@ def run_load(port: int, messages: int, clients: int) -> tuple[float, list[float]
     return time.perf_counter() - started, latencies
 
 
-def report(name: str, elapsed: float, latencies: list[float]) -> float:
+def report(name: str, elapsed: float, latencies: list[float]) -> tuple[float, float]:
+    """Print one measurement; return (messages/s, p99 in ms)."""
     lat = sorted(latencies)
     rate = len(lat) / elapsed
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    print(f"{name:12} {rate:8.1f} msg/s   median {statistics.median(lat) * 1000:7.1f} ms   "
+    print(f"  {name:12} {rate:8.1f} msg/s   median {statistics.median(lat) * 1000:7.1f} ms   "
           f"p99 {p99 * 1000:7.1f} ms   ({len(lat)} messages)")
-    return rate
+    return rate, p99 * 1000
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc (the
+    gateway's scan workers are its grandchildren, under the forkserver)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo += [child for child, (parent, _cpu) in stats.items() if parent == current]
+    return total
+
+
+def measured(name: str, port: int, proc: subprocess.Popen, args: argparse.Namespace
+             ) -> tuple[float, float, float]:
+    """One load on one relay: (messages/s, p99 ms, relay CPU ms per message)."""
+    before = tree_cpu_seconds(proc.pid)
+    rate, p99 = report(name, *run_load(port, args.messages, args.clients, args.kb))
+    cpu = (tree_cpu_seconds(proc.pid) - before) * 1000 / args.messages
+    print(f"  {'':12} relay process CPU {cpu:6.2f} ms per message")
+    return rate, p99, cpu
+
+
+def serve_bare(port: int, upstream_port: int) -> None:
+    """``--serve-bare``: the bare relay as a process of its own."""
+    relay = Controller(BareRelay(upstream_port), hostname="127.0.0.1", port=port)
+    relay.start()
+    threading.Event().wait()
+
+
+def spawn(args: list[str], port: int, log: Path) -> subprocess.Popen:
+    """Run in the temp dir: ``-m dlp_gateway.cli`` is the installed package (or whatever
+    PYTHONPATH names, to compare two trees), not the checkout the bench sits in."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL,
+                                stderr=out, cwd=log.parent)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text("utf-8", "replace"))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                if sock.recv(3) == b"220":
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise TimeoutError(f"nothing answers on port {port}")
+
+
+def start_gateway(tmp: Path, port: int, upstream_port: int, args: argparse.Namespace
+                  ) -> subprocess.Popen:
+    lines = ["[gateway]", f'listen = "127.0.0.1:{port}"',
+             f'upstream = "127.0.0.1:{upstream_port}"',
+             f'admin_listen = "127.0.0.1:{free_port()}"', f'data_dir = "{tmp / "data"}"',
+             f"scan_workers = {args.workers}"]
+    if args.inline_bytes is not None:
+        lines.append(f"inline_scan_bytes = {args.inline_bytes}")
+    (tmp / "gateway.toml").write_text("\n".join(lines) + "\n", "utf-8")
+    return spawn(["-m", "dlp_gateway.cli", "serve", "--config", str(tmp / "gateway.toml"),
+                  "--log-level", "WARNING"], port, tmp / "gateway.log")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--kb", type=int, default=20, help="mail size (20: ordinary mail)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="bare and gateway measured in turn this many times")
     parser.add_argument("--workers", type=int, default=0, help="scan workers (0: per CPU)")
+    parser.add_argument("--inline-bytes", type=int, default=None,
+                        help="inline_scan_bytes (default: the gateway's default; 0: off)")
+    parser.add_argument("--serve-bare", nargs=2, type=int, metavar=("PORT", "UPSTREAM"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(*args.serve_bare)
+        return
 
     sink_handler = CountingSink()
     sink = Controller(sink_handler, hostname="127.0.0.1", port=free_port())
     sink.start()
-    bare = Controller(BareRelay(sink.port), hostname="127.0.0.1", port=free_port())
-    bare.start()
-
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(
-            None, listen="127.0.0.1:0", upstream=f"127.0.0.1:{sink.port}",
-            data_dir=Path(tmp), scan_workers=args.workers,
-        )
-        running = asyncio.run_coroutine_threadsafe(start(config, web=False), loop).result(120)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        bare_port, gw_port = free_port(), free_port()
+        bare = spawn([__file__, "--serve-bare", str(bare_port), str(sink.port)], bare_port,
+                     tmp / "bare.log")
+        gateway = start_gateway(tmp, gw_port, sink.port, args)
         try:
-            run_load(bare.port, 40, args.clients)  # warm-up both
-            run_load(running.smtp_port, 40, args.clients)
-            base = report("bare relay", *run_load(bare.port, args.messages, args.clients))
-            gw = report("dlp-gateway", *run_load(running.smtp_port, args.messages, args.clients))
-            print(f"throughput ratio: {gw / base:.2f} (target >= 0.5), "
-                  f"scan workers: {config.workers}, cpus: {__import__('os').cpu_count()}")
+            run_load(bare_port, 40, args.clients, args.kb)  # warm-up both
+            run_load(gw_port, 40, args.clients, args.kb)
+            print(f"{args.messages} mails of {args.kb} KB per relay per round, {args.clients}"
+                  f" clients, scan workers {args.workers or 'per CPU'}, inline lane "
+                  f"{'default' if args.inline_bytes is None else args.inline_bytes}, "
+                  f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+            ratios, added, cpu_ratios = [], [], []
+            for n in range(args.rounds):
+                before = sink_handler.count
+                base, base_p99, base_cpu = measured("bare relay", bare_port, bare, args)
+                gw, gw_p99, gw_cpu = measured("dlp-gateway", gw_port, gateway, args)
+                delivered = sink_handler.count - before
+                ratios.append(gw / base)
+                added.append(gw_p99 - base_p99)
+                cpu_ratios.append(gw_cpu / base_cpu if base_cpu else 0.0)
+                print(f"round {n + 1}: ratio {gw / base:.2f}, p99 added {added[-1]:.1f} ms, "
+                      f"CPU per mail {cpu_ratios[-1]:.1f}x the bare relay's, verdict pass, "
+                      f"{delivered} delivered of {2 * args.messages}")
+            print(f"throughput ratio (median of {len(ratios)}): {statistics.median(ratios):.2f}"
+                  f" (target >= 0.8), p99 added: {statistics.median(added):.1f} ms "
+                  f"(target <= 10), relay CPU per mail: {statistics.median(cpu_ratios):.1f}x")
         finally:
-            asyncio.run_coroutine_threadsafe(running.stop(), loop).result(60)
-            loop.call_soon_threadsafe(loop.stop)
-            bare.stop()
+            stop(gateway)
+            stop(bare)
             sink.stop()
 
 

@@ -78,6 +78,7 @@ class Config:
     scan_max_attempts: int = 3  # scans that kill their worker, then held as corrupt
     duplicate_window_seconds: float = 86400.0
     small_mail_bytes: int = 262144  # at most this size: the small-mail scan lane
+    inline_scan_bytes: int = 16384  # single-part text/plain mail up to this: scanned in-process
     audit_key_file: Path | None = None  # default: DATA_DIR/audit.key (0600)
     audit_anchor_file: Path | None = None  # default: DATA_DIR/audit.anchor
     # Several nodes (issue 12): "" keeps SQLite in data_dir; postgresql://user@host/db

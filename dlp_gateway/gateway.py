@@ -174,11 +174,13 @@ class Gateway:
             raw, [("X-DLP-Verdict", f"released-{mode.replace('_', '-')}"),
                   ("X-DLP-Scan-Id", held.scan_id or held.id)]
         )
+        xforward = self.held_client_xforward(held_id)
         with self.db.transaction() as conn:
             self.held.set_release_mode(held_id, mode, conn=conn)
             decided = self.held.set_status(held_id, "released", actor, comment, conn=conn)
             self.queue.enqueue(
-                held.sender, held.recipients, data, kind="release", ref=held_id, conn=conn
+                held.sender, held.recipients, data, kind="release", ref=held_id, conn=conn,
+                xforward=xforward,
             )
             if password is not None:
                 self.enqueue_notice(
@@ -195,6 +197,16 @@ class Gateway:
         )
         log.info("held %s released (%s) by %s", held_id, mode, actor)
         return self.held.get(held_id)
+
+    def held_client_xforward(self, held_id: str) -> dict[str, str] | None:
+        """The original client of a held mail (the ``client`` its hold audit row recorded:
+        XFORWARD from Postfix, else the direct peer), as XFORWARD attributes for the
+        release. Notices carry none: they are the gateway's own mail."""
+        from dlp_gateway.relay.upstream import xforward_from_origin
+
+        rows = self.audit.entries(event="hold", held_id=held_id, limit=1)
+        client = rows[0].details.get("client") if rows else None
+        return xforward_from_origin(client) if isinstance(client, dict) else None
 
     def reject(self, held_id: str, actor: str, comment: str) -> HeldMessage:
         """Reject a held message: never delivered; the sender gets the comment."""

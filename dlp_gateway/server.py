@@ -68,8 +68,14 @@ class RunningServer:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.smtp_server.wait_closed(), 5)
+        with contextlib.suppress(Exception):  # retry records of mail relayed just now
+            await self.handler.replies.flush()
         if self.scanner is not None:
             await asyncio.to_thread(self.scanner.close)
+        close_idle = getattr(self.handler.upstream, "close_idle", None)
+        if close_idle is not None:  # QUIT the upstream connections kept for reuse
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(close_idle, True)
         self.gateway.close()
         log.info("dlp-gateway stopped")
 
@@ -94,7 +100,8 @@ async def start(
 
     def make_pool(path: Any) -> ScanPool:
         return ScanPool(path, config.workers, config.scan_timeout_seconds,
-                        config.small_mail_bytes, config.scan_max_memory_mb << 20)
+                        config.small_mail_bytes, config.scan_max_memory_mb << 20,
+                        config.inline_scan_bytes)
 
     scanner = make_pool(active)
     await scanner.warm_up()

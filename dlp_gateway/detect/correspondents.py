@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 
 import regex
 
 from dlp_gateway.detect.normalize import fold
 from dlp_gateway.detect.patterns import NamePatterns
+from dlp_gateway.mail.policy import MEMO_POLICY
 
 SALUTATION_LINES = 4
 SIGNATURE_MAX_LINES = 12
@@ -29,7 +29,7 @@ def compact_name(text: str) -> str:
 def display_names(raw: bytes) -> frozenset[str]:
     """Display names of From, To, Cc and Reply-To (folded, spaces and 【所属】 removed)."""
     try:
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw, headersonly=True)
+        headers = BytesHeaderParser(policy=MEMO_POLICY).parsebytes(raw, headersonly=True)
     except Exception:  # a broken header must not stop the scan
         return frozenset()
     names: set[str] = set()

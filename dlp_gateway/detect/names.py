@@ -8,8 +8,9 @@ work and SudachiPy is only asked to judge columns that have no header.
 
 from __future__ import annotations
 
+from typing import Any
+
 import regex
-from sudachipy import dictionary, tokenizer
 
 from dlp_gateway.detect.findings import mask_name
 from dlp_gateway.detect.numbers import Hit
@@ -27,15 +28,31 @@ _NAME_CELL = regex.compile(r"^[\p{Han}\p{Katakana}\p{Hiragana}\p{Latin}ー・･
 class NameFinder:
     """Wraps one SudachiPy tokenizer (not shareable across processes; build one per worker)."""
 
-    def __init__(self, patterns: NamePatterns):
+    def __init__(self, patterns: NamePatterns, lazy: bool = True):
         self.patterns = patterns
-        sudachi = dictionary.Dictionary(dict="core")
-        make = getattr(sudachi, "tokenizer", None) or sudachi.create  # create() before 0.6.9
-        self._tokenizer = make(mode=tokenizer.Tokenizer.SplitMode.C)
+        self._loaded: Any = None
+        self._name_pos: frozenset[int] = frozenset()  # POS ids tagged 人名,姓 / 人名,名
+        self._pos_count = 0  # POS ids below this are known (the rest: asked one by one)
+        if not lazy:
+            self.load()
         self._org_suffixes = tuple(patterns.organisation_suffixes)
         self._honorifics = frozenset(patterns.honorifics)
         pairs = patterns.kanji_variants
         self._variants = str.maketrans({p[0]: p[1] for p in pairs if len(p) == 2})
+
+    def load(self) -> Any:
+        """The SudachiPy tokenizer, built on first use: a scan whose text has nothing
+        Japanese (and no headerless name column) never loads the dictionary."""
+        if self._loaded is None:
+            from dlp_gateway.extract.isolate import outside_cap
+
+            loaded = outside_cap(_new_tokenizer)  # a capped scan child loads it too
+            self._loaded, self._name_pos, self._pos_count = loaded
+        return self._loaded
+
+    @property
+    def _tokenizer(self) -> Any:
+        return self._loaded if self._loaded is not None else self.load()
 
     def find(self, text: str) -> list[Hit]:
         """Names in folded free text."""
@@ -48,9 +65,14 @@ class NameFinder:
 
     def _find_in_chunk(self, chunk: str, offset: int) -> list[Hit]:
         tokens = list(self._tokenizer.tokenize(chunk))
+        pos_ids = [t.part_of_speech_id() for t in tokens]
+        name_pos, known = self._name_pos, self._pos_count
         hits = []
         i = 0
         while i < len(tokens):
+            if pos_ids[i] < known and pos_ids[i] not in name_pos:
+                i += 1  # not a surname or given name: what _name_at would say, cheaper
+                continue
             hit, next_index = self._name_at(tokens, i)
             if hit is not None:
                 start, end, confidence = hit
@@ -94,6 +116,21 @@ class NameFinder:
         if pos[0] == _PLACE and len(pos) >= 2 and pos[1] == _GIVEN:
             pos[0] = _SURNAME  # 千葉 太郎: a place name that is also a surname
         return pos[0] == _SURNAME and all(p in (_SURNAME, _GIVEN) for p in pos)
+
+
+def _new_tokenizer() -> tuple[Any, frozenset[int], int]:
+    """The tokenizer, the POS ids of surnames and given names, and how many POS ids the
+    dictionary knows."""
+    from sudachipy import dictionary, tokenizer
+
+    sudachi = dictionary.Dictionary(dict="core")
+    make = getattr(sudachi, "tokenizer", None) or sudachi.create  # create() before 0.6.9
+    names, count = set(), 0
+    while (pos := sudachi.pos_of(count)) is not None:
+        if tuple(pos[:4]) in (_SURNAME, _GIVEN):
+            names.add(count)
+        count += 1
+    return make(mode=tokenizer.Tokenizer.SplitMode.C), frozenset(names), count
 
 
 def is_name_cell(value: object, max_length: int) -> bool:

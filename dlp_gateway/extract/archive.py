@@ -13,8 +13,6 @@ import zipfile
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-import pyzipper
-
 from dlp_gateway.extract.units import Skipped, Unit, Unscannable
 
 if TYPE_CHECKING:
@@ -82,6 +80,8 @@ def extract_zip(
         yield Unscannable(path, "too_deep", f"archive nesting over {ctx.limits.max_depth}")
         return
     try:
+        import pyzipper  # here: Cryptodome costs ~30 ms of every CLI start
+
         zf = pyzipper.AESZipFile(io.BytesIO(data))
         infos = [i for i in zf.infolist() if holds_data(i)]
     except Exception as exc:

@@ -58,6 +58,28 @@ def limit_memory(extra_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
+def outside_cap(build: Callable[[], Any]) -> Any:
+    """Run ``build`` (loading something every scan shares, like the SudachiPy dictionary)
+    as if it had run before ``limit_memory``: the cap is lifted for it and then moved up
+    by what it mapped, so a lazily loaded dictionary costs no scan its memory allowance."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    except (ValueError, OSError):
+        return build()
+    if soft == resource.RLIM_INFINITY:
+        return build()
+    before = address_space_now()
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    try:
+        return build()
+    finally:
+        grown = max(0, address_space_now() - before)
+        cap = soft + grown if hard == resource.RLIM_INFINITY else min(soft + grown, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
 def _child(fn: Callable[..., Any], args: tuple[Any, ...], extra_bytes: int,
            conn: Any, err_fd: int) -> None:
     os.dup2(err_fd, 2)  # what a native abort prints tells memory from other crashes

@@ -32,6 +32,7 @@ from dlp_gateway.extract.units import (
     Unit,
     Unscannable,
 )
+from dlp_gateway.mail.policy import MEMO_POLICY
 
 _FORWARDED_TYPES = {"message/rfc822", "message/global"}
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -53,7 +54,7 @@ _EXTRA_EXTENSIONS = {
 def parse_message(raw: bytes) -> Message:
     """Parse with the modern policy; fall back to compat32 if its header parser chokes."""
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        msg = email.message_from_bytes(raw, policy=MEMO_POLICY)
         for part in _walk_all(msg):  # surface lazy header-parsing errors now
             part.get_content_type()
             part.get_filename()

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
-from python_calamine import CalamineWorkbook
 
 from dlp_gateway.extract.units import CellValue, Row, TableUnit, TextUnit, Unit, Unscannable
 
@@ -269,6 +268,8 @@ def _read_sheets_raw(data: bytes, max_cells: int, lazy: bool = False) -> list[tu
     calamine's sheet each time the table is read, not held as Python lists.
     """
     try:
+        from python_calamine import CalamineWorkbook
+
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except Exception as exc:
         if "password" in type(exc).__name__.lower() or "password" in str(exc).lower():

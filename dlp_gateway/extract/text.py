@@ -16,8 +16,6 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
 
-from charset_normalizer import from_bytes
-
 from dlp_gateway.extract.units import AltPath, Row, TableUnit, TextUnit
 
 # Large quoted fields happen (addresses pasted with newlines); do not fail on them.
@@ -306,6 +304,8 @@ def choose_encoding(data: bytes, declared: str | None = None) -> str:
         return best[2]
     if declared_codec in _SINGLE_BYTE:
         return declared_codec  # honoured only when nothing Japanese fits
+    from charset_normalizer import from_bytes  # only for text that is not UTF-8
+
     guess = from_bytes(sample).best()
     if guess is not None and guess.encoding:
         return normalize_charset(guess.encoding) or guess.encoding

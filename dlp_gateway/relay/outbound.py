@@ -69,10 +69,18 @@ class QueueWorker:
                 sent = 0
             if sent:
                 continue
+            await self._close_idle_connections()
             self._wake.clear()
             idle = await self._idle_seconds()  # first: a cancel here leaves no coroutine behind
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle)
+
+    async def _close_idle_connections(self) -> None:
+        """Upstream connections kept for reuse are closed once they have waited long
+        enough (each holds an smtpd process of the upstream)."""
+        if getattr(self.upstream, "idle_connections", 0):
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.upstream.close_idle)  # type: ignore[attr-defined]
 
     async def _idle_seconds(self) -> float:
         due = await asyncio.to_thread(self.queue.next_due_at)

@@ -8,11 +8,13 @@ upstream refused individually ({rcpt: (code, message)}) and raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mailbox
 import os
 import smtplib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -44,11 +46,23 @@ class Upstream(Protocol):
 
 
 class SmtpUpstream:
-    def __init__(self, host: str, port: int, timeout: float = 30.0, helo: str | None = None):
+    """An SMTP smarthost. Connections are reused (like Postfix's smtp connection cache):
+    after a delivery the connection waits, at most ``reuse_seconds``, for the next one;
+    a waiting connection is checked with NOOP before it carries mail, and one that
+    failed in any way is closed, never reused. At most ``max_idle`` wait at a time (each
+    ties up one smtpd process of the upstream)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0, helo: str | None = None,
+                 reuse_seconds: float = 5.0, max_idle: int = 4, reuse_count: int = 100):
         self.host = host
         self.port = port
         self.timeout = timeout
         self.helo = helo
+        self.reuse_seconds = reuse_seconds
+        self.max_idle = max_idle
+        self.reuse_count = reuse_count
+        self._idle: list[tuple[smtplib.SMTP, float, int]] = []  # (connection, since, uses)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SmtpUpstream({self.host}:{self.port})"
@@ -66,20 +80,14 @@ class SmtpUpstream:
     def _deliver(self, mail_from: str, rcpts: list[str], data: bytes,
                  xforward: Xforward | None = None) -> Refused:
         try:
-            with smtplib.SMTP(self.host, self.port, self.helo, timeout=self.timeout) as smtp:
-                smtp.ehlo_or_helo_if_needed()
-                if xforward:
-                    send_xforward(smtp, xforward)
-                data = fit_advertised_size(data, smtp.esmtp_features.get("size", ""))
-                options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else []
-                if not all(a.isascii() for a in [mail_from, *rcpts]):
-                    if not smtp.has_extn("smtputf8"):
-                        raise DeliveryError(
-                            "553 5.6.7 upstream does not offer SMTPUTF8; an address is not"
-                            " ASCII", permanent=True, code=553,
-                        )
-                    options.append("SMTPUTF8")
-                refused = smtp.sendmail(mail_from, rcpts, data, mail_options=options)
+            try:
+                refused = self._on_connection(mail_from, rcpts, data, xforward)
+            except smtplib.SMTPSenderRefused as exc:
+                if exc.smtp_code != 421:
+                    raise
+                # a reused connection the server was done with (421 at MAIL: nothing of
+                # this mail was taken): once more on a new connection
+                refused = self._on_connection(mail_from, rcpts, data, xforward, fresh=True)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             permanent = all(code >= 500 for code in codes)
@@ -93,6 +101,105 @@ class SmtpUpstream:
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         return {rcpt: (code, _text(msg)) for rcpt, (code, msg) in refused.items()}
+
+    def _on_connection(self, mail_from: str, rcpts: list[str], data: bytes,
+                       xforward: Xforward | None, fresh: bool = False) -> dict:
+        smtp, uses = self._checkout(fresh)
+        done = False
+        try:
+            refused = self._transaction(smtp, mail_from, rcpts, data, xforward)
+            done = True
+        finally:
+            if done:
+                self._checkin(smtp, uses + 1)
+            else:
+                _close(smtp)  # after any failure: never reused
+        return refused
+
+    def _transaction(self, smtp: smtplib.SMTP, mail_from: str, rcpts: list[str], data: bytes,
+                     xforward: Xforward | None) -> dict:
+        if xforward:
+            send_xforward(smtp, xforward)
+        data = fit_advertised_size(data, smtp.esmtp_features.get("size", ""))
+        options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else []
+        if not all(a.isascii() for a in [mail_from, *rcpts]):
+            if not smtp.has_extn("smtputf8"):
+                raise DeliveryError(
+                    "553 5.6.7 upstream does not offer SMTPUTF8; an address is not"
+                    " ASCII", permanent=True, code=553,
+                )
+            options.append("SMTPUTF8")
+        return smtp.sendmail(mail_from, rcpts, data, mail_options=options)
+
+    # -- the connection cache -----------------------------------------------------------
+    def _checkout(self, fresh: bool = False) -> tuple[smtplib.SMTP, int]:
+        """A waiting connection that still answers NOOP, else a new one (after EHLO)."""
+        while not fresh:
+            with self._lock:
+                if not self._idle:
+                    break
+                smtp, since, uses = self._idle.pop()  # the most recently used
+            if time.monotonic() - since <= self.reuse_seconds and _answers(smtp):
+                return smtp, uses
+            _close(smtp)
+        smtp = smtplib.SMTP(self.host, self.port, self.helo, timeout=self.timeout)
+        try:
+            smtp.ehlo_or_helo_if_needed()
+        except BaseException:
+            _close(smtp)
+            raise
+        return smtp, 0
+
+    def _checkin(self, smtp: smtplib.SMTP, uses: int) -> None:
+        if uses < self.reuse_count and self.reuse_seconds > 0:
+            with self._lock:
+                if len(self._idle) < self.max_idle:
+                    self._idle.append((smtp, time.monotonic(), uses))
+                    return
+        _quit(smtp)
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
+
+    def close_idle(self, everything: bool = False) -> int:
+        """QUIT connections that waited longer than ``reuse_seconds`` (all of them with
+        ``everything``); returns how many were closed. Blocking: run it in a thread."""
+        now = time.monotonic()
+        with self._lock:
+            expired = [c for c in self._idle if everything or now - c[1] > self.reuse_seconds]
+            self._idle = [c for c in self._idle if c not in expired]
+        for smtp, _since, _uses in expired:
+            _quit(smtp)
+        return len(expired)
+
+
+def _answers(smtp: smtplib.SMTP) -> bool:
+    try:
+        return smtp.noop()[0] == 250
+    except Exception:
+        return False
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except Exception:
+        _close(smtp)
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    with contextlib.suppress(Exception):
+        smtp.close()
+
+
+def xforward_from_origin(origin: dict[str, str] | None) -> Xforward | None:
+    """The XFORWARD attributes (upper case) for a client recorded as ``origin`` (lower-case
+    keys: name, addr, proto, helo, source, as the relay's audit rows have them)."""
+    if not origin:
+        return None
+    found = {a: str(origin[a.lower()]) for a in XFORWARD_ATTRIBUTES if origin.get(a.lower())}
+    return found or None
 
 
 def send_xforward(smtp: smtplib.SMTP, xforward: Xforward) -> None:

@@ -8,6 +8,7 @@ reveal which accounts exist.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -27,8 +28,14 @@ ROLE_LABELS: dict[str, str] = {
 # Tables: dlp_gateway/store/schema.py (versioned migrations).
 
 _HASHER = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
-# Verified against unknown/disabled accounts so they take as long as real ones.
-_DUMMY_HASH = _HASHER.hash("dlp-gateway: no such user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against unknown/disabled accounts so they take as long as real ones.
+    Made on first use (UserStore() makes it), not at import: one Argon2 hash costs about
+    0.15 s, which every CLI command would otherwise pay."""
+    return _HASHER.hash("dlp-gateway: no such user")
 
 
 class UserError(ValueError):
@@ -61,6 +68,7 @@ def _now() -> dt.datetime:
 class UserStore:
     def __init__(self, db: Database):
         self.db = db
+        _dummy_hash()  # now, so the first failed login is not slower than the others
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -140,7 +148,7 @@ class UserStore:
         rows = self.db.query(
             "SELECT password_hash, enabled FROM users WHERE email = ?", (normalize_email(email),)
         )
-        stored = rows[0]["password_hash"] if rows else _DUMMY_HASH
+        stored = rows[0]["password_hash"] if rows else _dummy_hash()
         try:
             ok = _HASHER.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

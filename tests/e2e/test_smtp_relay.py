@@ -229,10 +229,17 @@ def test_monitor_mode_passes_and_audits_the_verdict(gateway_factory, upstream_si
     assert gw.gateway.held.list() == []
 
 
-def test_scan_over_time_limit_is_held_as_timeout(gateway_factory, upstream_sink):
-    gw = gateway_factory(scan_timeout_seconds=0.001, web=False)
-    code, reply = send(gw.smtp_port, clean_mail(5))
+@pytest.mark.parametrize("lane", ["pool", "inline"])
+def test_scan_over_time_limit_is_held_as_timeout(gateway_factory, upstream_sink, lane):
+    # the inline lane has no process round trip: its mail must really take over 1 ms
+    inline = lane == "inline"
+    gw = gateway_factory(scan_timeout_seconds=0.001, web=False,
+                         inline_scan_bytes=65536 if inline else 0)
+    code, reply = send(gw.smtp_port, clean_mail(20 if inline else 5))
     assert code == 250
     held = gw.gateway.held.get(_held_id(reply))
     assert "timeout" in held.rules and any("timeout" in r for r in held.reasons)
     assert upstream_sink.to(RECIPIENT) == []
+    if inline:  # it was the inline lane that ran over, and it is shut now
+        assert gw.running.scanner.inline.scanned == 1
+        assert not gw.running.scanner.inline.ready

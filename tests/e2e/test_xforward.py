@@ -258,3 +258,86 @@ def test_xforward_hosts_must_be_networks(tmp_path):
     with pytest.raises(ConfigError, match="xforward_hosts"):
         make_config(tmp_path, None, xforward_hosts=["loopback"])
     assert make_config(tmp_path, None).xforward_hosts == ["127.0.0.0/8", "::1/128"]
+
+
+# -- released mail and the gateway's own notices (issue 12 leftover) ---------------------
+def _held_id(reply: bytes) -> str:
+    text = reply.decode()
+    assert "held for approval" in text, text
+    return text.rsplit(" ", 1)[-1]
+
+
+def _notices(sink: XforwardSink, gateway_address: str) -> list[Received]:
+    with sink.lock:
+        return [m for m in sink.messages if m.mail_from == gateway_address]
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+@pytest.mark.parametrize("mode", ["as_is", "encrypted"])
+def test_released_mail_carries_the_original_clients_attributes(gateway, sink, seed, mode):
+    """A held mail released (as is or encrypted) reaches the upstream with the XFORWARD
+    attributes of the client that sent it, not the gateway's own connection."""
+    attrs = _attributes(random.Random(seed))
+    rcpt = f"held{seed}-{mode.replace('_', '')}@care.example.com"
+    held_id = _held_id(_send(gateway.smtp_port, roster_mail(30), rcpt, attrs)[1])
+    gateway.gateway.release(held_id, "ciso@city.example.lg.jp", mode)
+    released = sink.wait_to(rcpt, timeout=30)
+    assert released.data.startswith(f"X-DLP-Verdict: released-{mode.replace('_', '-')}"
+                                    .encode()), f"seed {seed}"
+    assert released.xforward == attrs, f"seed {seed}"
+
+
+def test_release_of_mail_from_a_direct_client_names_that_client(gateway, sink):
+    helo = "pc-held-7.city.example.lg.jp"
+    held_id = _held_id(_send(gateway.smtp_port, roster_mail(30), "direct-held@care.example.com",
+                             None, helo)[1])
+    gateway.gateway.release(held_id, "ciso@city.example.lg.jp", "as_is")
+    assert sink.wait_to("direct-held@care.example.com", timeout=30).xforward == {
+        "ADDR": "127.0.0.1", "PROTO": "ESMTP", "HELO": helo}
+
+
+def test_release_from_the_cli_in_another_process_carries_the_attributes(gateway, sink):
+    import subprocess
+    import sys
+
+    attrs = _attributes(random.Random(31))
+    gateway.gateway.users.add("ciso@city.example.lg.jp", "ciso", "password-ciso-31")
+    held_id = _held_id(_send(gateway.smtp_port, roster_mail(30), "cli-held@care.example.com",
+                             attrs)[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "dlp_gateway.cli", "held", "release", held_id, "--actor",
+         "ciso@city.example.lg.jp", "--mode", "as_is", "--confirm", "--comment", "先方確認済み",
+         "--data-dir", str(gateway.config.data_dir)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sink.wait_to("cli-held@care.example.com", timeout=30).xforward == attrs
+
+
+def test_notices_are_the_gateways_own_mail_without_a_clients_xforward(gateway, sink):
+    """Hold, release and password notices come from the gateway itself: no client's
+    attributes are passed on with them (the upstream sees the gateway's connection)."""
+    attrs = _attributes(random.Random(41))
+    held_id = _held_id(_send(gateway.smtp_port, roster_mail(30), "notice-held@care.example.com",
+                             attrs)[1])
+    gateway.gateway.release(held_id, "ciso@city.example.lg.jp", "encrypted")  # + password
+    assert _send(gateway.smtp_port, roster_mail(3), "enc-n@care.example.com", attrs)[0] == 250
+    sink.wait_to("notice-held@care.example.com", timeout=30)
+    sink.wait_to("enc-n@care.example.com", timeout=30)
+    address = gateway.config.gateway_address
+    deadline = time.monotonic() + 15
+    while len(_notices(sink, address)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    notices = _notices(sink, address)
+    subjects = [_subject(m.data) for m in notices]
+    assert len(notices) >= 3, subjects  # hold notice, release notice, passwords (x2)
+    for notice in notices:
+        assert notice.xforward == {}, _subject(notice.data)
+    assert not any(attrs["HELO"] in m.xforward.values() for m in notices)
+
+
+def _subject(data: bytes) -> str:
+    from email import message_from_bytes
+    from email.policy import default
+
+    return str(message_from_bytes(data, policy=default)["Subject"])

@@ -326,6 +326,7 @@ class LayoutReader:
                 below = below[1:]  # a second header row (被保険者 / 番号, 性別 / 住所) is not data
             if not below:
                 continue  # a lone 氏名 | 山田太郎 line is a form, not a header
+            below = self._own_rows(row, below)
             if not self._list_shape(row, below):
                 continue
             if kinds and not self._values_fit(kinds, below):
@@ -333,6 +334,20 @@ class LayoutReader:
             if best is None or score > best[0]:
                 best = (score, index)
         return best[1] if best else None
+
+    def _own_rows(self, header: Row, below: list[Row]) -> list[Row]:
+        """The rows under a header up to the header of another table below it (要介護度 |
+        人数 under a two-person roster): that table's rows say nothing of this header."""
+        signature = self._signature(header)
+        for at in range(1, len(below)):
+            row = below[at]
+            if (
+                self.label_row(row)
+                and self._signature(row) != signature
+                and any(self.classify.known_label(v) for _, v in non_empty(row))
+            ):
+                return below[:at]
+        return below
 
     def _sub_header(self, header: Row, row: Row) -> bool:
         """A partial label row right under a header: its second header row."""

@@ -334,7 +334,11 @@ class _ListPass:
             return any(reader.label_row(r) and reader.kinds(r) for r in ahead)
         if not reader.label_row(row):
             return False
-        if len(kinds) >= 2 or (after_blank and (kinds or not self.layout.fields)):
+        if (
+            len(kinds) >= 2
+            or (after_blank and (kinds or not self.layout.fields))
+            or (kinds and not self.layout.fields)  # a roster's header under statistics
+        ):
             below = rows.peek(6)
             return bool(below) and not all(reader.kinds(r) for r in below[:3] if non_empty(r))
         return False

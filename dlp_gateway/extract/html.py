@@ -33,13 +33,54 @@ _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.I)
 
 
+class _TableState:
+    """Where the next cell of a table row goes: a cell under a rowspan from a row above,
+    or after a colspan, is preceded by one tab per column it skips, so the tab-separated
+    rows keep every cell under its header (元号 | 年 | 月 | 日 under 生年 beside a
+    氏名 that spans both header rows)."""
+
+    __slots__ = ("column", "new_spans", "spans", "tabs")
+
+    def __init__(self) -> None:
+        self.spans: dict[int, int] = {}  # column -> rows still covered by a rowspan above
+        self.new_spans: dict[int, int] = {}
+        self.column = 0  # the column the next cell starts in (before rowspans)
+        self.tabs = 0  # tabs written in this row so far
+
+    def end_row(self) -> None:
+        left = {c: n - 1 for c, n in self.spans.items() if n > 1}
+        self.spans = {**left, **self.new_spans}
+        self.new_spans = {}
+        self.column = self.tabs = 0
+
+    def cell(self, attrs: dict[str, str | None]) -> int:
+        """Tabs to write before a cell starting here; records its spans."""
+        while self.spans.get(self.column, 0) > 0:
+            self.column += 1
+        tabs = self.column - self.tabs
+        self.tabs = self.column
+        width = _span(attrs.get("colspan"))
+        rows = _span(attrs.get("rowspan"))
+        if rows > 1:
+            for column in range(self.column, self.column + width):
+                self.new_spans[column] = rows - 1
+        self.column += width
+        return tabs
+
+
+def _span(value: str | None) -> int:
+    """A colspan/rowspan attribute as a count (1 when absent or odd, at most 256)."""
+    value = (value or "1").strip()
+    return min(max(int(value), 1), 256) if value.isdigit() else 1
+
+
 class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.chunks: list[str] = []
         self.skip_depth = 0
         self.pre_depth = 0
-        self.cells_in_row = 0
+        self.tables: list[_TableState] = [_TableState()]  # the outer one: cells outside tables
 
     def _attributes(self, attrs: list[tuple[str, str | None]]) -> None:
         values = [v for k, v in attrs if v and v.strip()
@@ -58,12 +99,12 @@ class _TextExtractor(HTMLParser):
             self.pre_depth += 1
         if tag in _BLOCK:
             self.chunks.append("\n")
-        if tag == "tr":
-            self.cells_in_row = 0
+        if tag == "table":
+            self.tables.append(_TableState())
+        elif tag == "tr":
+            self.tables[-1].end_row()
         elif tag in _CELL:
-            if self.cells_in_row:
-                self.chunks.append("\t")
-            self.cells_in_row += 1
+            self.chunks.append("\t" * self.tables[-1].cell(dict(attrs)))
         self._attributes(attrs)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -76,6 +117,8 @@ class _TextExtractor(HTMLParser):
             self.skip_depth = max(0, self.skip_depth - 1)
         elif tag == "pre":
             self.pre_depth = max(0, self.pre_depth - 1)
+        elif tag == "table" and len(self.tables) > 1:
+            self.tables.pop()
         if tag in _BLOCK:
             self.chunks.append("\n")
 

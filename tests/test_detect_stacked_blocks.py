@@ -1,0 +1,103 @@
+"""HTML tables in mail bodies keep their merged cells' columns, and a roster stays a list
+when another table follows it directly (issue 8 generated seeds 80698, 9868)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlp_gateway.extract.html import html_to_text
+from dlp_gateway.scan import Scanner
+from tests.test_detect_layouts import people
+from tests.test_detect_mail_tables import mail
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    return Scanner()
+
+
+def test_rowspan_and_colspan_cells_keep_their_columns_in_the_text() -> None:
+    source = (
+        "<table><tr><td rowspan=3>a</td><td colspan=2 rowspan=2>b</td><td>c</td></tr>"
+        "<tr><td>d</td></tr><tr><td>e</td><td>f</td><td>g</td></tr><tr><td>h</td></tr></table>"
+    )
+    assert html_to_text(source).split("\n") == ["a\tb\t\tc", "\t\t\td", "\te\tf\tg", "h"]
+
+
+def test_a_nested_table_has_its_own_spans() -> None:
+    source = (
+        "<table><tr><td rowspan=2>a</td><td><table><tr><td>x</td><td>y</td></tr></table>"
+        "</td></tr><tr><td>b</td></tr></table>"
+    )
+    assert html_to_text(source).split("\n") == ["a\t", "x\ty", "\tb"]
+
+
+def _era_rows(n: int) -> str:
+    out = []
+    for i, p in enumerate(people(n, seed=5)):
+        born = p["born"]
+        era, year = ("昭和", born.year - 1925) if born.year < 1989 else ("平成", born.year - 1988)  # type: ignore[attr-defined]
+        out.append(
+            f"<tr><td>{i + 1}</td><td>{p['name']}</td><td>{era}</td><td>{year}</td>"
+            f"<td>{born.month}</td><td>{born.day}</td></tr>"  # type: ignore[attr-defined]
+        )
+    return "".join(out)
+
+
+@pytest.mark.parametrize("n", [3, 12, 37])
+def test_birth_dates_in_era_year_month_day_columns_under_a_merged_header(
+    scanner: Scanner, n: int
+) -> None:
+    """№ and 氏名 span both header rows (rowspan=2), 生年 spans 元号 | 年 | 月 | 日: the
+    second header row must stay under 生年 in the mail body's text (seed 80698)."""
+    html = (
+        '<html><body><p>対象者は以下のとおりです。</p><table border="1">'
+        '<tr><td rowspan="2">№</td><td rowspan="2">氏名（<br>漢字）</td>'
+        '<td colspan="4">生年</td></tr>'
+        f"<tr><td>元号</td><td>年</td><td>月</td><td>日</td></tr>{_era_rows(n)}</table>"
+        "</body></html>"
+    )
+    result = scanner.scan_message(mail("", html=html))
+    assert (result.counts["birth_date"], result.counts["records"]) == (n, n), result.counts
+    assert result.verdict.action != "pass"
+
+
+@pytest.mark.parametrize("blank", ["", "<p></p>"])
+def test_a_roster_followed_by_a_tally_table_stays_a_list(scanner: Scanner, blank: str) -> None:
+    """Two people under 番号 in a 被保険者一覧, then 要介護度 | 人数: the tally's rows say
+    nothing about the roster's header (seed 9868)."""
+    rows = "".join(
+        f"<tr><td>{str(p['insured'])[1:]}</td><td>{p['name']}</td><td>男</td>"
+        f"<td>本町{i + 1}番</td><td>要支援2</td></tr>"
+        for i, p in enumerate(people(2, seed=3))
+    )
+    tally = "".join(f"<tr><td>要介護{i}</td><td>0</td></tr>" for i in range(1, 6))
+    html = (
+        "<html><body><p><b>令和7年度 介護保険被保険者一覧</b></p><p>（取扱注意）</p>"
+        "<table><tr><td>番号</td><td>利用者名</td><td>性別</td><td>住所</td><td>要介護度</td></tr>"
+        f"{rows}</table>{blank}<table><tr><td>要介護度</td><td>人数</td></tr>{tally}"
+        "<tr><td>合計</td><td>2</td></tr></table></body></html>"
+    )
+    result = scanner.scan_message(mail("", html=html))
+    assert (result.counts["insured_number"], result.counts["records"]) == (2, 2), result.counts
+
+
+@pytest.mark.parametrize("n", [2, 6])
+def test_a_roster_right_under_statistics_starts_its_own_block(scanner: Scanner, n: int) -> None:
+    """Statistics under a header of no known kind (地区 | 男 | 女 | 計), then, with no blank
+    line, a title and a roster whose header has one known kind (被保番号): the roster's
+    header starts a new block (seed 10925, a PDF has no blank rows)."""
+    areas = [f"{a}地区{i}" for i in range(30) for a in "東西南北"]
+    lines = ["地区,男,女,計"] + [f"{a},{i + 3}1,{i + 4}2,{2 * i + 7}3" for i, a in enumerate(areas)]
+    lines += [
+        "令和8年度 要介護認定 更新対象者",
+        "作成日：令和8年3月25日",
+        "被保番号,住所,電話番号,要介護度",
+    ]
+    lines += [
+        f"{p['insured']},本町{i + 1}番,0982-22-98{i:02d},要介護1"
+        for i, p in enumerate(people(n, seed=6))
+    ]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    result = scanner.scan_file("更新対象者.csv", data)
+    assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts

@@ -292,3 +292,29 @@ def _shifted_first_line(lines: list[Line], down: float) -> bytes:
         y -= 18
     doc.save()
     return out.getvalue()
+
+
+@pytest.mark.parametrize("n", [4, 30])
+def test_a_header_left_at_the_foot_of_a_page_heads_the_next_page(scanner: Scanner, n: int) -> None:
+    """Statistics fill page 1 and the roster's header is its last line; the roster is on
+    page 2 (seeds 6877, 11137): the header is read by page 2's columns, not merged into
+    the statistics' columns."""
+    stats = [[(360.0, "地区"), (412.0, "男"), (440.0, "女"), (468.0, "計")]] + [
+        [(360.0, f"地区{i}"), (412.0, "601"), (440.0, "351"), (468.0, "952")] for i in range(30)
+    ]
+    header: Line = [(331.0, "№"), (351.0, "カナ氏名"), (421.0, "生年月日"), (495.0, "性別")]
+    kana = ["マスダ ワカナ", "タナカ オサム", "イトウ ワカナ", "ワタナベ カズヤ"]
+    roster = [
+        [
+            (331.0, str(i + 1)),
+            (351.0, kana[i % 4]),
+            (421.0, f"198{i % 10}年9月2{i % 8}日"),
+            (495.0, "女"),
+        ]
+        for i in range(n)
+    ]
+    data = pdf_of([[*stats, [(300.0, "入所児童名簿")], header], roster])
+    rows = table_rows(data)
+    assert ["№", "カナ氏名", "生年月日", "性別"] in rows
+    result = scanner.scan_file("入所児童名簿.pdf", data)
+    assert (result.counts["birth_date"], result.counts["records"]) == (n, n), result.counts

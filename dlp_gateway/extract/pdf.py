@@ -110,18 +110,24 @@ def _units(path: str, content: _PdfContent) -> Iterator[Unit]:
 def _document_content(document) -> _PdfContent:  # type: ignore[no-untyped-def]
     content = _PdfContent(pages=len(document))
     columns: list[tuple[float, float]] = []  # the last grid page's, for the pages after it
+    held: list[_Run] | None = None  # that page's last line, if it did not fit its columns
     for index in range(min(len(document), MAX_PAGES)):
         page = document[index]
         lines = _page_lines(page)
         if not lines and _has_drawing(page):
             content.drawn_without_text.append(index + 1)
-        grid = _grid(lines, columns)
+        grid = _grid(lines, columns, held)
         if grid is not None:
-            rows, columns = grid
+            rows, columns, held = grid
             content.rows.extend(rows)
         else:
+            if held is not None:
+                content.rows.append(_cells([held], columns))
+                held = None
             content.text_lines.extend(" ".join(run.text for run in line) for line in lines)
         page.close()
+    if held is not None:
+        content.rows.append(_cells([held], columns))
     return content
 
 
@@ -222,15 +228,20 @@ def _runs(line: list[tuple], height: float) -> list[_Run]:
 
 
 def _grid(
-    lines: list[list[_Run]], previous: list[tuple[float, float]]
-) -> tuple[list[list[CellValue]], list[tuple[float, float]]] | None:
+    lines: list[list[_Run]], previous: list[tuple[float, float]], held: list[_Run] | None = None
+) -> tuple[list[list[CellValue]], list[tuple[float, float]], list[_Run] | None] | None:
     """Rows of cells by the page's column ranges and the last ranges used, or None if the
     page is not a grid. Tables stacked on one page with other columns (statistics above a
     roster) are read band by band, each by its own columns. A band that continues the
     previous band's or page's table (its runs fall on those columns) keeps the previous
     column numbers, so its rows stay under the header printed above; a last page with one
     or two people is read by the previous page's columns too, if most of its lines have
-    several cells."""
+    several cells.
+
+    A header printed as the last line of a page, its table on the next (``held``: the
+    line did not fit the columns of the band above it), is read by the next page's
+    columns when it fits them; the page's own last line is handed back to be ``held``
+    when it does not fit its columns."""
     multi = [line for line in lines if len(line) > 1]
     if _is_grid(multi) and len(_columns(multi)) >= 2:
         bands = _bands(lines)
@@ -241,7 +252,18 @@ def _grid(
     rows: list[list[CellValue]] = []
     pitch = _row_pitch(lines)
     last_y = 0.0
-    for band, columns in _headers_joined(bands):
+    bands = _headers_joined(bands)
+    if held is not None:
+        band, first = bands[0]
+        if (
+            first is not previous
+            and _fits([held], first, strict=False)
+            and not _fits([line for line in band if len(line) > 1], previous, strict=False)
+        ):
+            previous = first  # the header of this page's table, not of the one above
+        rows.append(_cells([held], previous))
+    group: list[list[_Run]] = []
+    for band, columns in bands:
         band_multi = [line for line in band if len(line) > 1]
         if previous and columns is not previous and _fits(band_multi, previous, strict=False):
             columns = previous
@@ -251,7 +273,10 @@ def _grid(
             rows.append(_cells(group, columns))
             last_y = group[-1][0].y
         previous = columns
-    return rows, previous
+    if len(group) == 1 and len(group[0]) > 1 and _shared(group, previous) > 0:
+        rows.pop()
+        return rows, previous, group[0]
+    return rows, previous, None
 
 
 def _headers_joined(bands: list[tuple[list[list[_Run]], list[tuple[float, float]]]]):  # type: ignore[no-untyped-def]

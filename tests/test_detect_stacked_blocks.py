@@ -101,3 +101,19 @@ def test_a_roster_right_under_statistics_starts_its_own_block(scanner: Scanner, 
     data = ("\n".join(lines) + "\n").encode("utf-8")
     result = scanner.scan_file("更新対象者.csv", data)
     assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts
+
+
+@pytest.mark.parametrize("n", [2, 9])
+def test_a_group_label_over_the_name_does_not_rename_the_birth_column(
+    scanner: Scanner, n: int
+) -> None:
+    """対象者 over 氏名(ふりがな) only (a PDF keeps no merge): read as a group label it
+    spreads right over 生年, which is still a birth date column (seed 120544)."""
+    lines = [",対象者", "NO,氏名(ふりがな),生年,性別,電話番号"]
+    lines += [
+        f"{i + 1},{p['name']}（{p['kana']}）,{p['born']:%Y/%m/%d},女,0982-20-59{i:02d}"
+        for i, p in enumerate(people(n, seed=7))
+    ]
+    result = scanner.scan_file("対象者一覧.csv", ("\n".join(lines) + "\n").encode("utf-8"))
+    assert (result.counts["birth_date"], result.counts["records"]) == (n, n), result.counts
+    assert result.verdict.action != "pass"

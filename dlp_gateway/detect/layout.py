@@ -673,6 +673,8 @@ class LayoutReader:
                 labels[i] = f"{up}/{low}"
                 continue
             kind = joined or low_kind or (up_kind if up else None)
+            if not direct and low_kind is not None and joined not in (None, low_kind):
+                kind = low_kind  # a group label spread from the left (対象者) over 生年
             if (
                 kind is None
                 and up_kind is not None

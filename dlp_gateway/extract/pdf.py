@@ -16,6 +16,7 @@ something (a scanned image, text converted to outlines) but carry no text is
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,13 +33,14 @@ from dlp_gateway.extract.units import (
 
 COLUMN_GAP_SHARE = 0.05  # an x position covered on at most 5 % of grid lines still separates
 MIN_GRID_LINES = 3  # lines with 2+ cells a page needs before it is read as a table
+MAX_CUTS = 12  # places tried when cutting a page into bands of their own columns
 HEADER_BAND_LINES = 3  # a band this short may be the header of the band below
 WRAP_PITCH = 0.8  # lines closer than this share of the row pitch may be one wrapped row
 ALIGN_SLACK = 1.5  # points by which cells of one column may differ in alignment
 WRAP_SLACK = 2.0  # points a wrapped cell's line may reach past its column
 GAP_PITCH = 1.3  # a vertical gap this many row pitches wide separates blocks (a blank row)
 MIN_SHARED_GAP_LINES = 4  # from this many grid lines, a gap needs two lines to bridge it
-CELL_GAP_EM = 0.9  # a horizontal gap wider than this many character heights splits cells
+CELL_GAP_EM = 0.7  # a horizontal gap wider than this many line heights (~ ems) splits cells
 MAX_PAGES = 5000
 
 
@@ -138,7 +140,7 @@ def _has_drawing(page) -> bool:  # type: ignore[no-untyped-def]
 
 def _chars(page):  # type: ignore[no-untyped-def]
     """(char, left, bottom, right, top, middle, after_space) for every visible character
-    (``_charbox``)."""
+    (``_Boxes``)."""
     textpage = page.get_textpage()
     try:
         count = textpage.count_chars()
@@ -149,48 +151,75 @@ def _chars(page):  # type: ignore[no-untyped-def]
             import pypdfium2.raw as raw
 
             text = "".join(chr(raw.FPDFText_GetUnicode(textpage, i)) for i in range(count))
+        boxes = _Boxes(textpage)
         chars: list[tuple] = []
         spaced = False
         for i, ch in enumerate(text):
             if ch.isspace() or ch == "\ufffe":
                 if chars and not spaced:
-                    chars[-1] = _through_space(chars[-1], textpage, i)
+                    chars[-1] = boxes.through_space(chars[-1], i)
                 spaced = True
                 continue
-            chars.append((ch, *_charbox(textpage, i), spaced))
+            chars.append((ch, *boxes.box(i), spaced))
             spaced = False
         return chars
     finally:
         textpage.close()
 
 
-def _charbox(textpage, index: int) -> tuple[float, float, float, float, float]:  # type: ignore[no-untyped-def]
-    """(left, bottom, right, top, middle): the glyph's ink heights, but its advance width
-    across, and the middle of its line box.
+class _Boxes:
+    """Character boxes straight from PDFium (one call per box, no wrapper objects: a page
+    has thousands of characters)."""
 
-    Ink boxes leave a wide gap after a narrow glyph (a full-width "１" is a thin stroke in
-    a full em), which would split "９６７８０９１５３６" into two cells; the loose box spans
-    the character's advance, so characters set next to each other touch. Likewise the ink
-    of "．" or "ー" sits low or in the middle of the line: the line box's middle, the same
-    for every character of the font on that line, says which line it is on."""
-    left, bottom, right, top = textpage.get_charbox(index)
-    middle = (bottom + top) / 2
-    loose_left, loose_bottom, loose_right, loose_top = textpage.get_charbox(index, loose=True)
-    if loose_right > loose_left:
-        left, right = min(left, loose_left), max(right, loose_right)
-    if loose_top > loose_bottom:
-        middle = (loose_bottom + loose_top) / 2
-    return left, bottom, right, top, middle
+    def __init__(self, textpage) -> None:  # type: ignore[no-untyped-def]
+        import ctypes
 
+        import pypdfium2.raw as raw
+        from pypdfium2 import PdfiumError
 
-def _through_space(char: tuple, textpage, index: int) -> tuple:  # type: ignore[no-untyped-def]
-    """The character widened over one space typed right after it ("4962　5628　8333",
-    "山田　花子"): a single space of the text, unlike a gap PDFium reports as a space or
-    two spaces, does not end a cell. PDFium's own spaces have no width."""
-    left, _, right, _ = textpage.get_charbox(index, loose=True)
-    if right > left and abs(left - char[3]) < 0.5:
-        return (*char[:3], right, *char[4:])
-    return char
+        self.error = PdfiumError
+        self.handle = textpage.raw
+        self.ink = [ctypes.c_double() for _ in range(4)]  # left, right, bottom, top
+        self.ink_refs = [ctypes.byref(v) for v in self.ink]
+        self.rect = raw.FS_RECTF()
+        self.rect_ref = ctypes.byref(self.rect)
+        self.char_box = raw.FPDFText_GetCharBox
+        self.loose_box = raw.FPDFText_GetLooseCharBox
+
+    def box(self, index: int) -> tuple[float, float, float, float, float]:
+        """(left, bottom, right, top, middle): the character's line box (its advance
+        across, the font's height), else its ink box.
+
+        Ink boxes leave a wide gap after a narrow glyph (a full-width "１" is a thin stroke
+        in a full em), which would split "９６７８０９１５３６" into two cells; the loose box
+        spans the character's advance, so characters set next to each other touch.
+        Likewise the ink of "．" or "ー" sits low or in the middle of the line: the line
+        box's middle, the same for every character of the font on that line, says which
+        line it is on."""
+        rect = self.rect
+        if (
+            self.loose_box(self.handle, index, self.rect_ref)
+            and rect.right > rect.left
+            and rect.top > rect.bottom
+        ):
+            left, bottom, right, top = rect.left, rect.bottom, rect.right, rect.top
+            return left, bottom, right, top, (bottom + top) / 2
+        if not self.char_box(self.handle, index, *self.ink_refs):
+            raise self.error("Failed to get charbox.")
+        ink = self.ink
+        left, right, bottom, top = ink[0].value, ink[1].value, ink[2].value, ink[3].value
+        return left, bottom, right, top, (bottom + top) / 2
+
+    def through_space(self, char: tuple, index: int) -> tuple:
+        """The character widened over one space typed right after it ("4962　5628　8333",
+        "山田　花子"): a single space of the text, unlike a gap PDFium reports as a space
+        or two spaces, does not end a cell. PDFium's own spaces have no width."""
+        rect = self.rect
+        if not self.loose_box(self.handle, index, self.rect_ref):
+            return char
+        if rect.right > rect.left and abs(rect.left - char[3]) < 0.5:
+            return (*char[:3], rect.right, *char[4:])
+        return char
 
 
 def _page_lines(page) -> list[list[_Run]]:  # type: ignore[no-untyped-def]
@@ -375,14 +404,13 @@ def _split(multi: list[list[_Run]]) -> list[list[list[_Run]]]:
 
 
 def _cut_candidates(multi: list[list[_Run]]) -> list[int]:
-    """Where one line's cells straddle the gaps of the line above or the number of cells
-    changes (at most 40 places), leaving two lines or more on each side."""
-    cuts = [
-        k
-        for k in range(2, len(multi) - 1)
-        if len(multi[k]) != len(multi[k - 1]) or _straddles(multi[k - 1], multi[k])
-    ]
-    return cuts[:: max(1, len(cuts) // 40)]
+    """Where one line's cells straddle the gaps of the line above, else where the number
+    of cells changes (at most MAX_CUTS places), leaving two lines or more on each side."""
+    places = range(2, len(multi) - 1)
+    cuts = [k for k in places if _straddles(multi[k - 1], multi[k])]
+    if not cuts:
+        cuts = [k for k in places if len(multi[k]) != len(multi[k - 1])]
+    return cuts[:: -(-len(cuts) // MAX_CUTS) or 1]
 
 
 def _straddles(upper: list[_Run], lower: list[_Run]) -> bool:
@@ -395,10 +423,16 @@ def _straddles(upper: list[_Run], lower: list[_Run]) -> bool:
 
 
 def _shared(lines: list[list[_Run]], columns: list[tuple[float, float]]) -> int:
-    """How many runs land in a column another run of the same line already took."""
+    """How many runs land in a column another run of the same line already took (a run
+    counted in the column it starts in, or the next one: a cheap measure)."""
     if not columns:
         return sum(len(line) - 1 for line in lines)
-    return sum(len(line) - len({_column_of(columns, run) for run in line}) for line in lines)
+    rights = [right for _, right in columns]
+    last = len(columns) - 1
+    return sum(
+        len(line) - len({min(bisect.bisect_left(rights, run.left), last) for run in line})
+        for line in lines
+    )
 
 
 def _is_grid(multi: list[list[_Run]]) -> bool:
@@ -514,8 +548,8 @@ def _column_of(columns: list[tuple[float, float]], run: _Run) -> int:
     def distance(column: tuple[float, float]) -> float:
         return max(column[0] - run.right, run.left - column[1], 0.0)
 
-    best = max(range(len(columns)), key=lambda i: overlap(columns[i]))
-    most = overlap(columns[best])
+    overlaps = [overlap(column) for column in columns]
+    most = max(overlaps)
     if most > 0:
-        return next(i for i in range(len(columns)) if overlap(columns[i]) >= 0.5 * most)
+        return next(i for i, value in enumerate(overlaps) if value >= 0.5 * most)
     return min(range(len(columns)), key=lambda i: distance(columns[i]))

@@ -318,3 +318,28 @@ def test_a_header_left_at_the_foot_of_a_page_heads_the_next_page(scanner: Scanne
     assert ["№", "カナ氏名", "生年月日", "性別"] in rows
     result = scanner.scan_file("入所児童名簿.pdf", data)
     assert (result.counts["birth_date"], result.counts["records"]) == (n, n), result.counts
+
+
+def test_the_last_person_above_a_tally_on_the_next_page_keeps_the_roster_columns(
+    scanner: Scanner,
+) -> None:
+    """The roster's last person heads page 2, a tally of other columns below it (seed
+    161357): that line is read by page 1's columns, not the tally's."""
+    header: Line = [(300.0, "氏名"), (360.0, "よみがな"), (440.0, "生年月日"), (530.0, "性別")]
+    people = [
+        [
+            (300.0, f"佐藤 {g}"),
+            (360.0, f"さとう {k}"),
+            (440.0, f"平成{i + 1}年6月14日"),
+            (530.0, "女"),
+        ]
+        for i, (g, k) in enumerate([("花子", "はなこ"), ("若菜", "わかな")] * 12)
+    ]
+    tally = [[(440.0, "要介護度"), (485.0, "人数")]] + [
+        [(440.0, f"要介護{i}"), (485.0, str(i))] for i in range(1, 6)
+    ]
+    data = pdf_of([[header, *people[:23]], [people[23], *tally]])
+    rows = table_rows(data)
+    assert ["佐藤 若菜", "さとう わかな", "平成24年6月14日", "女"] in rows
+    result = scanner.scan_file("名簿.pdf", data)
+    assert (result.counts["birth_date"], result.counts["records"]) == (24, 24), result.counts

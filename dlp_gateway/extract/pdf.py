@@ -272,6 +272,13 @@ def _grid(
     columns when it fits them; the page's own last line is handed back to be ``held``
     when it does not fit its columns."""
     multi = [line for line in lines if len(line) > 1]
+    lead = _continued(lines, previous, multi)
+    if lead:
+        rest = _grid(lines[lead:], previous)
+        if rest is not None:
+            head = [] if held is None else [_cells([held], previous)]
+            head += [_cells([line], previous) for line in lines[:lead]]
+            return head + rest[0], rest[1], rest[2]
     if _is_grid(multi) and len(_columns(multi)) >= 2:
         bands = _bands(lines)
     elif previous and 2 * len(multi) >= len(lines) > 0 and _fits(multi, previous, strict=True):
@@ -306,6 +313,26 @@ def _grid(
         rows.pop()
         return rows, previous, group[0]
     return rows, previous, None
+
+
+def _continued(
+    lines: list[list[_Run]], previous: list[tuple[float, float]], multi: list[list[_Run]]
+) -> int:
+    """How many lines at the top of a page are the last people of the previous page's
+    table, above a table of other columns (a tally under the roster's last person): they
+    fit the previous columns, not the page's."""
+    if not previous or len(multi) < MIN_GRID_LINES:
+        return 0
+    own = _columns(multi)
+    lead = 0
+    while (
+        lead < len(lines) - MIN_GRID_LINES
+        and len(lines[lead]) > 1
+        and _fits([lines[lead]], previous, strict=False)
+        and _shared([lines[lead]], own) > 0
+    ):
+        lead += 1
+    return lead
 
 
 def _headers_joined(bands: list[tuple[list[list[_Run]], list[tuple[float, float]]]]):  # type: ignore[no-untyped-def]

@@ -117,3 +117,35 @@ def test_a_group_label_over_the_name_does_not_rename_the_birth_column(
     result = scanner.scan_file("対象者一覧.csv", ("\n".join(lines) + "\n").encode("utf-8"))
     assert (result.counts["birth_date"], result.counts["records"]) == (n, n), result.counts
     assert result.verdict.action != "pass"
+
+
+def test_a_short_cell_keeps_its_line_break_as_a_space() -> None:
+    """カナ<br>氏名 is one header cell: its row stays one tab-separated line; a long cell
+    (prose laid out in a table) keeps its lines."""
+    prose = "<br>".join(["いつもお世話になっております。", "名簿を送付いたします。"] * 2)
+    source = (
+        "<table><tr><td>記号</td><td>番号</td><td>カナ<br>氏名</td></tr>"
+        "<tr><td>12</td><td>345</td><td>ヤマダ タロウ</td></tr></table>"
+        f"<table><tr><td>{prose}</td></tr></table>"
+    )
+    lines = html_to_text(source).split("\n")
+    assert lines[:2] == ["記号\t番号\tカナ 氏名", "12\t345\tヤマダ タロウ"]
+    assert lines[2:] == ["いつもお世話になっております。", "名簿を送付いたします。"] * 2
+
+
+@pytest.mark.parametrize("n", [1, 22])
+def test_health_numbers_under_a_header_cell_with_a_line_break(scanner: Scanner, n: int) -> None:
+    """記号 | 番号 | 枝番 | カナ<br>氏名 in a mail body (seeds 222886, 212046)."""
+    rows = "".join(
+        f"<tr><td>{27 + i}-{17 + i}</td><td>{str(p['insured'])[3:]}</td><td>0{i % 4}</td>"
+        f"<td>{p['kana']}</td></tr>"
+        for i, p in enumerate(people(n, seed=4))
+    )
+    html = (
+        "<html><body><p>対象者は以下のとおりです。</p><table border=1>"
+        f"<tr><td>記号</td><td>番号</td><td>枝番</td><td>カナ<br>氏名</td></tr>{rows}"
+        "</table></body></html>"
+    )
+    result = scanner.scan_message(mail("", html=html))
+    assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts
+    assert result.verdict.action == "hold"

@@ -149,3 +149,24 @@ def test_health_numbers_under_a_header_cell_with_a_line_break(scanner: Scanner, 
     result = scanner.scan_message(mail("", html=html))
     assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts
     assert result.verdict.action == "hold"
+
+
+@pytest.mark.parametrize("n", [3, 40])
+def test_a_titled_roster_under_statistics_after_a_blank_row(scanner: Scanner, n: int) -> None:
+    """Statistics, a blank row, then 令和8年度 介護保険被保険者一覧 (a title with digits), a
+    group row 生年月日 over 元号 | 年 | 月 | 日 and a header whose 番号 is an insured
+    number only by that title (seed 243104): the title starts the roster's block."""
+    areas = [f"{a}地区{i}" for i in range(30) for a in "東西南北"]
+    lines = ["地区,男,女,計"] + [f"{a},{i + 3}1,{i + 4}2,{2 * i + 7}3" for i, a in enumerate(areas)]
+    lines += ["", "令和8年度 介護保険被保険者一覧", "作成日：令和8年11月22日", ",生年月日"]
+    lines += ["番号,元号,年,月,日,性別,住所"]
+    roster = [
+        f"{p['insured']},昭和,{p['born'].year - 1925},{p['born'].month},{p['born'].day},男,"  # type: ignore[attr-defined]
+        f"本町{i + 1}番"
+        for i, p in enumerate(people(n, seed=9))
+        if p["born"].year < 1989  # type: ignore[attr-defined]
+    ]
+    lines += roster
+    want = len(roster)
+    result = scanner.scan_file("被保険者一覧.csv", ("\n".join(lines) + "\n").encode("utf-8"))
+    assert (result.counts["insured_number"], result.counts["records"]) == (want, want)

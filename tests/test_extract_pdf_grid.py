@@ -343,3 +343,28 @@ def test_the_last_person_above_a_tally_on_the_next_page_keeps_the_roster_columns
     assert ["佐藤 若菜", "さとう わかな", "平成24年6月14日", "女"] in rows
     result = scanner.scan_file("名簿.pdf", data)
     assert (result.counts["birth_date"], result.counts["records"]) == (24, 24), result.counts
+
+
+def test_a_wrapped_header_cell_beside_a_header_wider_than_its_column() -> None:
+    """被保 / 番号 wrapped in one header cell, beside a "No." wider than the one-digit
+    column under it (seed 240463)."""
+    lines: list[Line] = [[(80.0, "被保")], [(60.0, "No."), (80.0, "番号"), (200.0, "住所")]]
+    lines += [
+        [(60.0, str(i + 1)), (80.0, f"06265292{i:02d}"), (200.0, "幸町1番")] for i in range(5)
+    ]
+    rows = table_rows(_shifted_first_line(lines, 8.0))
+    assert rows[0] == ["No.", "被保\n番号", "住所"]
+
+
+def test_a_header_over_digit_cells_and_one_person(scanner: Scanner) -> None:
+    """①個人番号 over twelve one-digit cells, one person (seed 241587): the person's line
+    gives the columns, so the digits stay in cells of their own."""
+    [number] = valid_my_numbers(1, seed=12)
+    digits = [(208.0 + 17.4 * i, d) for i, d in enumerate(number)]
+    header: Line = [(208.0, "①個人番号（マイナンバー）"), (430.0, "②利用者名"), (500.0, "③性別")]
+    person: Line = [*digits, (430.0, "田中 直樹"), (500.0, "男")]
+    data = pdf_of([[header, person]])
+    rows = table_rows(data)
+    assert rows[-1] == [*number, "田中 直樹", "男"]
+    result = scanner.scan_file("個人番号.pdf", data)
+    assert result.counts["my_number"] == 1 and result.verdict.action == "hold"

@@ -300,7 +300,9 @@ class _ListPass:
             if not cells or all(v is None or v == "" for v in cells):
                 blank = True
                 continue
-            if row.number > last_header and _may_be_header(cells):
+            if row.number > last_header and (
+                _may_be_header(cells) or (blank and not layout.fields and _one_text(cells))
+            ):
                 if signature and reader.signature(row) == signature:
                     continue  # the header repeated on a printed page
                 if not first and self._new_block(row, blank, rows):
@@ -331,7 +333,10 @@ class _ListPass:
                 return (
                     bool(ahead) and reader.label_row(ahead[0]) and len(reader.kinds(ahead[0])) >= 2
                 )
-            return any(reader.label_row(r) and reader.kinds(r) for r in ahead)
+            return any(
+                reader.label_row(r) and (reader.kinds(r) or not self.layout.fields)
+                for r in ahead
+            )  # under statistics (no fields), a titled table of any header starts
         if not reader.label_row(row):
             return False
         if (
@@ -636,6 +641,12 @@ def _restricted(rows: Iterator[Row], band: tuple[int, int]) -> Iterator[Row]:
             yield Row(row.number, [None] * lo + cells)
         else:
             yield Row(row.number, [])
+
+
+def _one_text(cells: list[CellValue]) -> bool:
+    """One text cell (a title such as 令和8年度 介護保険被保険者一覧)."""
+    values = [v for v in cells if v is not None and v != ""]
+    return len(values) == 1 and isinstance(values[0], str)
 
 
 def _may_be_header(cells: list[CellValue]) -> bool:

@@ -377,17 +377,19 @@ def _wrapped(
 def _wraps(
     group: list[list[_Run]], line: list[_Run], columns: list[tuple[float, float]], pitch: float
 ) -> bool:
+    """The line is close below the group and the side with fewer cells has each of them
+    inside a column the other side fills too (a wide "No." header may overhang its
+    column; the wrapped cell's own lines may not)."""
     above = group[-1]
     if not pitch or not line or not above or above[0].y - line[0].y >= WRAP_PITCH * pitch:
         return False
-    filled = [_single_column(run, columns) for runs in group for run in runs]
-    here = [_single_column(run, columns) for run in line]
-    if None in filled or None in here:
+    runs = [run for runs in group for run in runs]
+    small, large = (line, runs) if len(line) <= len(runs) else (runs, line)
+    inside = [_single_column(run, columns) for run in small]
+    if None in inside or len(set(inside)) < len(small):
         return False
-    group_columns, line_columns = set(filled), set(here)
-    if len(line_columns) < len(line) or max(len(group_columns), len(line_columns)) < 2:
-        return False
-    return line_columns <= group_columns or group_columns <= line_columns
+    filled = {_column_of(columns, run) for run in large}
+    return len(filled) >= 2 and set(inside) <= filled  # type: ignore[operator]
 
 
 def _single_column(run: _Run, columns: list[tuple[float, float]]) -> int | None:
@@ -488,14 +490,8 @@ def _aligned(upper: _Run, lower: _Run) -> bool:
 
 
 def _spread(line: list[_Run], columns: list[tuple[float, float]]) -> int:
-    """How many columns the line's runs fall in, 0 if a run straddles two columns."""
-    taken: set[int] = set()
-    for run in line:
-        hits = [i for i, col in enumerate(columns) if _overlap(run, col) > 0]
-        if len(hits) != 1:
-            return 0
-        taken.add(hits[0])
-    return len(taken)
+    """How many columns the line's runs fall in."""
+    return len({_column_of(columns, run) for run in line})
 
 
 def _fits(lines: list[list[_Run]], columns: list[tuple[float, float]], strict: bool) -> bool:
@@ -533,7 +529,11 @@ def _cells(group: list[list[_Run]], columns: list[tuple[float, float]]) -> list[
 
 def _columns(lines: list[list[_Run]]) -> list[tuple[float, float]]:
     """x ranges covered by runs on more than COLUMN_GAP_SHARE of the lines (a page may
-    place text left of x=0: the ranges are counted from the leftmost run)."""
+    place text left of x=0: the ranges are counted from the leftmost run). Two lines (a
+    header and one person): the cells of the line with more of them, so a header wider
+    than the one-digit cells under it does not join them."""
+    if len(lines) == 2 and len(lines[0]) != len(lines[1]):
+        return [(run.left, run.right) for run in max(lines, key=len)]
     origin = int(min(run.left for line in lines for run in line)) - 1
     width = int(max(run.right for line in lines for run in line)) - origin + 2
     delta = [0] * (width + 2)

@@ -368,3 +368,20 @@ def test_a_header_over_digit_cells_and_one_person(scanner: Scanner) -> None:
     assert rows[-1] == [*number, "田中 直樹", "男"]
     result = scanner.scan_file("個人番号.pdf", data)
     assert result.counts["my_number"] == 1 and result.verdict.action == "hold"
+
+
+def test_stacked_tables_covering_each_others_gaps_are_still_a_grid(scanner: Scanner) -> None:
+    """Statistics whose cells fall in the roster's gaps and the other way round: the page
+    as a whole shows no gap at all, its two bands do (seed 250331)."""
+    stats = [[(360.0, "北川地区"), (404.0, "313"), (432.0, "670"), (460.0, "1983")]] * 6
+    rng = random.Random(2)
+    numbers = [f"{rng.randrange(10**7, 10**8)}" for _ in range(8)]
+    roster = [[(331.0, "保険証番号"), (386.0, "世帯主氏名"), (446.0, "電話番号")]] + [
+        [(331.0, n), (386.0, "佐々木 美代子"), (446.0, f"090-4835-64{i:02d}")]
+        for i, n in enumerate(numbers)
+    ]
+    data = pdf_of([[*stats, [(300.0, "令和6年度 後期高齢者医療 被保険者名簿")], *roster]])
+    rows = table_rows(data)
+    assert [c for c in rows[-1] if c] == [numbers[-1], "佐々木 美代子", "090-4835-6407"]
+    result = scanner.scan_file("被保険者名簿.pdf", data)
+    assert (result.counts["insured_number"], result.counts["records"]) == (8, 8), result.counts

@@ -279,12 +279,14 @@ def _grid(
             head = [] if held is None else [_cells([held], previous)]
             head += [_cells([line], previous) for line in lines[:lead]]
             return head + rest[0], rest[1], rest[2]
-    if _is_grid(multi) and len(_columns(multi)) >= 2:
-        bands = _bands(lines)
-    elif previous and 2 * len(multi) >= len(lines) > 0 and _fits(multi, previous, strict=True):
+    # (bands, not the page as a whole: stacked tables may cover each other's gaps)
+    bands = _bands(lines) if _is_grid(multi) else []
+    if not any(len(columns) >= 2 for _, columns in bands):
+        if not (previous and 2 * len(multi) >= len(lines) > 0):
+            return None
+        if not _fits(multi, previous, strict=True):
+            return None
         bands = [(lines, previous)]
-    else:
-        return None
     rows: list[list[CellValue]] = []
     pitch = _row_pitch(lines)
     last_y = 0.0

@@ -385,3 +385,35 @@ def test_stacked_tables_covering_each_others_gaps_are_still_a_grid(scanner: Scan
     assert [c for c in rows[-1] if c] == [numbers[-1], "佐々木 美代子", "090-4835-6407"]
     result = scanner.scan_file("被保険者名簿.pdf", data)
     assert (result.counts["insured_number"], result.counts["records"]) == (8, 8), result.counts
+
+
+def pdf_at(items: list[tuple[float, float, str]]) -> bytes:
+    """Strings drawn at (x, y)."""
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.pdfgen import canvas
+
+    pdf_of([[]])  # registers the font
+    out = io.BytesIO()
+    doc = canvas.Canvas(out, pagesize=landscape(A4))
+    doc.setFont(FONT, 8)
+    for x, y, text in items:
+        doc.drawString(x, y, text)
+    doc.save()
+    return out.getvalue()
+
+
+def test_header_cells_wrapped_over_one_person(scanner: Scanner) -> None:
+    """生年 / 月日 over 元号 | 年 | 月 | 日 and カナ / 氏名, lines 12 points apart, one
+    person 18 points below (seed 243202): the wrapped lines join their cells, and the
+    row pitch comes from the header and the person, not from the wrapped lines."""
+    items = [(330.0, 510.0, "生年"), (330.0, 498.0, "月日"), (265.0, 486.0, "カナ")]
+    header = ["氏名", "元号", "年", "月", "日", "住所"]
+    person = ["タナカ イツキ", "令和", "3", "8", "29", "日向市出北3丁目1番3号"]
+    xs = [265.0, 330.0, 355.0, 375.0, 395.0, 420.0]
+    items += [(x, 474.0, text) for x, text in zip(xs, header, strict=True)]
+    items += [(x, 456.0, text) for x, text in zip(xs, person, strict=True)]
+    data = pdf_at(items)
+    rows = table_rows(data)
+    assert rows == [[None, "生年\n月日"], ["カナ\n氏名", *header[1:]], person]
+    result = scanner.scan_file("児童名簿.pdf", data)
+    assert (result.counts["birth_date"], result.counts["records"]) == (1, 1), result.counts

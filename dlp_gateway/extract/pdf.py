@@ -355,8 +355,13 @@ def _headers_joined(bands: list[tuple[list[list[_Run]], list[tuple[float, float]
 
 
 def _row_pitch(lines: list[list[_Run]]) -> float:
-    """The usual distance between two lines of the page (0 if unknown)."""
-    steps = sorted(a[0].y - b[0].y for a, b in itertools.pairwise(lines) if a and b)
+    """The usual distance between two grid lines next to each other (a header and its
+    first person), else between any two lines of the page (0 if unknown). Lines of
+    wrapped cells, closer together, would make it too short."""
+    pairs = [(a, b) for a, b in itertools.pairwise(lines) if a and b]
+    steps = sorted(a[0].y - b[0].y for a, b in pairs if len(a) > 1 and len(b) > 1)
+    if not steps:
+        steps = sorted(a[0].y - b[0].y for a, b in pairs)
     return steps[len(steps) // 2] if steps else 0.0
 
 
@@ -381,7 +386,8 @@ def _wraps(
 ) -> bool:
     """The line is close below the group and the side with fewer cells has each of them
     inside a column the other side fills too (a wide "No." header may overhang its
-    column; the wrapped cell's own lines may not)."""
+    column; the wrapped cell's own lines may not), or both are one cell inside the same
+    column."""
     above = group[-1]
     if not pitch or not line or not above or above[0].y - line[0].y >= WRAP_PITCH * pitch:
         return False
@@ -391,6 +397,8 @@ def _wraps(
     if None in inside or len(set(inside)) < len(small):
         return False
     filled = {_column_of(columns, run) for run in large}
+    if len(small) == len(large) == 1:  # 生年 over 月日: two lines of one cell
+        return _single_column(large[0], columns) in filled and set(inside) == filled
     return len(filled) >= 2 and set(inside) <= filled  # type: ignore[operator]
 
 

@@ -170,3 +170,32 @@ def test_a_titled_roster_under_statistics_after_a_blank_row(scanner: Scanner, n:
     want = len(roster)
     result = scanner.scan_file("被保険者一覧.csv", ("\n".join(lines) + "\n").encode("utf-8"))
     assert (result.counts["insured_number"], result.counts["records"]) == (want, want)
+
+
+def test_stacked_one_column_lines_are_found() -> None:
+    from dlp_gateway.detect.textblocks import find_stacked_columns
+
+    lines = ["対象者です。", "出生年月日", "カナ氏名", "19790506", "ナカノ カナ", "19810425"]
+    text = "\n".join([*lines, "タカハシ カナエ", "よろしく"])
+    [block] = find_stacked_columns(text)
+    assert [r.cells[0] for r in block.rows] == text.split("\n")[1:7]
+    assert find_stacked_columns("出生年月日\nカナ氏名\n19790506\n19810425\nナカノ カナ\n") == []
+
+
+@pytest.mark.parametrize("n", [2, 28])
+def test_a_one_column_list_with_two_rows_per_person_in_a_mail_body(
+    scanner: Scanner, n: int
+) -> None:
+    """出生年月日 over カナ氏名 in one column, a person's date and name on two rows (seed
+    236748; a PDF gives the same lines, seed 259010)."""
+    rows = "".join(
+        f"<tr><td>{p['born']:%Y%m%d}</td></tr><tr><td>{p['kana']}</td></tr>"  # type: ignore[str-format]
+        for p in people(n, seed=2)
+    )
+    html = (
+        "<html><body><p>対象者は以下のとおりです。</p><table border=1>"
+        f"<tr><td>出生年月日</td></tr><tr><td>カナ氏名</td></tr>{rows}</table>"
+        "<p>ご確認のほど、よろしくお願いいたします。</p></body></html>"
+    )
+    result = scanner.scan_message(mail("", html=html))
+    assert (result.counts["birth_date"], result.counts["records"]) == (n, n), result.counts

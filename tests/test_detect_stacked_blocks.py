@@ -199,3 +199,13 @@ def test_a_one_column_list_with_two_rows_per_person_in_a_mail_body(
     )
     result = scanner.scan_message(mail("", html=html))
     assert (result.counts["birth_date"], result.counts["records"]) == (n, n), result.counts
+
+
+@pytest.mark.parametrize("n", [2, 30])
+def test_a_column_of_symbol_and_number_joined_by_a_middle_dot(scanner: Scanner, n: int) -> None:
+    """記号番号 over lines such as 63-42・4989815 (seed 274372, a one-column PDF list)."""
+    lines = ["国保資格一覧", "", "記号番号"] + [
+        f"{10 + i}-{20 + i}・{str(p['insured'])[3:]}" for i, p in enumerate(people(n, seed=1))
+    ]
+    result = scanner.scan_message(mail("\n".join(lines) + "\n\nよろしくお願いします。\n"))
+    assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts

@@ -91,7 +91,8 @@ def find_text_tables(text: str) -> list[TextTable]:
     return tables
 
 
-_NUMBER_LINE = regex.compile(r"^[ \t\u3000]*[0-9０-９][0-9０-９\-－ ]{5,22}[ \t\u3000]*$")
+# a number alone on its line; 記号・番号 joined by a middle dot too
+_NUMBER_LINE = regex.compile(r"^[ \t\u3000]*[0-9０-９][0-9０-９\-－ ・･]{5,22}[ \t\u3000]*$")
 _LABEL_LINE = regex.compile(r"^[ \u3000]*[^\d\s、。]{1,12}[ \u3000]*$")
 
 

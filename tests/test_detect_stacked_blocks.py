@@ -209,3 +209,16 @@ def test_a_column_of_symbol_and_number_joined_by_a_middle_dot(scanner: Scanner, 
     ]
     result = scanner.scan_message(mail("\n".join(lines) + "\n\nよろしくお願いします。\n"))
     assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts
+
+
+@pytest.mark.parametrize("n", [3, 15])
+def test_a_transposed_list_whose_number_label_is_insured_by_its_title(
+    scanner: Scanner, n: int
+) -> None:
+    """被保険者一覧 above 番号 | numbers… and 要介護度 | …, one person per column (seed
+    164732): the title makes the plain 番号 row an insured-number row."""
+    numbers = [str(int(p["insured"])) for p in people(n, seed=11)]  # type: ignore[call-overload]
+    lines = ["令和7年度 介護保険被保険者一覧", "宮崎市 介護保険課", ""]
+    lines += ["番号," + ",".join(numbers), "要介護度," + ",".join(["要介護2"] * n)]
+    result = scanner.scan_file("被保険者一覧.csv", ("\n".join(lines) + "\n").encode("cp932"))
+    assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts

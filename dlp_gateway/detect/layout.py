@@ -263,7 +263,7 @@ class LayoutReader:
                 if any(self.kinds(r) for r in pre):
                     return Analysis("list", layout, form_rows=form_rows, titles=titles)
                 return Analysis("list", layout, titles=titles)
-        transposed = self._transposed(window)
+        transposed = self._transposed(window, context)
         if transposed:
             return Analysis("transposed", block_rows=transposed)
         plain = self._plain_layout(rows, context)
@@ -782,13 +782,15 @@ class LayoutReader:
         return out
 
     # -- other shapes -----------------------------------------------------------------
-    def _transposed(self, window: Sequence[Row]) -> int:
+    def _transposed(self, window: Sequence[Row], context: str = "") -> int:
         """Labels down the first column, three or more people to the right: the rows the
-        block spans (with the title lines above it)."""
+        block spans (with the title lines above it). Under a title such as 被保険者一覧, a
+        plain 番号 label is an insured-number label."""
         rows = list(window)
         lead = 0
         while lead < min(len(rows), 6) and len(non_empty(rows[lead])) <= 1:
             lead += 1  # title lines and blank rows above the block
+        titled = self.title_says_insured(" ".join([context, *self._titles(rows[:lead])]))
         label_rows = plain_rows = span = 0
         narrow = False
         first_col: int | None = None
@@ -804,6 +806,8 @@ class LayoutReader:
                 break
             values = cells[1:]
             kind = self.classify(value)
+            if kind is None and titled and self.title_plain(value):
+                kind = Kind.INSURED
             if kind is not None:
                 if len(values) < 2 or any(self.classify(v) is not None for _, v in values):
                     return 0

@@ -7,7 +7,7 @@ import pytest
 
 from dlp_gateway.extract.html import html_to_text
 from dlp_gateway.scan import Scanner
-from tests.test_detect_layouts import people
+from tests.test_detect_layouts import people, valid_my_numbers
 from tests.test_detect_mail_tables import mail
 
 
@@ -222,3 +222,17 @@ def test_a_transposed_list_whose_number_label_is_insured_by_its_title(
     lines += ["番号," + ",".join(numbers), "要介護度," + ",".join(["要介護2"] * n)]
     result = scanner.scan_file("被保険者一覧.csv", ("\n".join(lines) + "\n").encode("cp932"))
     assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts
+
+
+@pytest.mark.parametrize("header", ["ﾏｲﾅﾝﾊﾞｰ", "個人番号"])
+def test_a_number_header_over_digit_cells_beside_other_headers(
+    scanner: Scanner, header: str
+) -> None:
+    """ﾏｲﾅﾝﾊﾞｰ over twelve one-digit cells, then 性別 | 電話番号, no names (seed 180995):
+    the values under the number header are judged joined."""
+    numbers = valid_my_numbers(12, seed=3)
+    lines = [header + "," * 12 + "性別,電話番号"]
+    lines += [",".join([*n, "男", f"0982-33-58{i:02d}"]) for i, n in enumerate(numbers)]
+    result = scanner.scan_file("個人番号一覧.csv", ("\n".join(lines) + "\n").encode("utf-8"))
+    assert (result.counts["my_number"], result.counts["records"]) == (12, 12), result.counts
+    assert result.verdict.action == "hold"

@@ -329,7 +329,7 @@ class LayoutReader:
             below = self._own_rows(row, below)
             if not self._list_shape(row, below):
                 continue
-            if kinds and not self._values_fit(kinds, below):
+            if kinds and not self._values_fit(kinds, below, row):
                 continue
             if best is None or score > best[0]:
                 best = (score, index)
@@ -475,13 +475,24 @@ class LayoutReader:
                 return [*header[: at + 1], *([None] * extra), *header[at + 1 :]]
         return header
 
-    def _values_fit(self, kinds: dict[int, Kind], below: list[Row]) -> bool:
+    def _values_fit(
+        self, kinds: dict[int, Kind], below: list[Row], header: Row | None = None
+    ) -> bool:
         """Under a list header, some kind column holds values of its kind (names under
-        氏名, dates under 生年月日); under a form's first label line it holds labels."""
+        氏名, dates under 生年月日); under a form's first label line it holds labels. A
+        number header over empty header cells (ﾏｲﾅﾝﾊﾞｰ over twelve one-digit cells) is
+        judged by the cells it spans, joined."""
         if self.fits is None:
             return True
         for col, kind in kinds.items():
-            values = [r.cells[col] for r in below if col < len(r.cells)]
+            width = _span_width(header, col) if header is not None and kind in SPLITTABLE else 1
+            values = [
+                "".join(str(v) for v in r.cells[col : col + width] if v not in (None, ""))
+                if width > 1
+                else r.cells[col]
+                for r in below
+                if col < len(r.cells)
+            ]
             values = [v for v in values if v is not None and v != ""]
             if not values:
                 continue
@@ -854,6 +865,16 @@ class LayoutReader:
                 (row.number,), fields, labels, signature=self._signature(row), title=title
             )
         return ListLayout((), [])
+
+
+def _span_width(header: Row, col: int) -> int:
+    """How many columns a header cell spans: itself and the empty cells after it, up to
+    the next label (none past the end of the header)."""
+    cells = header.cells
+    end = col + 1
+    while end < len(cells) and cells[end] in (None, ""):
+        end += 1
+    return end - col if end < len(cells) else 1
 
 
 def _digit_label(value: CellValue) -> bool:

@@ -480,30 +480,36 @@ class LayoutReader:
     ) -> bool:
         """Under a list header, some kind column holds values of its kind (names under
         氏名, dates under 生年月日); under a form's first label line it holds labels. A
-        number header over empty header cells (ﾏｲﾅﾝﾊﾞｰ over twelve one-digit cells) is
-        judged by the cells it spans, joined."""
+        number header over empty header cells (ﾏｲﾅﾝﾊﾞｰ over twelve one-digit cells) may
+        also be judged by the cells it spans, joined."""
         if self.fits is None:
             return True
         for col, kind in kinds.items():
-            width = _span_width(header, col) if header is not None and kind in SPLITTABLE else 1
-            values = [
-                "".join(str(v) for v in r.cells[col : col + width] if v not in (None, ""))
-                if width > 1
-                else r.cells[col]
-                for r in below
-                if col < len(r.cells)
-            ]
-            values = [v for v in values if v is not None and v != ""]
-            if not values:
-                continue
-            fitting = sum(
-                1 for v in values if not self.classify.known_label(v) and self.fits(kind, v)
-            )
-            if fitting >= 0.5 * len(values):
+            values = [r.cells[col] for r in below if col < len(r.cells)]
+            if self._fitting(kind, values):
                 return True
+            width = _span_width(header, col) if header is not None else 1
+            if width > 1 and kind in (Kind.MY_NUMBER, Kind.INSURED):
+                joined = [
+                    "".join(str(v) for v in r.cells[col : col + width] if v not in (None, ""))
+                    for r in below
+                ]
+                if self._fitting(kind, joined):
+                    return True
         return not any(
             r.cells[c] not in (None, "") for r in below for c in kinds if c < len(r.cells)
         )
+
+    def _fitting(self, kind: Kind, values: list[CellValue]) -> bool:
+        """Half or more of the values (empty ones aside) look like data of ``kind``."""
+        assert self.fits is not None
+        values = [v for v in values if v is not None and v != ""]
+        if not values:
+            return False
+        fitting = sum(
+            1 for v in values if not self.classify.known_label(v) and self.fits(kind, v)
+        )
+        return fitting >= 0.5 * len(values)
 
     def _stacked_single(self, row: Row, below: list[Row]) -> bool:
         """出生年月日 over フリガナ in one column, values alternating below: two rows per

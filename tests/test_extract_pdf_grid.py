@@ -387,17 +387,19 @@ def test_stacked_tables_covering_each_others_gaps_are_still_a_grid(scanner: Scan
     assert (result.counts["insured_number"], result.counts["records"]) == (8, 8), result.counts
 
 
-def pdf_at(items: list[tuple[float, float, str]]) -> bytes:
-    """Strings drawn at (x, y)."""
+def pdf_at(*pages: list[tuple[float, float, str]]) -> bytes:
+    """Strings drawn at (x, y), page by page."""
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.pdfgen import canvas
 
     pdf_of([[]])  # registers the font
     out = io.BytesIO()
     doc = canvas.Canvas(out, pagesize=landscape(A4))
-    doc.setFont(FONT, 8)
-    for x, y, text in items:
-        doc.drawString(x, y, text)
+    for items in pages:
+        doc.setFont(FONT, 8)
+        for x, y, text in items:
+            doc.drawString(x, y, text)
+        doc.showPage()
     doc.save()
     return out.getvalue()
 

@@ -125,7 +125,8 @@ def test_generated_case(seed: int, scanner: Scanner) -> None:
 # 11137), the last person above a tally on the next page (161357), a wrapped header beside
 # a wide "No." (240463), a header over digit cells and one person (241587), a titled roster
 # under statistics (243104), header cells wrapped over one person (243202), tables
-# covering each other's gaps (250331), a one-column list with two rows per person (259010),
+# covering each other's gaps (250331), statistics continued at a page's top, then a gap and
+# a titled roster (191627), a one-column list with two rows per person (259010),
 # a one-column 記号・番号 list (274372).
 # HTML body:
 # rowspan/colspan (80698), a roster followed by a tally table (9868), a header cell with a
@@ -135,7 +136,7 @@ def test_generated_case(seed: int, scanner: Scanner) -> None:
 # 年 | 月 | 日 (201553).
 PINNED_SEEDS = (
     219, 331, 797, 1660, 1661, 2904, 2985, 6877, 6973, 7166, 9868, 10310, 10681, 10925, 11137,
-    11524, 15868, 60297, 60373, 80698, 80816, 80834, 80902, 120544, 161357, 164732, 180995,
+    11524, 15868, 60297, 60373, 80698, 80816, 80834, 80902, 120544, 161357, 164732, 180995, 191627,
     201553, 212046, 219519, 222886, 236748, 240463, 241587, 243104, 243202, 250331, 259010,
     274372,
 )

@@ -120,6 +120,8 @@ def _document_content(document) -> _PdfContent:  # type: ignore[no-untyped-def]
             content.drawn_without_text.append(index + 1)
         grid = _grid(lines, columns, held)
         if grid is not None:
+            if content.rows and held is None and len(lines[0]) == 1:
+                content.rows.append([])  # a page that opens with a title opens a block
             rows, columns, held = grid
             content.rows.extend(rows)
         else:
@@ -278,6 +280,9 @@ def _grid(
         if rest is not None:
             head = [] if held is None else [_cells([held], previous)]
             head += [_cells([line], previous) for line in lines[:lead]]
+            pitch = _row_pitch(lines)
+            if pitch and lines[lead - 1][0].y - lines[lead][0].y > GAP_PITCH * pitch:
+                head.append([])  # the gap before the table below (see the bands loop)
             return head + rest[0], rest[1], rest[2]
     # (bands, not the page as a whole: stacked tables may cover each other's gaps)
     bands = _bands(lines) if _is_grid(multi) else []

@@ -33,7 +33,12 @@ from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_number
 from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.detect.records import count_records
 from dlp_gateway.detect.tables import HeaderClassifier, Kind, TableScanner
-from dlp_gateway.detect.textblocks import TextTable, find_number_columns, find_text_tables
+from dlp_gateway.detect.textblocks import (
+    TextTable,
+    find_number_columns,
+    find_stacked_columns,
+    find_text_tables,
+)
 from dlp_gateway.extract.units import Row, TableUnit, TextUnit
 
 _PARAGRAPH_BREAK = regex.compile(r"\n[ \t\u3000]*\n")
@@ -73,6 +78,7 @@ class DetectionEngine:
             hits = self._without_correspondents(text, hits, correspondents)
         findings = self._text_findings(unit, text, hits)
         tables = find_text_tables(text) + find_number_columns(text)
+        tables += _outside(find_stacked_columns(text), tables)
         if tables:
             findings = self._with_tables(unit, findings, tables)
         return findings
@@ -224,6 +230,11 @@ class DetectionEngine:
             seen = {f.location for f in findings}
             findings += find_id_types_in_table(unit, self.p.id_types, seen)
         return findings
+
+
+def _outside(new: list[TextTable], tables: list[TextTable]) -> list[TextTable]:
+    """Blocks of ``new`` that overlap none of ``tables``."""
+    return [t for t in new if not any(t.start < o.end and o.start < t.end for o in tables)]
 
 
 def _without_allowed_cells(unit: TableUnit, allow: ValueFilter) -> TableUnit:

@@ -263,7 +263,7 @@ class LayoutReader:
                 if any(self.kinds(r) for r in pre):
                     return Analysis("list", layout, form_rows=form_rows, titles=titles)
                 return Analysis("list", layout, titles=titles)
-        transposed = self._transposed(window)
+        transposed = self._transposed(window, context)
         if transposed:
             return Analysis("transposed", block_rows=transposed)
         plain = self._plain_layout(rows, context)
@@ -326,13 +326,28 @@ class LayoutReader:
                 below = below[1:]  # a second header row (被保険者 / 番号, 性別 / 住所) is not data
             if not below:
                 continue  # a lone 氏名 | 山田太郎 line is a form, not a header
+            below = self._own_rows(row, below)
             if not self._list_shape(row, below):
                 continue
-            if kinds and not self._values_fit(kinds, below):
+            if kinds and not self._values_fit(kinds, below, row):
                 continue
             if best is None or score > best[0]:
                 best = (score, index)
         return best[1] if best else None
+
+    def _own_rows(self, header: Row, below: list[Row]) -> list[Row]:
+        """The rows under a header up to the header of another table below it (要介護度 |
+        人数 under a two-person roster): that table's rows say nothing of this header."""
+        signature = self._signature(header)
+        for at in range(1, len(below)):
+            row = below[at]
+            if (
+                self.label_row(row)
+                and self._signature(row) != signature
+                and any(self.classify.known_label(v) for _, v in non_empty(row))
+            ):
+                return below[:at]
+        return below
 
     def _sub_header(self, header: Row, row: Row) -> bool:
         """A partial label row right under a header: its second header row."""
@@ -460,24 +475,41 @@ class LayoutReader:
                 return [*header[: at + 1], *([None] * extra), *header[at + 1 :]]
         return header
 
-    def _values_fit(self, kinds: dict[int, Kind], below: list[Row]) -> bool:
+    def _values_fit(
+        self, kinds: dict[int, Kind], below: list[Row], header: Row | None = None
+    ) -> bool:
         """Under a list header, some kind column holds values of its kind (names under
-        氏名, dates under 生年月日); under a form's first label line it holds labels."""
+        氏名, dates under 生年月日); under a form's first label line it holds labels. A
+        number header over empty header cells (ﾏｲﾅﾝﾊﾞｰ over twelve one-digit cells) may
+        also be judged by the cells it spans, joined."""
         if self.fits is None:
             return True
         for col, kind in kinds.items():
             values = [r.cells[col] for r in below if col < len(r.cells)]
-            values = [v for v in values if v is not None and v != ""]
-            if not values:
-                continue
-            fitting = sum(
-                1 for v in values if not self.classify.known_label(v) and self.fits(kind, v)
-            )
-            if fitting >= 0.5 * len(values):
+            if self._fitting(kind, values):
                 return True
+            width = _span_width(header, col) if header is not None else 1
+            if width > 1 and kind in (Kind.MY_NUMBER, Kind.INSURED):
+                joined = [
+                    "".join(str(v) for v in r.cells[col : col + width] if v not in (None, ""))
+                    for r in below
+                ]
+                if self._fitting(kind, joined):
+                    return True
         return not any(
             r.cells[c] not in (None, "") for r in below for c in kinds if c < len(r.cells)
         )
+
+    def _fitting(self, kind: Kind, values: list[CellValue]) -> bool:
+        """Half or more of the values (empty ones aside) look like data of ``kind``."""
+        assert self.fits is not None
+        values = [v for v in values if v is not None and v != ""]
+        if not values:
+            return False
+        fitting = sum(
+            1 for v in values if not self.classify.known_label(v) and self.fits(kind, v)
+        )
+        return fitting >= 0.5 * len(values)
 
     def _stacked_single(self, row: Row, below: list[Row]) -> bool:
         """出生年月日 over フリガナ in one column, values alternating below: two rows per
@@ -658,6 +690,8 @@ class LayoutReader:
                 labels[i] = f"{up}/{low}"
                 continue
             kind = joined or low_kind or (up_kind if up else None)
+            if not direct and low_kind is not None and joined not in (None, low_kind):
+                kind = low_kind  # a group label spread from the left (対象者) over 生年
             if (
                 kind is None
                 and up_kind is not None
@@ -765,13 +799,15 @@ class LayoutReader:
         return out
 
     # -- other shapes -----------------------------------------------------------------
-    def _transposed(self, window: Sequence[Row]) -> int:
+    def _transposed(self, window: Sequence[Row], context: str = "") -> int:
         """Labels down the first column, three or more people to the right: the rows the
-        block spans (with the title lines above it)."""
+        block spans (with the title lines above it). Under a title such as 被保険者一覧, a
+        plain 番号 label is an insured-number label."""
         rows = list(window)
         lead = 0
         while lead < min(len(rows), 6) and len(non_empty(rows[lead])) <= 1:
             lead += 1  # title lines and blank rows above the block
+        titled = self.title_says_insured(" ".join([context, *self._titles(rows[:lead])]))
         label_rows = plain_rows = span = 0
         narrow = False
         first_col: int | None = None
@@ -787,6 +823,8 @@ class LayoutReader:
                 break
             values = cells[1:]
             kind = self.classify(value)
+            if kind is None and titled and self.title_plain(value):
+                kind = Kind.INSURED
             if kind is not None:
                 if len(values) < 2 or any(self.classify(v) is not None for _, v in values):
                     return 0
@@ -833,6 +871,16 @@ class LayoutReader:
                 (row.number,), fields, labels, signature=self._signature(row), title=title
             )
         return ListLayout((), [])
+
+
+def _span_width(header: Row, col: int) -> int:
+    """How many columns a header cell spans: itself and the empty cells after it, up to
+    the next label (none past the end of the header)."""
+    cells = header.cells
+    end = col + 1
+    while end < len(cells) and cells[end] in (None, ""):
+        end += 1
+    return end - col if end < len(cells) else 1
 
 
 def _digit_label(value: CellValue) -> bool:

@@ -381,11 +381,13 @@ class _ListPass:
                 blank = True
                 continue
             first_cell = cells[0]
-            if (first_cell is not None and type(first_cell) is not str) or (
+            data_first = (first_cell is not None and type(first_cell) is not str) or (
                 type(first_cell) is str and _HAS_DIGIT_FAST.search(first_cell)
+            )  # a number or a digit in the first cell: data (as _may_be_header says)
+            if row.number > last_header and (
+                (not data_first and _may_be_header(cells))
+                or (blank and not layout.fields and _one_text(cells))
             ):
-                pass  # a number or a digit in the first cell: data (as _may_be_header says)
-            elif row.number > last_header and _may_be_header(cells):
                 if signature and reader.signature(row) == signature:
                     continue  # the header repeated on a printed page
                 if not first and self._new_block(row, blank, rows):
@@ -457,10 +459,17 @@ class _ListPass:
                 return (
                     bool(ahead) and reader.label_row(ahead[0]) and len(reader.kinds(ahead[0])) >= 2
                 )
-            return any(reader.label_row(r) and reader.kinds(r) for r in ahead)
+            return any(
+                reader.label_row(r) and (reader.kinds(r) or not self.layout.fields)
+                for r in ahead
+            )  # under statistics (no fields), a titled table of any header starts
         if not reader.label_row(row):
             return False
-        if len(kinds) >= 2 or (after_blank and (kinds or not self.layout.fields)):
+        if (
+            len(kinds) >= 2
+            or (after_blank and (kinds or not self.layout.fields))
+            or (kinds and not self.layout.fields)  # a roster's header under statistics
+        ):
             below = rows.peek(6)
             return bool(below) and not all(reader.kinds(r) for r in below[:3] if non_empty(r))
         return False
@@ -775,6 +784,12 @@ def _restricted(rows: Iterator[Row], band: tuple[int, int]) -> Iterator[Row]:
             yield Row(row.number, [None] * lo + cells)
         else:
             yield Row(row.number, [])
+
+
+def _one_text(cells: list[CellValue]) -> bool:
+    """One text cell (a title such as 令和8年度 介護保険被保険者一覧)."""
+    values = [v for v in cells if v is not None and v != ""]
+    return len(values) == 1 and isinstance(values[0], str)
 
 
 def _may_be_header(cells: list[CellValue]) -> bool:

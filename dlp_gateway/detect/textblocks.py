@@ -91,7 +91,8 @@ def find_text_tables(text: str) -> list[TextTable]:
     return tables
 
 
-_NUMBER_LINE = regex.compile(r"^[ \t\u3000]*[0-9０-９][0-9０-９\-－ ]{5,22}[ \t\u3000]*$")
+# a number alone on its line; 記号・番号 joined by a middle dot too
+_NUMBER_LINE = regex.compile(r"^[ \t\u3000]*[0-9０-９][0-9０-９\-－ ・･]{5,22}[ \t\u3000]*$")
 _LABEL_LINE = regex.compile(r"^[ \u3000]*[^\d\s、。]{1,12}[ \u3000]*$")
 
 
@@ -124,6 +125,53 @@ def find_number_columns(text: str) -> list[TextTable]:
         else:
             i += 1
     return tables
+
+
+_VALUE_LINE = regex.compile(r"^[ \t\u3000]*[^\t]{1,40}$")
+
+
+def find_stacked_columns(text: str) -> list[TextTable]:
+    """A one-column list with two rows per person pasted as lines (a PDF or HTML table of
+    one column): two label lines (出生年月日 / カナ氏名), then values alternating in the
+    same two shapes (a line with digits, a line without), four lines or more."""
+    if "\n" not in text:
+        return []
+    lines, offsets = _lines_with_offsets(text)
+    tables: list[TextTable] = []
+    i = 0
+    while i + 5 < len(lines):
+        if not (_LABEL_LINE.match(lines[i]) and _LABEL_LINE.match(lines[i + 1])):
+            i += 1
+            continue
+        values = _alternating_pairs(lines, i + 2)
+        if values >= 4:
+            end_line = i + 1 + values
+            rows = tuple(Row(k + 1, [lines[k].strip()]) for k in range(i, end_line + 1))
+            title = " ".join(x.strip() for x in lines[max(0, i - TITLE_LINES) : i] if x.strip())
+            end = offsets[end_line] + len(lines[end_line])
+            tables.append(TextTable(offsets[i], end, i + 1, rows, title))
+            i = end_line + 1
+        else:
+            i += 1
+    return tables
+
+
+def _alternating_pairs(lines: list[str], start: int) -> int:
+    """How many lines from ``start`` go in pairs of one shape: a line with digits and a
+    line without (or the other way round), as the first pair has them."""
+
+    def shape(k: int) -> bool | None:
+        if k >= len(lines) or not lines[k].strip() or not _VALUE_LINE.match(lines[k]):
+            return None
+        return any(ch.isdigit() for ch in lines[k])
+
+    first, second = shape(start), shape(start + 1)
+    if first is None or second is None or first == second:
+        return 0
+    k = start
+    while shape(k) == first and shape(k + 1) == second:
+        k += 2
+    return k - start
 
 
 def _logical_rows(lines: list[str], i: int, j: int, delimiter: str, widths: list[int]) -> list[Row]:

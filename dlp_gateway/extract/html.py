@@ -33,13 +33,62 @@ _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.I)
 
 
+class _TableState:
+    """Where the next cell of a table row goes: a cell under a rowspan from a row above,
+    or after a colspan, is preceded by one tab per column it skips, so the tab-separated
+    rows keep every cell under its header (元号 | 年 | 月 | 日 under 生年 beside a
+    氏名 that spans both header rows)."""
+
+    __slots__ = ("breaks", "cell_start", "column", "new_spans", "spans", "tabs")
+
+    def __init__(self) -> None:
+        self.spans: dict[int, int] = {}  # column -> rows still covered by a rowspan above
+        self.new_spans: dict[int, int] = {}
+        self.column = 0  # the column the next cell starts in (before rowspans)
+        self.tabs = 0  # tabs written in this row so far
+        self.cell_start: int | None = None  # the open cell's first chunk
+        self.breaks: list[int] = []  # chunks holding its line breaks
+
+    def end_row(self) -> None:
+        left = {c: n - 1 for c, n in self.spans.items() if n > 1}
+        self.spans = {**left, **self.new_spans}
+        self.new_spans = {}
+        self.column = self.tabs = 0
+
+    def cell(self, attrs: dict[str, str | None]) -> int:
+        """Tabs to write before a cell starting here; records its spans."""
+        while self.spans.get(self.column, 0) > 0:
+            self.column += 1
+        tabs = self.column - self.tabs
+        self.tabs = self.column
+        width = _span(attrs.get("colspan"))
+        rows = _span(attrs.get("rowspan"))
+        if rows > 1:
+            for column in range(self.column, self.column + width):
+                self.new_spans[column] = rows - 1
+        self.column += width
+        return tabs
+
+
+def _span(value: str | None) -> int:
+    """A colspan/rowspan attribute as a count (1 when absent or odd, at most 256)."""
+    value = (value or "1").strip()
+    return min(max(int(value), 1), 256) if value.isdigit() else 1
+
+
+# A cell this short (header 氏名<br>(カナ), a name over its reading) keeps its line breaks
+# as spaces, so its row stays one line of tab-separated cells.
+SHORT_CELL = 32
+_TABLE_PARTS = {"table", "tbody", "thead", "tfoot", "tr", "caption"}
+
+
 class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.chunks: list[str] = []
         self.skip_depth = 0
         self.pre_depth = 0
-        self.cells_in_row = 0
+        self.tables: list[_TableState] = [_TableState()]  # the outer one: cells outside tables
 
     def _attributes(self, attrs: list[tuple[str, str | None]]) -> None:
         values = [v for k, v in attrs if v and v.strip()
@@ -56,28 +105,55 @@ class _TextExtractor(HTMLParser):
             self.skip_depth += 1
         elif tag == "pre":
             self.pre_depth += 1
+        if tag == "tr" or tag in _CELL:
+            self._close_cell()
         if tag in _BLOCK:
-            self.chunks.append("\n")
-        if tag == "tr":
-            self.cells_in_row = 0
+            self._line_break(tag)
+        if tag == "table":
+            self.tables.append(_TableState())
+        elif tag == "tr":
+            self.tables[-1].end_row()
         elif tag in _CELL:
-            if self.cells_in_row:
-                self.chunks.append("\t")
-            self.cells_in_row += 1
+            state = self.tables[-1]
+            self.chunks.append("\t" * state.cell(dict(attrs)))
+            state.cell_start, state.breaks = len(self.chunks), []
         self._attributes(attrs)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _BLOCK:
-            self.chunks.append("\n")
+            self._line_break(tag)
         self._attributes(attrs)
+
+    def _line_break(self, tag: str) -> None:
+        state = self.tables[-1]
+        if state.cell_start is not None and tag not in _TABLE_PARTS:
+            state.breaks.append(len(self.chunks))
+        self.chunks.append("\n")
+
+    def _close_cell(self) -> None:
+        """A short cell's line breaks become spaces (the cell is over)."""
+        state = self.tables[-1]
+        if state.cell_start is None:
+            return
+        if state.breaks:
+            text = "".join(self.chunks[state.cell_start :])
+            if len("".join(text.split())) <= SHORT_CELL and "\t" not in text:
+                for index in state.breaks:
+                    self.chunks[index] = " "
+        state.cell_start, state.breaks = None, []
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP and tag not in _VOID:
             self.skip_depth = max(0, self.skip_depth - 1)
         elif tag == "pre":
             self.pre_depth = max(0, self.pre_depth - 1)
+        elif tag in _CELL or tag == "tr":
+            self._close_cell()
+        elif tag == "table" and len(self.tables) > 1:
+            self._close_cell()
+            self.tables.pop()
         if tag in _BLOCK:
-            self.chunks.append("\n")
+            self._line_break(tag)
 
     def handle_data(self, data: str) -> None:
         if self.skip_depth:

@@ -20,6 +20,8 @@ import asyncio
 import io
 import smtplib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +48,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve_process(config: Path, port: int, log: Path, timeout: float = 60) -> subprocess.Popen:
+    """``dlp-gateway serve --config`` as a real process, returned once ``port`` answers."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dlp_gateway.cli", "serve", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=config.parent)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("gateway did not start:\n" + log.read_text())
 
 
 # -- upstream sink -----------------------------------------------------------------------

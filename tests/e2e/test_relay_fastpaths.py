@@ -20,9 +20,6 @@ import os
 import random
 import signal
 import smtplib
-import socket
-import subprocess
-import sys
 import time
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -39,6 +36,7 @@ from tests.conftest import (
     free_port,
     make_config,
     send,
+    serve_process,
 )
 from tests.roster import FILLER, people, roster_prose
 
@@ -223,22 +221,6 @@ def test_a_retry_right_after_250_and_after_a_restart_is_answered_as_before(tmp_p
         sink.stop()
 
 
-def _serve(config: Path, port: int, log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dlp_gateway.cli", "serve", "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=config.parent)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("gateway did not start:\n" + log.read_text())
-
 
 def test_kill_9_after_250_loses_no_pass_mail_and_keeps_committed_retry_records(
         tmp_path: Path):
@@ -253,7 +235,7 @@ def test_kill_9_after_250_loses_no_pass_mail_and_keeps_committed_retry_records(
         f'listen = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{free_port()}"\n'
         f'upstream = "{sink.address}"\ndata_dir = "{tmp_path / "data"}"\nscan_workers = 1\n')
     log = tmp_path / "gateway.log"
-    proc = _serve(config, port, log)
+    proc = serve_process(config, port, log)
     accepted: list[int] = []
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
@@ -265,7 +247,7 @@ def test_kill_9_after_250_loses_no_pass_mail_and_keeps_committed_retry_records(
         time.sleep(1.0)  # the group commit of these records is long done
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        proc = _serve(config, port, log)
+        proc = serve_process(config, port, log)
         before = len(sink.to(RECIPIENT))
         for i in accepted:
             code, reply = send(port, _clean(i))

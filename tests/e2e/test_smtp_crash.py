@@ -5,31 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from tests.conftest import SmtpSink, clean_mail, free_port, roster_mail, send
-
-
-def _start_gateway(config: Path, port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dlp_gateway.cli", "serve", "--config", str(config)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=config.parent,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("gateway did not start:\n" + log.read_text())
+from tests.conftest import SmtpSink, clean_mail, free_port, roster_mail, send, serve_process
 
 
 def test_kill_9_mid_flight_loses_no_accepted_message(tmp_path: Path):
@@ -42,7 +24,7 @@ def test_kill_9_mid_flight_loses_no_accepted_message(tmp_path: Path):
         "scan_workers = 1\nqueue_retry_base_seconds = 0.2\nqueue_retry_max_seconds = 0.5\n"
     )
     log = tmp_path / "gateway.log"
-    proc = _start_gateway(config, port, log)
+    proc = serve_process(config, port, log)
 
     accepted: list[str] = []
     held_replies: list[str] = []
@@ -71,7 +53,7 @@ def test_kill_9_mid_flight_loses_no_accepted_message(tmp_path: Path):
     assert len(accepted) >= 8, log.read_text()
 
     sink.start()
-    proc = _start_gateway(config, port, log)
+    proc = serve_process(config, port, log)
     try:
         held_count = len(held_replies)
         expected_upstream = len(accepted) - held_count

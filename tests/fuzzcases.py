@@ -180,9 +180,10 @@ _DIGITS = re.compile(rb"(?<![0-9])[0-9]{12}(?![0-9])")
 def recoverable_numbers(data: bytes, wanted: set[str], depth: int = 0) -> set[str]:
     """My Numbers of ``wanted`` that ordinary tools read back from ``data``."""
     found: set[str] = set()
+    mail = _looks_like_mail(data)
     # in a mail's raw bytes, quoted-printable escapes (=B7) are not digits
-    views = [re.sub(rb"=[0-9A-F]{2}|=\r?\n", b" ", data) if _looks_like_mail(data) else data]
-    for codec in ("utf-16-le", "utf-16-be"):
+    views = [re.sub(rb"=[0-9A-F]{2}|=\r?\n", b" ", data) if mail else data]
+    for codec in _utf16_readings(data, mail):
         views.append(data.decode(codec, "ignore").encode("utf-8", "ignore"))
     for view in views:
         found |= {m.decode() for m in _DIGITS.findall(view)} & wanted
@@ -191,6 +192,29 @@ def recoverable_numbers(data: bytes, wanted: set[str], depth: int = 0) -> set[st
     for inner in _containers(data):
         found |= recoverable_numbers(inner, wanted, depth + 1)
     return found
+
+
+def _utf16_readings(data: bytes, mail: bool) -> tuple[str, ...]:
+    """The UTF-16 byte orders a real reader could apply to ``data`` from its first byte.
+
+    A mail is not read as UTF-16 whole: its parts are (``_containers`` decodes each MIME
+    part and this runs again on it, from the part's own first byte). Reading the raw mail
+    as UTF-16 puts an 8bit UTF-16LE part at whatever parity its offset happens to have;
+    at the odd one the big-endian reading pairs each digit with the NUL *before* it, so a
+    digit whose own high byte was bit-flipped ("1" + 0x10 = U+1031) still reads as "1"
+    there though no decoder of that part would see it (DLP_FUZZ_SEED=7, case 15571).
+    A part with a byte-order mark is read in that order only. Without a mark both orders
+    stay: in a binary file shifted by an inserted byte, the big-endian reading is what
+    shows the little-endian strings after the shift (a damaged container the extractor
+    must report).
+    """
+    if mail:
+        return ()
+    if data.startswith(b"\xff\xfe"):
+        return ("utf-16-le",)
+    if data.startswith(b"\xfe\xff"):
+        return ("utf-16-be",)
+    return ("utf-16-le", "utf-16-be")
 
 
 def _looks_like_mail(data: bytes) -> bool:

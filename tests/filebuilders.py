@@ -67,14 +67,20 @@ def fixed_width_bytes(rows: Rows, pad: str = " ", encoding: str = "cp932") -> by
     return "\r\n".join(lines).encode(encoding) + b"\r\n"
 
 
+def labelled(label: str, value: str) -> str:
+    """``label value`` as a sender writes a number in free text; a blank label: the value."""
+    return f"{label} {value}".strip()
+
+
 def vcard_bytes(rows: Rows) -> bytes:
-    """One vCard 3.0 per data row (FN, BDAY, ADR, NOTE with the insured number)."""
+    """One vCard 3.0 per data row (FN, BDAY, ADR, NOTE with the number after the first
+    header, e.g. 被保険者番号)."""
     cards = []
     for number, name, born, address in (r[:4] for r in rows[1:]):
         cards.append("\r\n".join([
             "BEGIN:VCARD", "VERSION:3.0", f"FN:{name}", f"N:{name[:2]};{name[2:]};;;",
             f"BDAY:{born.replace('/', '-')}", f"ADR;TYPE=HOME:;;{address};;;;",
-            f"NOTE:被保険者番号 {number}", "END:VCARD"]))
+            f"NOTE:{labelled(rows[0][0], number)}", "END:VCARD"]))
     return ("\r\n".join(cards) + "\r\n").encode("utf-8")
 
 
@@ -497,7 +503,8 @@ def ppt_bytes(lines: Sequence[str]) -> bytes:
 
 BUILDERS["名簿.doc"] = doc_bytes
 BUILDERS["名簿.ppt"] = lambda rows: ppt_bytes(
-    [f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}" for r in rows[1:]])
+    [" ".join(labelled(h, v) for h, v in zip(rows[0][:3], r[:3], strict=True))
+     for r in rows[1:]])
 
 
 def _rtf_escape(text: str) -> str:
@@ -534,8 +541,9 @@ def compressed_rtf(rtf: bytes) -> bytes:
 
 def msg_rtf_only(rows: Rows) -> bytes:
     """An Outlook .msg whose body exists only as compressed RTF."""
-    lines = "\\par ".join(_rtf_escape(f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}")
-                          for r in rows[1:])
+    lines = "\\par ".join(
+        _rtf_escape(" ".join(labelled(h, v) for h, v in zip(rows[0][:3], r[:3], strict=True)))
+        for r in rows[1:])
     rtf = ("{\\rtf1\\ansi\\ansicpg932 " + lines + "\\par }").encode("ascii")
     return cfb({"__substg1.0_0037001F": "名簿".encode("utf-16-le"),
                 "__substg1.0_10090102": compressed_rtf(rtf),
@@ -596,11 +604,17 @@ def vcard21_sjis_bytes(rows: Rows) -> bytes:
     def qp(text: str) -> str:
         return quopri.encodestring(text.encode("cp932")).decode("ascii").replace("=\n", "")
 
+    def bday(born: str) -> str:  # a date the phone stored as text (年月日, era) is encoded
+        if born.isascii():
+            return f"BDAY:{born.replace('/', '')}"
+        return f"BDAY;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:{qp(born)}"
+
     cards = [
         "\r\n".join(["BEGIN:VCARD", "VERSION:2.1",
                      f"N;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:{qp(name[:2])};{qp(name[2:])}",
-                     f"BDAY:{born.replace('/', '')}",
-                     f"NOTE;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:{qp('被保険者番号 ' + no)}",
+                     bday(born),
+                     f"NOTE;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:"
+                     f"{qp(labelled(rows[0][0], no))}",
                      "END:VCARD"])
         for no, name, born, _ in (r[:4] for r in rows[1:])]
     return ("\r\n".join(cards) + "\r\n").encode("ascii")

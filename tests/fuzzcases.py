@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import datetime as dt
 import email
 import email.policy
 import gzip
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from dlp_gateway.extract.units import Skipped, TableUnit, TextUnit, Unit, Unscannable
+from tests import filebuilders as fb
 from tests.officebuilders import docx_package, para, person_line, roster_xlsx, row_xml, run
 from tests.officebuilders import table_xml as docx_table
 from tests.roster import HEADER, Person, people, roster_csv, roster_html, roster_prose
@@ -94,9 +96,79 @@ BUILDERS: dict[str, Builder] = {
     "zip": build_zip,
 }
 
-# The formats tests/filebuilders.py builds (pdf, gz, tar, 7z, msg, vcf, ...) have their
-# own fail-closed tests (tests/test_extract_failclosed.py); joining them to this oracle
-# (rows -> bytes builders; keyword-less rows) is still to do.
+
+# --- the formats of tests/filebuilders.py, joined through rows ------------------------------
+
+NUMBER_LABELS = ["個人番号", "マイナンバー", "個人番号(マイナンバー)", "個人番号（12桁）"]
+_ERAS = ((dt.date(2019, 5, 1), "令和", "R"), (dt.date(1989, 1, 8), "平成", "H"),
+         (dt.date(1926, 12, 25), "昭和", "S"))
+
+
+def _era(born: dt.date) -> tuple[str, str, int]:
+    for start, name, letter in _ERAS:
+        if born >= start:
+            return name, letter, born.year - start.year + 1
+    raise ValueError(born)
+
+
+def birth_texts(born: dt.date) -> list[str]:
+    """Ways a roster writes a birth date: 1970/03/02, 1970年3月2日, 昭和45年3月2日, S45.3.2."""
+    name, letter, year = _era(born)
+    era_year = "元" if year == 1 else str(year)
+    return [f"{born.year}/{born.month:02d}/{born.day:02d}",
+            f"{born.year}年{born.month}月{born.day}日",
+            f"{name}{era_year}年{born.month}月{born.day}日",
+            f"{letter}{year}.{born.month}.{born.day}"]
+
+
+BIRTH_STYLES = ("slash", "kanji", "era", "era letter")
+
+
+def persons_rows(rng: random.Random, persons: list[Person], label: str | None = None,
+                 style: int | None = None) -> list[list[str]]:
+    """filebuilders rows (a header, then number, name, birth date, address) for ``persons``.
+
+    The number column is headed by a My Number keyword, or - for three people or more,
+    when a column of check-digit-valid numbers counts by itself - by nothing at all
+    (keyword-less rows). Birth dates in one style per file, Western, kanji or era.
+    """
+    if label is None:
+        keyword_less = len(persons) >= 3 and rng.random() < 0.3
+        label = "" if keyword_less else rng.choice(NUMBER_LABELS)
+    if style is None:
+        style = rng.randrange(len(BIRTH_STYLES))
+    rows = [[label, "氏名", "生年月日", "住所"]]
+    for p in persons:
+        rows.append([p.my_number, p.name, birth_texts(p.birth)[style],
+                     f"宮崎県延岡市{rng.randrange(1, 99)}番地"])
+    return rows
+
+
+def _joined(build: Callable[[fb.Rows], bytes]) -> Builder:
+    return lambda rng, persons: build(persons_rows(rng, persons))
+
+
+_TAGS = {"固定長": "fixed", "html": "html", "xml": "xml", "rtf": "rtf", "sjis": "sjis",
+         "web": "web"}
+
+
+def _joined_key(file_name: str) -> str:
+    """名簿_html.xls -> "html.xls"; a name the native builders use gets "rows." first."""
+    stem, ext = file_name.split(".", 1)
+    tag = _TAGS[stem.split("_", 1)[1]] + "." if "_" in stem else ""
+    key = tag + ext
+    return "rows." + key if key in BUILDERS else key
+
+
+JOINED: dict[str, Callable[[fb.Rows], bytes]] = {
+    _joined_key(name): build for name, build in fb.BUILDERS.items()}
+JOINED["rar"] = lambda rows: fb.rar4_of({"meibo.csv": fb.csv_bytes(rows)})
+BUILDERS.update({key: _joined(build) for key, build in JOINED.items()})
+# The joined formats whose rows are label-value text (slides, an RTF mail body, vCard
+# NOTE): there a number needs a My Number keyword next to it, as in any free text (a
+# keyword-less check-digit number counts only as a table column); the persons still
+# count as name + birth-date records.
+TEXT_FORM = {"ppt", "rtf.msg", "vcf", "sjis.vcf"}
 
 
 # --- mutations ----------------------------------------------------------------------------

@@ -67,6 +67,15 @@ def _rtf_body(compressed: bytes) -> str | None:
         return None
 
 
+def ole_damage(ole: olefile.OleFileIO, path: str) -> Iterator[Unscannable]:
+    """``corrupt`` when olefile met broken structure while reading (a chain out of range,
+    a stream shorter than declared): what was read is scanned, but streams may hold
+    bytes read from the wrong sectors, so the part is held."""
+    if ole.parsing_issues:
+        issues = sorted({message for _, message in ole.parsing_issues})
+        yield Unscannable(path, "corrupt", "damaged OLE structure: " + "; ".join(issues[:3]))
+
+
 def extract_msg(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
                 ) -> Iterator[Unit]:
     """Headers, body and attachments of an Outlook .msg file."""
@@ -74,6 +83,7 @@ def extract_msg(path: str, data: bytes, ctx: Context, depth: int, dispatch: Disp
     try:
         entries = ole.listdir(streams=True, storages=True)
         yield from _message(path, _Msg(ole, [], entries), ctx, depth, dispatch)
+        yield from ole_damage(ole, path)
     finally:
         ole.close()
 
@@ -145,10 +155,12 @@ def extract_ole_package(path: str, data: bytes, ctx: Context, depth: int, dispat
         return
     with olefile.OleFileIO(data) as ole:
         if ole.exists("Package"):
-            yield from dispatch(f"{path}/package", ole.openstream("Package").read(), ctx,
-                                depth + 1)
+            package = ole.openstream("Package").read()
+            yield from ole_damage(ole, path)
+            yield from dispatch(f"{path}/package", package, ctx, depth + 1)
             return
         native = ole.openstream("\x01Ole10Native").read()
+        yield from ole_damage(ole, path)
     name, content = _ole10native(native)
     yield from dispatch(f"{path}/{name}", content, ctx, depth + 1)
 

@@ -12,7 +12,15 @@ import quopri
 import re
 from collections.abc import Iterator
 
-from dlp_gateway.extract.units import NOT_THIS_FORMAT, CellValue, Row, TableUnit, Unit, Unscannable
+from dlp_gateway.extract.units import (
+    NOT_THIS_FORMAT,
+    CellValue,
+    Row,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 
 COLUMNS = (("FN", "氏名"), ("X-PHONETIC", "フリガナ"), ("BDAY", "生年月日"), ("ADR", "住所"),
            ("TEL", "電話番号"), ("EMAIL", "メール"), ("NOTE", "備考"))
@@ -21,7 +29,7 @@ _BDAY = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 
 def _unfold(text: str) -> list[str]:
     lines: list[str] = []
-    for raw in text.splitlines():
+    for raw in re.split(r"\r\n|\r|\n", text):  # not splitlines(): a form feed is no break
         if lines and raw[:1] in (" ", "\t"):
             lines[-1] += raw[1:]
         elif lines and lines[-1].endswith("=") and "QUOTED-PRINTABLE" in lines[-1].upper():
@@ -63,24 +71,37 @@ def _bday(value: str) -> CellValue:
     return value or None
 
 
-def _cards(lines: list[str]) -> Iterator[dict[str, str]]:
+def _cards(lines: list[str], stray: list[str]) -> Iterator[dict[str, str]]:
+    """The cards; lines outside any card go to ``stray`` and a line inside one that is no
+    property joins the property before it (a damaged file loses no text). A card cut
+    off by the end of the file is still a card."""
     card: dict[str, str] | None = None
+    last = "NOTE"
     for line in lines:
         marker = line.strip().upper()
         if marker == "BEGIN:VCARD":
+            if card:
+                yield card
             card = {}
         elif marker == "END:VCARD" and card is not None:
             yield card
             card = None
         elif card is not None and (prop := _property(line)):
-            name, value = prop
-            card[name] = f"{card[name]} {value}" if name in card else value
+            last, value = prop
+            card[last] = f"{card[last]} {value}" if last in card else value
+        elif card is not None and line.strip():
+            card[last] = f"{card.get(last, '')} {line.strip()}".strip()
+        elif line.strip() and marker != "END:VCARD":
+            stray.append(line)
+    if card:
+        yield card
 
 
 def extract_vcard(path: str, data: bytes) -> Iterator[Unit]:
     from dlp_gateway.extract.text import decode_bytes
 
-    cards = list(_cards(_unfold(decode_bytes(data))))
+    stray: list[str] = []
+    cards = list(_cards(_unfold(decode_bytes(data)), stray))
     if not cards:
         yield Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}vCard without BEGIN/END:VCARD")
         return
@@ -91,3 +112,5 @@ def extract_vcard(path: str, data: bytes) -> Iterator[Unit]:
         cells[2] = _bday(card.get("BDAY", ""))
         rows.append(Row(number, cells))
     yield TableUnit(part=path, location=path, rows=lambda: iter(rows))
+    if stray:
+        yield TextUnit("\n".join(stray), part=path, location=f"{path}!text")

@@ -163,6 +163,7 @@ def _joined_key(file_name: str) -> str:
 JOINED: dict[str, Callable[[fb.Rows], bytes]] = {
     _joined_key(name): build for name, build in fb.BUILDERS.items()}
 JOINED["rar"] = lambda rows: fb.rar4_of({"meibo.csv": fb.csv_bytes(rows)})
+JOINED["rar5.rar"] = lambda rows: fb.rar5_of({"meibo.csv": fb.csv_bytes(rows)})
 BUILDERS.update({key: _joined(build) for key, build in JOINED.items()})
 # The joined formats whose rows are label-value text (slides, an RTF mail body, vCard
 # NOTE): there a number needs a My Number keyword next to it, as in any free text (a

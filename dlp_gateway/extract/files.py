@@ -285,9 +285,11 @@ def _text(
         # decodes its base64 parts, and a file that only wears a mail's name (a vCard
         # relabelled .eml, whose lines the parser would take for header fields) is text
         from dlp_gateway.extract.mime import extract_embedded_message
+        from dlp_gateway.extract.sniff import without_stray_lines
 
         group = f"{path}#message"
-        yield from _as_option(extract_embedded_message(path, data, ctx, depth), group, "mail")
+        mail = without_stray_lines(data)
+        yield from _as_option(extract_embedded_message(path, mail, ctx, depth), group, "mail")
         yield from _as_option(_plain(path, data, ctx, depth, kind, content_type, charset),
                               group, "text")
         return

@@ -144,6 +144,21 @@ def mail_header(data: bytes) -> str | None:
     return "clean" if bad == 0 else "damaged"
 
 
+def without_stray_lines(data: bytes) -> bytes:
+    """A mail whose header block holds stray lines, without them (the parser would take
+    the first one for the start of the body and leave the MIME fields after it unread)."""
+    lines = data.split(b"\n")
+    kept: list[bytes] = []
+    for index, raw in enumerate(lines):
+        line = raw.rstrip(b"\r")
+        if not line:
+            return b"\n".join(kept + lines[index:])
+        if (line[:1] in (b" ", b"\t") and kept) or _HEADER_NAME.match(line) or (
+                not kept and line.startswith(b"From ")):
+            kept.append(raw)
+    return b"\n".join(kept)
+
+
 def _marked(data: bytes) -> Kind | None:
     """Formats announced by a text marker; their reader falls back to text if they fail."""
     if b"%PDF-" in data[:1024]:

@@ -24,6 +24,10 @@ from dlp_gateway.extract.units import (
 
 COLUMNS = (("FN", "氏名"), ("X-PHONETIC", "フリガナ"), ("BDAY", "生年月日"), ("ADR", "住所"),
            ("TEL", "電話番号"), ("EMAIL", "メール"), ("NOTE", "備考"))
+# Any other property's text goes to one more column (a damaged NOTD: is still read);
+# these carry no text a person wrote.
+OTHER = "その他"
+_NOT_TEXT = {"VERSION", "PHOTO", "LOGO", "SOUND", "KEY", "BEGIN", "END"}
 _BDAY = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 
 
@@ -105,12 +109,15 @@ def extract_vcard(path: str, data: bytes) -> Iterator[Unit]:
     if not cards:
         yield Unscannable(path, "corrupt", f"{NOT_THIS_FORMAT}vCard without BEGIN/END:VCARD")
         return
-    rows = [Row(1, [label for _, label in COLUMNS])]
-    for number, card in enumerate(cards, 2):
+    known = {key for key, _ in COLUMNS} | {"N"} | _NOT_TEXT
+    others = [" ".join(v for k, v in card.items() if k not in known and v) for card in cards]
+    extra = [OTHER] if any(others) else []
+    rows = [Row(1, [label for _, label in COLUMNS] + extra)]
+    for number, (card, other) in enumerate(zip(cards, others, strict=True), 2):
         card.setdefault("FN", card.get("N", ""))
         cells: list[CellValue] = [card.get(key) or None for key, _ in COLUMNS]
         cells[2] = _bday(card.get("BDAY", ""))
-        rows.append(Row(number, cells))
+        rows.append(Row(number, cells + ([other or None] if extra else [])))
     yield TableUnit(part=path, location=path, rows=lambda: iter(rows))
     if stray:
         yield TextUnit("\n".join(stray), part=path, location=f"{path}!text")

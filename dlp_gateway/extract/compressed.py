@@ -249,6 +249,10 @@ def _7z_members(path: str, data: bytes, ctx: Context) -> list:  # type: ignore[t
                 for name, writer in factory.products.items()]
 
 
+# An empty rar/lzh/cab is its signature and two or three short headers.
+EMPTY_ARCHIVE_BYTES = 128
+
+
 def _isolated_members(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch,
                       lister: Callable[[str, bytes, Context], list]  # type: ignore[type-arg]
                       ) -> Iterator[Unit]:
@@ -260,7 +264,11 @@ def _isolated_members(path: str, data: bytes, ctx: Context, depth: int, dispatch
     except IsolatedFailure as exc:
         yield Unscannable(path, exc.reason, exc.detail)  # type: ignore[arg-type]
         return
-    if not members:
+    if not members and len(data) > EMPTY_ARCHIVE_BYTES and lister is _libarchive_members:
+        # libarchive ends quietly at a header it cannot parse: bytes that are neither an
+        # empty archive's few headers nor a listed member were not read
+        yield Unscannable(path, "corrupt", f"no member listed from {len(data)} bytes")
+    elif not members:
         yield Skipped(path, "empty")
     for item in members:
         if isinstance(item, Unscannable):

@@ -58,13 +58,17 @@ class _Msg:
         return None
 
 
-def _rtf_body(compressed: bytes) -> str | None:
+def _rtf_body(compressed: bytes) -> tuple[str | None, bool]:
+    """(text, intact) of a compressed RTF body: no text if it does not decompress, not
+    intact if its groups do not balance (text may be missing: the caller holds it)."""
     from dlp_gateway.extract.rtf import decompress_rtf, rtf_to_text
 
+    damage: list[str] = []
     try:
-        return rtf_to_text(decompress_rtf(compressed))
+        text = rtf_to_text(decompress_rtf(compressed), damage)
     except (ValueError, struct.error, IndexError):
-        return None
+        return None, False
+    return text, not damage
 
 
 def ole_damage(ole: olefile.OleFileIO, path: str) -> Iterator[Unscannable]:
@@ -105,8 +109,8 @@ def _message(path: str, msg: _Msg, ctx: Context, depth: int, dispatch: Dispatch
             body = html_to_text(html_text)
     compressed_rtf = msg.stream("__substg1.0_10090102")
     if body is None and compressed_rtf is not None:
-        body = _rtf_body(compressed_rtf)
-        if body is None:
+        body, intact = _rtf_body(compressed_rtf)
+        if not intact:
             yield Unscannable(f"{path}!body", "corrupt", "unreadable compressed RTF body")
     text = "\n".join([*headers, "", body or ""])
     yield TextUnit(text, part=path, location=f"{path}!body")

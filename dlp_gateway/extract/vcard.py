@@ -27,6 +27,7 @@ COLUMNS = (("FN", "氏名"), ("X-PHONETIC", "フリガナ"), ("BDAY", "生年月
 # Any other property's text goes to one more column (a damaged NOTD: is still read);
 # these carry no text a person wrote.
 OTHER = "その他"
+_NO_PROPERTY = " "  # a line without "name:" inside a card
 _NOT_TEXT = {"VERSION", "PHOTO", "LOGO", "SOUND", "KEY", "BEGIN", "END"}
 _BDAY = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 
@@ -77,10 +78,9 @@ def _bday(value: str) -> CellValue:
 
 def _cards(lines: list[str], stray: list[str]) -> Iterator[dict[str, str]]:
     """The cards; lines outside any card go to ``stray`` and a line inside one that is no
-    property joins the property before it (a damaged file loses no text). A card cut
+    property goes to the card's other text (a damaged file loses no text). A card cut
     off by the end of the file is still a card."""
     card: dict[str, str] | None = None
-    last = "NOTE"
     for line in lines:
         marker = line.strip().upper()
         if marker == "BEGIN:VCARD":
@@ -91,10 +91,10 @@ def _cards(lines: list[str], stray: list[str]) -> Iterator[dict[str, str]]:
             yield card
             card = None
         elif card is not None and (prop := _property(line)):
-            last, value = prop
-            card[last] = f"{card[last]} {value}" if last in card else value
+            name, value = prop
+            card[name] = f"{card[name]} {value}" if name in card else value
         elif card is not None and line.strip():
-            card[last] = f"{card.get(last, '')} {line.strip()}".strip()
+            card[_NO_PROPERTY] = f"{card.get(_NO_PROPERTY, '')} {line.strip()}".strip()
         elif line.strip() and marker != "END:VCARD":
             stray.append(line)
     if card:

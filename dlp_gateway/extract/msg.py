@@ -114,13 +114,24 @@ def _message(path: str, msg: _Msg, ctx: Context, depth: int, dispatch: Dispatch
             yield Unscannable(f"{path}!body", "corrupt", "unreadable compressed RTF body")
     text = "\n".join([*headers, "", body or ""])
     yield TextUnit(text, part=path, location=f"{path}!body")
-    attachments = [c for c in msg.children() if c.startswith(_ATTACH)]
+    attachments = [c for c in msg.children() if _attachment_storage(msg, c)]
     if attachments and depth + 1 > ctx.limits.max_depth:
         yield Unscannable(path, "too_deep", f"attachments nested over {ctx.limits.max_depth}")
         return
     used: set[str] = set()
     for index, storage in enumerate(attachments[: ctx.limits.max_members], 1):
         yield from _attachment(path, msg, storage, index, used, ctx, depth, dispatch)
+
+
+def _attachment_storage(msg: _Msg, child: str) -> bool:
+    """An attachment storage: by its name, or - a damaged name - by holding attachment
+    data (any storage but the recipients' and the named-property map is read)."""
+    if child.startswith(_ATTACH):
+        return True
+    if child.startswith(("__recip_version1.0_", "__nameid_version1.0")):
+        return False
+    entry = [*msg.prefix, child]
+    return entry in msg.entries and msg.ole.get_type(entry) == olefile.STGTY_STORAGE
 
 
 def _attachment(path: str, msg: _Msg, storage: str, index: int, used: set[str], ctx: Context,

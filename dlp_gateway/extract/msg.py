@@ -1,4 +1,4 @@
-"""Outlook .msg files, OLE packages (embedded objects) and saved .eml detection.
+"""Outlook .msg files and OLE packages (embedded objects).
 
 A .msg is an OLE compound file of MAPI properties (MS-OXMSG): subject, sender and
 recipients' display names, plain/HTML body, and attachment storages, which may hold
@@ -9,7 +9,6 @@ file attached to the mail, so encrypting attachments does protect it.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -24,9 +23,6 @@ if TYPE_CHECKING:
 
 _ATTACH = "__attach_version1.0_#"
 _HEADER_PROPS = (("0037", "件名"), ("0C1A", "差出人"), ("0E04", "宛先"), ("0E03", "CC"))
-_RFC822_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "mime-version",
-                   "received", "return-path", "content-type", "reply-to", "sender"}
-_HEADER_LINE = re.compile(rb"^([!-9;-~]+):")
 
 
 class _Msg:
@@ -203,19 +199,3 @@ def _ole10native(native: bytes) -> tuple[str, bytes]:
     except (ValueError, struct.error):
         return "object.bin", native[4:]
 
-
-def looks_like_rfc822(data: bytes) -> bool:
-    """A saved mail (.eml without the name): header lines, two of them well-known ones."""
-    head = data[:4096].lstrip()
-    known = 0
-    for line in head.split(b"\n")[:40]:
-        line = line.rstrip(b"\r")
-        if not line:
-            return known >= 2
-        if line[:1] in (b" ", b"\t"):
-            continue
-        match = _HEADER_LINE.match(line)
-        if match is None:
-            return False
-        known += match.group(1).decode("ascii").lower() in _RFC822_HEADERS
-    return False

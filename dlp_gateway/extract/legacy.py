@@ -100,7 +100,10 @@ def _damaged(path: str, damage: list[str]) -> Iterator[Unit]:
 
 def extract_doc(path: str, data: bytes) -> Iterator[Unit]:
     damage: list[str] = []
-    lines, rows = _split_doc(doc_text(data, damage))
+    text = doc_text(data, damage)
+    if text.count("\x00") > len(text) // 10:  # Word text holds no NULs: the pieces or the
+        damage.append("text pieces hold NUL bytes")  # sector chains point at the wrong bytes
+    lines, rows = _split_doc(text)
     yield from _damaged(path, damage)
     yield TextUnit("\n".join(lines), part=path, location=f"{path}!body", line_label="p")
     if rows:

@@ -114,3 +114,14 @@ def test_a_rar_listing_no_member_is_corrupt_not_empty(scanner: Scanner) -> None:
     assert result.skipped == [] and reasons(result) == ["corrupt"], result.to_json()
     empty = scanner.scan_file("空.rar", fb.rar5_of({}))
     assert [s.kind for s in empty.skipped] == ["empty"]
+
+
+def test_a_doc_whose_pieces_point_at_empty_bytes_is_corrupt(scanner: Scanner) -> None:
+    rows, _ = roster(7)
+    data = fb.doc_bytes(rows)
+    assert scanner.scan_file("名簿.doc", data).unscannable == []
+    pcd = fb.struct.pack("<HIH", 0, 0x800, 0)
+    assert data.count(pcd) == 1
+    wrong = data.replace(pcd, fb.struct.pack("<HIH", 0, 0x200, 0))  # into the FIB's zeros
+    result = scanner.scan_file("名簿.doc", wrong)
+    assert reasons(result) == ["corrupt"] and result.verdict.action == "hold"

@@ -13,6 +13,7 @@ the extractor must have reported an ``Unscannable`` part (so the policy holds it
 from __future__ import annotations
 
 import base64
+import bz2
 import contextlib
 import csv
 import datetime as dt
@@ -20,10 +21,12 @@ import email
 import email.policy
 import gzip
 import io
+import lzma
 import quopri
 import random
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -310,6 +313,11 @@ def _containers(data: bytes) -> Iterable[bytes]:
     if data[:2] == b"\x1f\x8b":
         with contextlib.suppress(Exception):
             yield gzip.decompress(data)
+    # what zcat / bzcat / xzcat print before they stop at damage
+    for magic, make in ((b"\x1f\x8b", lambda: zlib.decompressobj(31)),
+                        (b"BZh", bz2.BZ2Decompressor), (b"\xfd7zXZ", lzma.LZMADecompressor)):
+        if data.startswith(magic):
+            yield _partial(make(), data)
     if _looks_like_mail(data):
         try:
             msg = email.message_from_bytes(data, policy=email.policy.compat32)
@@ -319,6 +327,18 @@ def _containers(data: bytes) -> Iterable[bytes]:
                     yield payload
         except Exception:
             pass
+
+
+def _partial(decompressor, data: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    out = bytearray()
+    for start in range(0, len(data), 512):
+        try:
+            out += decompressor.decompress(data[start : start + 512])
+        except Exception:
+            break
+        if len(out) > 1 << 22:
+            break
+    return bytes(out)
 
 
 def extracted_corpus(units: list[Unit]) -> str:

@@ -2,12 +2,15 @@
 
 Adding a format means adding a builder to ``BUILDERS`` (name -> function of a
 ``random.Random`` and a roster, returning file bytes; the name is the file's
-extension).
+extension). Every format of tests/filebuilders.py is joined too (``JOINED``: rows ->
+bytes, fed by ``persons_rows``), so a format added there is fuzzed here as well.
 
 The oracle (``recoverable_numbers``) reads a file with ordinary tools only: the
 raw bytes, UTF-16, zip members, MIME parts after transfer decoding. Whatever My
 Number it can read back must either appear in the text the extractor produced, or
 the extractor must have reported an ``Unscannable`` part (so the policy holds it).
+UTF-16 is read per part from its first byte (see ``_utf16_readings``), compressed
+streams as far as zcat/bzcat/xzcat get before damage.
 """
 
 from __future__ import annotations

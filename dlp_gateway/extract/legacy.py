@@ -132,7 +132,19 @@ def _ppt_records(stream: bytes, start: int, end: int, damage: list[str], depth: 
             yield stream[body : body + size].decode("utf-16-le", errors="replace")
         elif kind == _TEXT_BYTES:
             yield stream[body : body + size].decode("cp1252", errors="replace")
+        elif size >= 8 and (text := _utf16_text(stream[body : body + size])):
+            yield text  # an atom of another (or a damaged) type that holds plain text
         pos = body + size
+
+
+def _utf16_text(body: bytes) -> str | None:
+    """``body`` as UTF-16LE if nearly all of it is printable text (binary atoms - sizes,
+    flags, NUL-padded font names - are not)."""
+    if len(body) % 2:
+        return None
+    text = body.decode("utf-16-le", errors="replace")
+    printable = sum(1 for c in text if c.isprintable() or c in "\r\n\t\x0b")
+    return text if printable >= len(text) * 0.9 else None
 
 
 def extract_ppt(path: str, data: bytes) -> Iterator[Unit]:

@@ -67,14 +67,20 @@ def fixed_width_bytes(rows: Rows, pad: str = " ", encoding: str = "cp932") -> by
     return "\r\n".join(lines).encode(encoding) + b"\r\n"
 
 
+def labelled(label: str, value: str) -> str:
+    """``label value`` as a sender writes a number in free text; a blank label: the value."""
+    return f"{label} {value}".strip()
+
+
 def vcard_bytes(rows: Rows) -> bytes:
-    """One vCard 3.0 per data row (FN, BDAY, ADR, NOTE with the insured number)."""
+    """One vCard 3.0 per data row (FN, BDAY, ADR, NOTE with the number after the first
+    header, e.g. 被保険者番号)."""
     cards = []
     for number, name, born, address in (r[:4] for r in rows[1:]):
         cards.append("\r\n".join([
             "BEGIN:VCARD", "VERSION:3.0", f"FN:{name}", f"N:{name[:2]};{name[2:]};;;",
             f"BDAY:{born.replace('/', '-')}", f"ADR;TYPE=HOME:;;{address};;;;",
-            f"NOTE:被保険者番号 {number}", "END:VCARD"]))
+            f"NOTE:{labelled(rows[0][0], number)}", "END:VCARD"]))
     return ("\r\n".join(cards) + "\r\n").encode("utf-8")
 
 
@@ -193,6 +199,9 @@ def pdf_bytes(rows: Rows, font: str = "HeiseiKakuGo-W5", rows_per_page: int = 60
     out = io.BytesIO()
     page = canvas.Canvas(out, pagesize=A4)
     xs = [40, 130, 210, 300, 420, 500][: len(rows[0])]
+    for i in range(1, len(xs)):  # a column starts after the widest text of the one before
+        widest = max(pdfmetrics.stringWidth(r[i - 1], font, 9) for r in rows if len(r) >= i)
+        xs[i] = max(xs[i], xs[i - 1] + widest + 12)
     y = 800.0
     page.setFont(font, 9)
     for index, r in enumerate(rows):
@@ -497,7 +506,8 @@ def ppt_bytes(lines: Sequence[str]) -> bytes:
 
 BUILDERS["名簿.doc"] = doc_bytes
 BUILDERS["名簿.ppt"] = lambda rows: ppt_bytes(
-    [f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}" for r in rows[1:]])
+    [" ".join(labelled(h, v) for h, v in zip(rows[0][:3], r[:3], strict=True))
+     for r in rows[1:]])
 
 
 def _rtf_escape(text: str) -> str:
@@ -534,8 +544,9 @@ def compressed_rtf(rtf: bytes) -> bytes:
 
 def msg_rtf_only(rows: Rows) -> bytes:
     """An Outlook .msg whose body exists only as compressed RTF."""
-    lines = "\\par ".join(_rtf_escape(f"被保険者番号 {r[0]} 氏名 {r[1]} 生年月日 {r[2]}")
-                          for r in rows[1:])
+    lines = "\\par ".join(
+        _rtf_escape(" ".join(labelled(h, v) for h, v in zip(rows[0][:3], r[:3], strict=True)))
+        for r in rows[1:])
     rtf = ("{\\rtf1\\ansi\\ansicpg932 " + lines + "\\par }").encode("ascii")
     return cfb({"__substg1.0_0037001F": "名簿".encode("utf-16-le"),
                 "__substg1.0_10090102": compressed_rtf(rtf),
@@ -596,11 +607,17 @@ def vcard21_sjis_bytes(rows: Rows) -> bytes:
     def qp(text: str) -> str:
         return quopri.encodestring(text.encode("cp932")).decode("ascii").replace("=\n", "")
 
+    def bday(born: str) -> str:  # a date the phone stored as text (年月日, era) is encoded
+        if born.isascii():
+            return f"BDAY:{born.replace('/', '')}"
+        return f"BDAY;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:{qp(born)}"
+
     cards = [
         "\r\n".join(["BEGIN:VCARD", "VERSION:2.1",
                      f"N;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:{qp(name[:2])};{qp(name[2:])}",
-                     f"BDAY:{born.replace('/', '')}",
-                     f"NOTE;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:{qp('被保険者番号 ' + no)}",
+                     bday(born),
+                     f"NOTE;CHARSET=SHIFT_JIS;ENCODING=QUOTED-PRINTABLE:"
+                     f"{qp(labelled(rows[0][0], no))}",
                      "END:VCARD"])
         for no, name, born, _ in (r[:4] for r in rows[1:])]
     return ("\r\n".join(cards) + "\r\n").encode("ascii")
@@ -639,3 +656,149 @@ def rar4_encrypted_of(files: dict[str, bytes]) -> bytes:
                            0x21, 29, 0x30, len(raw), 0x20) + raw + bytes(8)
         out += block(0x74, 0x8404, body) + data
     return out + block(0x7B, 0x4000, b"")
+
+
+# --- Excel binary workbook (.xlsb, BIFF12) ----------------------------------------------------
+
+
+def _biff12(record_type: int, body: bytes = b"") -> bytes:
+    """One BIFF12 record: type and size as 7-bit little-endian varints (MS-XLSB 2.1.4)."""
+    def varint(value: int, limit: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                break
+        assert len(out) <= limit
+        return bytes(out)
+
+    return varint(record_type, 2) + varint(len(body), 4) + body
+
+
+def _wide(text: str) -> bytes:
+    """XLWideString: a 32-bit character count, then UTF-16LE."""
+    return struct.pack("<I", len(text)) + text.encode("utf-16-le")
+
+
+def xlsb_bytes(rows: Rows, sheet: str = "名簿") -> bytes:
+    """A minimal Excel binary workbook, written by hand (no Python writer exists):
+    workbook.bin with one BrtBundleSh, a worksheet of BrtCellSt (inline string) and
+    BrtCellReal (number) cells, the package relationships and content types."""
+    cells = bytearray()
+    for r, row in enumerate(rows):
+        # BrtRowHdr: rw, ixfe, miyRw, flags (2 + 1 bytes), ccolspan = 0
+        cells += _biff12(0x0000, struct.pack("<IIHHBI", r, 0, 300, 0, 0, 0))
+        for c, value in enumerate(row):
+            cell = struct.pack("<II", c, 0)  # column, iStyleRef 0
+            if value.isdigit() and len(value) < 15 and not value.startswith("0"):
+                cells += _biff12(0x0005, cell + struct.pack("<d", float(value)))  # BrtCellReal
+            else:
+                cells += _biff12(0x0006, cell + _wide(value))  # BrtCellSt
+    width = max(len(r) for r in rows)
+    sheet_bin = (_biff12(0x0081)  # BrtBeginSheet
+                 + _biff12(0x0094, struct.pack("<IIII", 0, len(rows) - 1, 0, width - 1))
+                 + _biff12(0x0091) + bytes(cells) + _biff12(0x0092)  # sheet data
+                 + _biff12(0x0082))  # BrtEndSheet
+    workbook_bin = (_biff12(0x0083) + _biff12(0x008F)  # BrtBeginBook, BrtBeginBundleShs
+                    + _biff12(0x009C, struct.pack("<II", 0, 1) + _wide("rId1") + _wide(sheet))
+                    + _biff12(0x0090) + _biff12(0x0084))  # BrtEndBundleShs, BrtEndBook
+    ns = "http://schemas.openxmlformats.org"
+    content_types = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<Types xmlns="{ns}/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="bin" ContentType="application/'
+        'vnd.ms-excel.sheet.binary.macroEnabled.main"/>'
+        '<Override PartName="/xl/worksheets/sheet1.bin" ContentType="application/'
+        'vnd.ms-excel.worksheet"/></Types>')
+    root_rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<Relationships xmlns="{ns}/package/2006/relationships"><Relationship Id="rId1" '
+        f'Type="{ns}/officeDocument/2006/relationships/officeDocument" '
+        'Target="xl/workbook.bin"/></Relationships>')
+    book_rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<Relationships xmlns="{ns}/package/2006/relationships"><Relationship Id="rId1" '
+        f'Type="{ns}/officeDocument/2006/relationships/worksheet" '
+        'Target="worksheets/sheet1.bin"/></Relationships>')
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", content_types)
+        zf.writestr("_rels/.rels", root_rels)
+        zf.writestr("xl/workbook.bin", workbook_bin)
+        zf.writestr("xl/_rels/workbook.bin.rels", book_rels)
+        zf.writestr("xl/worksheets/sheet1.bin", sheet_bin)
+    return out.getvalue()
+
+
+BUILDERS["名簿.xlsb"] = xlsb_bytes
+
+
+# --- RAR 5 (headers written by hand after the RAR 5.0 technote; no rar writer is installable) --
+
+
+def _vint(value: int) -> bytes:
+    """RAR 5 vint: 7 bits a byte, least significant first, high bit = more follows."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _rar5_block(head_type: int, flags: int, fields: bytes, extra: bytes = b"",
+                data_size: int | None = None) -> bytes:
+    """CRC32, header size, then type, flags, [extra size], [data size], fields, extra."""
+    import zlib
+
+    flags |= (0x0001 if extra else 0) | (0x0002 if data_size is not None else 0)
+    body = _vint(head_type) + _vint(flags)
+    body += _vint(len(extra)) if extra else b""
+    body += _vint(data_size) if data_size is not None else b""
+    body += fields + extra
+    sized = _vint(len(body)) + body
+    return struct.pack("<I", zlib.crc32(sized)) + sized
+
+
+RAR5_SIGNATURE = b"Rar!\x1a\x07\x01\x00"
+
+
+def rar5_of(files: dict[str, bytes], password: bool = False,
+            header_encryption: bool = False, seed: int = 0) -> bytes:
+    """A RAR 5 archive of stored members (compression info 0: method 0, "store").
+
+    ``password``: each file header carries the file-encryption extra record (type 0x01:
+    version 0 = AES-256, flags 0x0001 password check present, KDF count, 16-byte salt,
+    16-byte IV, 12-byte check value) and the data is random bytes standing for the AES
+    ciphertext, padded to the 16-byte block. ``header_encryption`` (rar -hp): an archive
+    encryption header (type 4) follows the signature and every later header is
+    encrypted; here the rest is random bytes, as nobody can read it without the key.
+    """
+    import zlib
+
+    rng = random.Random(seed)
+    out = bytearray(RAR5_SIGNATURE)
+    if header_encryption:
+        out += _rar5_block(4, 0, _vint(0) + _vint(0x0001) + bytes([15]) + rng.randbytes(16)
+                           + rng.randbytes(12))
+        return bytes(out + rng.randbytes(16 + 64 * max(1, len(files))))
+    out += _rar5_block(1, 0, _vint(0))  # main archive header, archive flags 0
+    for name, data in files.items():
+        raw = name.encode("utf-8")
+        extra = b""
+        stored = data
+        if password:
+            record = (_vint(0) + _vint(0x0001) + bytes([15]) + rng.randbytes(16)
+                      + rng.randbytes(16) + rng.randbytes(12))
+            extra = _vint(len(record) + 1) + _vint(0x01) + record
+            stored = rng.randbytes(-(-len(data) // 16) * 16 or 16)
+        fields = (_vint(0x0004)  # file flags: data CRC32 present
+                  + _vint(len(data)) + _vint(0x20)  # unpacked size, attributes
+                  + struct.pack("<I", zlib.crc32(data))
+                  + _vint(0) + _vint(0)  # compression info (store), host OS Windows
+                  + _vint(len(raw)) + raw)
+        out += _rar5_block(2, 0, fields, extra, data_size=len(stored)) + stored
+    out += _rar5_block(5, 0, _vint(0))  # end of archive
+    return bytes(out)

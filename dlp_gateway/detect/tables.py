@@ -534,11 +534,18 @@ class _ListPass:
                     self._twelve(i, str(value).zfill(12), row, group)
             elif isinstance(value, str) and len(value) >= 8:
                 digits = cell_digits(value)
-                if digits is not None and len(digits) == 12:
+                if digits is not None and len(digits) == 12 and self._keyworded(value):
+                    self._free_text(value, row, i, group)  # 個人番号 123456789018: its label
+                elif digits is not None and len(digits) == 12:
                     if not is_masked(value, self.mn_mask):
                         self._twelve(i, digits, row, group)
                 elif len(value) >= 10:
                     self._free_text(value, row, i, group)
+
+    def _keyworded(self, value: str) -> bool:
+        """A number cell carrying a My Number keyword of its own (read as text then)."""
+        lowered = value.lower()
+        return any(k.lower() in lowered for k in self.s.p.my_number.labels.positive)
 
     def _twelve(self, i: int, digits: str, row: Row, group: str) -> None:
         headers = self.layout.headers

@@ -249,6 +249,10 @@ def _7z_members(path: str, data: bytes, ctx: Context) -> list:  # type: ignore[t
                 for name, writer in factory.products.items()]
 
 
+# An empty rar/lzh/cab is its signature and two or three short headers.
+EMPTY_ARCHIVE_BYTES = 128
+
+
 def _isolated_members(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch,
                       lister: Callable[[str, bytes, Context], list]  # type: ignore[type-arg]
                       ) -> Iterator[Unit]:
@@ -260,7 +264,11 @@ def _isolated_members(path: str, data: bytes, ctx: Context, depth: int, dispatch
     except IsolatedFailure as exc:
         yield Unscannable(path, exc.reason, exc.detail)  # type: ignore[arg-type]
         return
-    if not members:
+    if not members and len(data) > EMPTY_ARCHIVE_BYTES and lister is _libarchive_members:
+        # libarchive ends quietly at a header it cannot parse: bytes that are neither an
+        # empty archive's few headers nor a listed member were not read
+        yield Unscannable(path, "corrupt", f"no member listed from {len(data)} bytes")
+    elif not members:
         yield Skipped(path, "empty")
     for item in members:
         if isinstance(item, Unscannable):
@@ -379,6 +387,7 @@ def _libarchive_pass(path: str, data: bytes, ctx: Context, options: bytes,
 
     results: list[object] = []
     count = 0
+    encrypted = rar5_encrypted_entries(data)
     warned = _LibarchiveWarnings.install()
     try:
         with new_archive_read("all", "all", None) as archive_p:
@@ -393,7 +402,7 @@ def _libarchive_pass(path: str, data: bytes, ctx: Context, options: bytes,
                     continue
                 inner = rename(str(entry.pathname)).replace(chr(92), "/").strip("/")
                 name = f"{path}/{inner}"
-                if _entry_encrypted(entry):
+                if _entry_encrypted(entry) or count - 1 in encrypted:
                     results.append(Unscannable(name, "encrypted_archive", "encrypted member"))
                     continue
                 warned.messages.clear()
@@ -439,6 +448,62 @@ def _bounded_blocks(blocks: Iterator[bytes], budget: _Budget) -> Iterator[bytes]
     for block in blocks:
         budget.take(len(block))
         yield bytes(block)
+
+
+RAR5_SIGNATURE = b"Rar!\x1a\x07\x01\x00"
+
+
+def _vint(data: bytes, pos: int) -> tuple[int, int]:
+    """A RAR 5 vint at ``pos``: (value, position after it)."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80 or shift > 63:
+            return value, pos
+
+
+def rar5_encrypted_entries(data: bytes, limit: int = 100_000) -> set[int]:
+    """Indexes (in archive order) of RAR 5 file headers with a file-encryption record.
+
+    libarchive before 3.7 skips that record and hands out the AES ciphertext as the
+    member's content (a password-protected .rar would be "corrupt" or "unsupported",
+    not ``encrypted_archive``), so the headers are walked here (RAR 5.0 technote:
+    CRC32, header size, type, flags, extra and data sizes, extra records).
+    """
+    found: set[int] = set()
+    if not data.startswith(RAR5_SIGNATURE):
+        return found
+    pos, index = len(RAR5_SIGNATURE), 0
+    try:
+        while pos + 4 < len(data) and index < limit:
+            size, start = _vint(data, pos + 4)
+            end = start + size
+            head_type, cursor = _vint(data, start)
+            flags, cursor = _vint(data, cursor)
+            extra = _vint(data, cursor)[0] if flags & 0x0001 else 0
+            cursor = _vint(data, cursor)[1] if flags & 0x0001 else cursor
+            data_size = _vint(data, cursor)[0] if flags & 0x0002 else 0
+            if head_type == 2:
+                if extra and _has_crypt_record(data, end - extra, end):
+                    found.add(index)
+                index += 1
+            elif head_type == 5 or head_type == 4:  # end, or headers encrypted (libarchive says)
+                break
+            pos = end + data_size
+    except IndexError:  # a cut header: libarchive reports the damage
+        pass
+    return found
+
+
+def _has_crypt_record(data: bytes, pos: int, end: int) -> bool:
+    while pos < end:
+        size, after = _vint(data, pos)
+        if _vint(data, after)[0] == 0x01:  # file encryption record
+            return True
+        pos = after + max(size, 1)
+    return False
 
 
 def _entry_encrypted(entry: object) -> bool:

@@ -126,6 +126,10 @@ def _binary(path: str, data: bytes, ctx: Context, depth: int, kind: Kind) -> Ite
     k = kind.kind
     if k == "harmless":
         yield Skipped(path, kind.content_type)
+    elif k == "message":
+        from dlp_gateway.extract.mime import extract_embedded_message
+
+        yield from extract_embedded_message(path, data, ctx, depth)
     elif k == "corrupt":
         yield Unscannable(path, "corrupt", kind.detail)
     elif k == "encrypted_office":
@@ -246,12 +250,24 @@ def _ooxml_size_ok(data: bytes, ctx: Context) -> bool:
     return total <= ctx.limits.max_part_bytes
 
 
-def _is_message(data: bytes, ext: str, content_type: str | None) -> bool:
-    from dlp_gateway.extract.msg import looks_like_rfc822
+def _maybe_message(data: bytes, ext: str, content_type: str | None) -> bool:
+    """Text that may be a mail: named or typed one, or opening with a damaged header block
+    (a clean one was sniffed as a message and never gets here)."""
+    from dlp_gateway.extract.sniff import mail_header
 
     return ext in _MESSAGE_EXTENSIONS or content_type in _MESSAGE_TYPES or (
-        looks_like_rfc822(data)
+        mail_header(data) is not None
     )
+
+
+def _as_option(units: Iterator[Unit], group: str, option: str) -> Iterator[Unit]:
+    """``units`` as one option of the alternative readings ``group``."""
+    for unit in units:
+        if isinstance(unit, TextUnit):
+            unit = dataclasses.replace(unit, alt=((group, option), *unit.alt))
+        elif isinstance(unit, TableUnit):
+            unit.alt = ((group, option), *unit.alt)
+        yield unit
 
 
 def _text(
@@ -264,11 +280,33 @@ def _text(
     charset: str | None,
 ) -> Iterator[Unit]:
     ext = extension(path)
-    if _is_message(data, ext, content_type):
+    if _maybe_message(data, ext, content_type):
+        # both readings, the one with more person records counts: a damaged mail still
+        # decodes its base64 parts, and a file that only wears a mail's name (a vCard
+        # relabelled .eml, whose lines the parser would take for header fields) is text
         from dlp_gateway.extract.mime import extract_embedded_message
+        from dlp_gateway.extract.sniff import without_stray_lines
 
-        yield from extract_embedded_message(path, data, ctx, depth)
+        group = f"{path}#message"
+        mail = without_stray_lines(data)
+        yield from _as_option(extract_embedded_message(path, mail, ctx, depth), group, "mail")
+        yield from _as_option(_plain(path, data, ctx, depth, kind, content_type, charset),
+                              group, "text")
         return
+    yield from _plain(path, data, ctx, depth, kind, content_type, charset)
+
+
+def _plain(
+    path: str,
+    data: bytes,
+    ctx: Context,
+    depth: int,
+    kind: str,
+    content_type: str | None,
+    charset: str | None,
+) -> Iterator[Unit]:
+    """Text or HTML (not a mail)."""
+    ext = extension(path)
     head = data[:4096].decode("latin-1")
     if kind == "html" or ext in _HTML_EXTENSIONS or content_type == "text/html" or (
         looks_like_html(head)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import olefile
 
-from dlp_gateway.extract.units import CellValue, Row, TableUnit, TextUnit, Unit
+from dlp_gateway.extract.units import CellValue, Row, TableUnit, TextUnit, Unit, Unscannable
 
 _FIELD_CODE = re.compile("\x13[^\x13\x14\x15]*\x14")
 _DROP = dict.fromkeys(map(ord, "\x13\x14\x15\x01\x08\x0c\x02\x05"), None)
@@ -54,11 +54,14 @@ def _pieces(table: bytes, fc: int, lcb: int) -> tuple[list[int], list[int]]:
     return cps, fcs
 
 
-def doc_text(data: bytes) -> str:
+def doc_text(data: bytes, damage: list[str] | None = None) -> str:
+    """The document text; olefile's structure complaints go to ``damage``."""
     with olefile.OleFileIO(data) as ole:
         fib = ole.openstream("WordDocument").read()
         table_name = "1Table" if struct.unpack_from("<H", fib, 0x0A)[0] & 0x0200 else "0Table"
         table = ole.openstream(table_name).read()
+        if damage is not None:
+            damage.extend(message for _, message in ole.parsing_issues)
     fc, lcb = _clx_offset(fib)
     cps, fcs = _pieces(table, fc, lcb)
     parts: list[str] = []
@@ -89,8 +92,19 @@ def _split_doc(text: str) -> tuple[list[str], list[list[CellValue]]]:
     return lines, rows
 
 
+def _damaged(path: str, damage: list[str]) -> Iterator[Unit]:
+    if damage:  # see msg.ole_damage
+        yield Unscannable(path, "corrupt", "damaged OLE structure: "
+                          + "; ".join(sorted(set(damage))[:3]))
+
+
 def extract_doc(path: str, data: bytes) -> Iterator[Unit]:
-    lines, rows = _split_doc(doc_text(data))
+    damage: list[str] = []
+    text = doc_text(data, damage)
+    if text.count("\x00") > len(text) // 10:  # Word text holds no NULs: the pieces or the
+        damage.append("text pieces hold NUL bytes")  # sector chains point at the wrong bytes
+    lines, rows = _split_doc(text)
+    yield from _damaged(path, damage)
     yield TextUnit("\n".join(lines), part=path, location=f"{path}!body", line_label="p")
     if rows:
         table = [Row(i, cells) for i, cells in enumerate(rows, 1)]
@@ -103,25 +117,41 @@ def extract_doc(path: str, data: bytes) -> Iterator[Unit]:
 _TEXT_CHARS, _TEXT_BYTES, _CSTRING = 0x0FA0, 0x0FA8, 0x0FBA
 
 
-def _ppt_records(stream: bytes, start: int, end: int, depth: int = 0) -> Iterator[str]:
+def _ppt_records(stream: bytes, start: int, end: int, damage: list[str], depth: int = 0
+                 ) -> Iterator[str]:
     pos = start
     while pos + 8 <= end:
         ver_inst, kind, size = struct.unpack_from("<HHI", stream, pos)
         body = pos + 8
-        if body + size > end:
-            return
+        if body + size > end:  # a record past its container: read what is there, held
+            damage.append(f"record at {pos} runs past its container")
+            size = end - body
         if ver_inst & 0x000F == 0x000F and depth < 32:
-            yield from _ppt_records(stream, body, body + size, depth + 1)
+            yield from _ppt_records(stream, body, body + size, damage, depth + 1)
         elif kind in (_TEXT_CHARS, _CSTRING):
             yield stream[body : body + size].decode("utf-16-le", errors="replace")
         elif kind == _TEXT_BYTES:
             yield stream[body : body + size].decode("cp1252", errors="replace")
+        elif size >= 8 and (text := _utf16_text(stream[body : body + size])):
+            yield text  # an atom of another (or a damaged) type that holds plain text
         pos = body + size
+
+
+def _utf16_text(body: bytes) -> str | None:
+    """``body`` as UTF-16LE if nearly all of it is printable text (binary atoms - sizes,
+    flags, NUL-padded font names - are not)."""
+    if len(body) % 2:
+        return None
+    text = body.decode("utf-16-le", errors="replace")
+    printable = sum(1 for c in text if c.isprintable() or c in "\r\n\t\x0b")
+    return text if printable >= len(text) * 0.9 else None
 
 
 def extract_ppt(path: str, data: bytes) -> Iterator[Unit]:
     with olefile.OleFileIO(data) as ole:
         stream = ole.openstream("PowerPoint Document").read()
-    texts = [t.replace("\r", "\n").replace("\x0b", "\n") for t in _ppt_records(stream, 0,
-                                                                              len(stream))]
+        damage = [message for _, message in ole.parsing_issues]
+    texts = [t.replace("\r", "\n").replace("\x0b", "\n")
+             for t in _ppt_records(stream, 0, len(stream), damage)]
+    yield from _damaged(path, damage)
     yield TextUnit("\n".join(texts), part=path, location=f"{path}!text")

@@ -493,10 +493,18 @@ def _headerless_bytes(inner: Message) -> bytes:
     """The original bytes of a header-less "message" (the parser kept them as its body)."""
     # the raw attribute: get_payload() would re-decode 8-bit bytes with "replace"
     payload = getattr(inner, "_payload", None)
-    if inner.keys() or not isinstance(payload, str):
+    if not isinstance(payload, str):
         return inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
     data = payload.encode("utf-8", "surrogateescape")
-    return data[1:] if data.startswith(b"\n") else data
+    if not inner.keys():
+        return data[1:] if data.startswith(b"\n") else data
+    # lines the parser took for header fields (BEGIN:VCARD), rebuilt as they were: as_bytes
+    # would add a space after each colon and a blank line the file never had
+    head = b"".join(f"{key}:{value}".encode("utf-8", "surrogateescape") + b"\r\n"
+                    for key, value in inner.raw_items())
+    separated = not any(isinstance(d, email.errors.MissingHeaderBodySeparatorDefect)
+                        for d in inner.defects)
+    return head + (b"\r\n" if separated else b"") + data
 
 
 def _transfer_decode(encoded: str, cte: str) -> bytes:

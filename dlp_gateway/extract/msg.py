@@ -1,4 +1,4 @@
-"""Outlook .msg files, OLE packages (embedded objects) and saved .eml detection.
+"""Outlook .msg files and OLE packages (embedded objects).
 
 A .msg is an OLE compound file of MAPI properties (MS-OXMSG): subject, sender and
 recipients' display names, plain/HTML body, and attachment storages, which may hold
@@ -9,7 +9,6 @@ file attached to the mail, so encrypting attachments does protect it.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -24,9 +23,6 @@ if TYPE_CHECKING:
 
 _ATTACH = "__attach_version1.0_#"
 _HEADER_PROPS = (("0037", "件名"), ("0C1A", "差出人"), ("0E04", "宛先"), ("0E03", "CC"))
-_RFC822_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "mime-version",
-                   "received", "return-path", "content-type", "reply-to", "sender"}
-_HEADER_LINE = re.compile(rb"^([!-9;-~]+):")
 
 
 class _Msg:
@@ -58,13 +54,26 @@ class _Msg:
         return None
 
 
-def _rtf_body(compressed: bytes) -> str | None:
+def _rtf_body(compressed: bytes) -> tuple[str | None, bool]:
+    """(text, intact) of a compressed RTF body: no text if it does not decompress, not
+    intact if its groups do not balance (text may be missing: the caller holds it)."""
     from dlp_gateway.extract.rtf import decompress_rtf, rtf_to_text
 
+    damage: list[str] = []
     try:
-        return rtf_to_text(decompress_rtf(compressed))
+        text = rtf_to_text(decompress_rtf(compressed), damage)
     except (ValueError, struct.error, IndexError):
-        return None
+        return None, False
+    return text, not damage
+
+
+def ole_damage(ole: olefile.OleFileIO, path: str) -> Iterator[Unscannable]:
+    """``corrupt`` when olefile met broken structure while reading (a chain out of range,
+    a stream shorter than declared): what was read is scanned, but streams may hold
+    bytes read from the wrong sectors, so the part is held."""
+    if ole.parsing_issues:
+        issues = sorted({message for _, message in ole.parsing_issues})
+        yield Unscannable(path, "corrupt", "damaged OLE structure: " + "; ".join(issues[:3]))
 
 
 def extract_msg(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
@@ -74,6 +83,7 @@ def extract_msg(path: str, data: bytes, ctx: Context, depth: int, dispatch: Disp
     try:
         entries = ole.listdir(streams=True, storages=True)
         yield from _message(path, _Msg(ole, [], entries), ctx, depth, dispatch)
+        yield from ole_damage(ole, path)
     finally:
         ole.close()
 
@@ -95,18 +105,29 @@ def _message(path: str, msg: _Msg, ctx: Context, depth: int, dispatch: Dispatch
             body = html_to_text(html_text)
     compressed_rtf = msg.stream("__substg1.0_10090102")
     if body is None and compressed_rtf is not None:
-        body = _rtf_body(compressed_rtf)
-        if body is None:
+        body, intact = _rtf_body(compressed_rtf)
+        if not intact:
             yield Unscannable(f"{path}!body", "corrupt", "unreadable compressed RTF body")
     text = "\n".join([*headers, "", body or ""])
     yield TextUnit(text, part=path, location=f"{path}!body")
-    attachments = [c for c in msg.children() if c.startswith(_ATTACH)]
+    attachments = [c for c in msg.children() if _attachment_storage(msg, c)]
     if attachments and depth + 1 > ctx.limits.max_depth:
         yield Unscannable(path, "too_deep", f"attachments nested over {ctx.limits.max_depth}")
         return
     used: set[str] = set()
     for index, storage in enumerate(attachments[: ctx.limits.max_members], 1):
         yield from _attachment(path, msg, storage, index, used, ctx, depth, dispatch)
+
+
+def _attachment_storage(msg: _Msg, child: str) -> bool:
+    """An attachment storage: by its name, or - a damaged name - by holding attachment
+    data (any storage but the recipients' and the named-property map is read)."""
+    if child.startswith(_ATTACH):
+        return True
+    if child.startswith(("__recip_version1.0_", "__nameid_version1.0")):
+        return False
+    entry = [*msg.prefix, child]
+    return entry in msg.entries and msg.ole.get_type(entry) == olefile.STGTY_STORAGE
 
 
 def _attachment(path: str, msg: _Msg, storage: str, index: int, used: set[str], ctx: Context,
@@ -145,10 +166,12 @@ def extract_ole_package(path: str, data: bytes, ctx: Context, depth: int, dispat
         return
     with olefile.OleFileIO(data) as ole:
         if ole.exists("Package"):
-            yield from dispatch(f"{path}/package", ole.openstream("Package").read(), ctx,
-                                depth + 1)
+            package = ole.openstream("Package").read()
+            yield from ole_damage(ole, path)
+            yield from dispatch(f"{path}/package", package, ctx, depth + 1)
             return
         native = ole.openstream("\x01Ole10Native").read()
+        yield from ole_damage(ole, path)
     name, content = _ole10native(native)
     yield from dispatch(f"{path}/{name}", content, ctx, depth + 1)
 
@@ -176,19 +199,3 @@ def _ole10native(native: bytes) -> tuple[str, bytes]:
     except (ValueError, struct.error):
         return "object.bin", native[4:]
 
-
-def looks_like_rfc822(data: bytes) -> bool:
-    """A saved mail (.eml without the name): header lines, two of them well-known ones."""
-    head = data[:4096].lstrip()
-    known = 0
-    for line in head.split(b"\n")[:40]:
-        line = line.rstrip(b"\r")
-        if not line:
-            return known >= 2
-        if line[:1] in (b" ", b"\t"):
-            continue
-        match = _HEADER_LINE.match(line)
-        if match is None:
-            return False
-        known += match.group(1).decode("ascii").lower() in _RFC822_HEADERS
-    return False

@@ -72,8 +72,12 @@ def decompress_rtf(data: bytes, max_size: int = 64 << 20) -> bytes:
     return bytes(out)
 
 
-def rtf_to_text(data: bytes) -> str:
-    """Visible text of an RTF document (code page from \\ansicpg, default cp932)."""
+def rtf_to_text(data: bytes, damage: list[str] | None = None) -> str:
+    """Visible text of an RTF document (code page from \\ansicpg, default cp932).
+
+    Braces that do not balance go to ``damage``: a lost ``}`` leaves the rest of the
+    document inside a skipped destination (``{\\*\\generator x;|`` hides every row).
+    """
     codepage = "cp932"
     match = re.search(rb"\\ansicpg(\d+)", data[:2048])
     if match:
@@ -109,6 +113,8 @@ def rtf_to_text(data: bytes) -> str:
         if brace == b"{":
             stack.append((skipping, uc))
         elif brace == b"}":
+            if not stack and damage is not None:
+                damage.append("a } closes no group")
             skipping, uc = stack.pop() if stack else (False, 1)
         elif word is not None:
             skip_chars = 0
@@ -129,6 +135,8 @@ def rtf_to_text(data: bytes) -> str:
             elif symbol == b"~" and not skipping:
                 out.append(" ")
     flush()
+    if stack and damage is not None:
+        damage.append(f"{len(stack)} group(s) never closed")
     return "".join(out)
 
 
@@ -138,6 +146,9 @@ def extract_rtf(path: str, data: bytes) -> Iterator[Unit]:
         return
     from dlp_gateway.extract.text import text_units
 
-    text = rtf_to_text(data)
+    damage: list[str] = []
+    text = rtf_to_text(data, damage)
+    if damage:  # what was read is scanned; text inside a group left open may be missing
+        yield Unscannable(path, "corrupt", f"RTF groups do not balance: {damage[0]}")
     unit, _ = text_units(path, text.encode("utf-8"), ".txt", "utf-8")  # a Word table: rows
     yield unit

@@ -40,6 +40,12 @@ _SOFT_CONTROLS = frozenset(b"\x00\x0c\x1a")  # NUL padding, form feed, DOS EOF
 _HARD_CONTROLS = frozenset(set(range(0, 9)) | {11} | set(range(14, 27)) | set(range(28, 32))
                            | {127}) - _SOFT_CONTROLS
 _TEXT_CANDIDATES = ("utf-8", "cp932", "euc_jp")
+# RFC 822 header fields that mark a saved mail (two of them open the file).
+_MAIL_HEADERS = frozenset({
+    b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"mime-version", b"received",
+    b"return-path", b"content-type", b"reply-to", b"sender", b"delivered-to",
+    b"content-transfer-encoding", b"x-mailer", b"user-agent", b"in-reply-to", b"references"})
+_HEADER_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +65,7 @@ def sniff(name: str, data: bytes, harmless_dir: str | None = None) -> Kind:
     """Classify ``data`` by content; ``name`` only tells corrupt from unsupported."""
     if not data:
         return Kind("harmless", "empty")
-    kind = _container(data) or _compressed(data) or _marked(data)
+    kind = _container(data) or _compressed(data) or _message(data) or _marked(data)
     if kind is not None:
         return kind
     harmless = harmless_kind(data, harmless_dir)
@@ -99,6 +105,60 @@ def _compressed(data: bytes) -> Kind | None:
     return None
 
 
+def _message(data: bytes) -> Kind | None:
+    """A saved mail (.eml under any name or none): read as a mail, its parts decoded."""
+    if mail_header(data) == "clean":
+        return Kind("message", "message/rfc822")
+    return None
+
+
+def mail_header(data: bytes) -> str | None:
+    """How ``data`` opens as an RFC 822 message: "clean" (header fields up to the blank
+    line or the end of the sample, two of them well-known mail fields; an mbox "From "
+    line may come first), "damaged" (the same with a stray line or two: a flipped byte,
+    an editor's line) or None.
+
+    The header block of a real saved mail runs to many KiB (Received, DKIM, ARC), so the
+    sample is the first 64 KiB, not a few lines.
+    """
+    lines = data[:65536].lstrip().split(b"\n", 1000)
+    if lines and lines[0].startswith(b"From "):
+        lines = lines[1:]
+    known = good = bad = 0
+    for raw in lines[:1000]:
+        line = raw.rstrip(b"\r")
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t") and good:
+            continue  # a folded field
+        match = _HEADER_NAME.match(line)
+        if match is None:
+            bad += 1
+            if bad > 2 or not good:
+                return None
+            continue
+        good += 1
+        known += match.group(1).lower() in _MAIL_HEADERS
+    if known < 2:
+        return None
+    return "clean" if bad == 0 else "damaged"
+
+
+def without_stray_lines(data: bytes) -> bytes:
+    """A mail whose header block holds stray lines, without them (the parser would take
+    the first one for the start of the body and leave the MIME fields after it unread)."""
+    lines = data.split(b"\n")
+    kept: list[bytes] = []
+    for index, raw in enumerate(lines):
+        line = raw.rstrip(b"\r")
+        if not line:
+            return b"\n".join(kept + lines[index:])
+        if (line[:1] in (b" ", b"\t") and kept) or _HEADER_NAME.match(line) or (
+                not kept and line.startswith(b"From ")):
+            kept.append(raw)
+    return b"\n".join(kept)
+
+
 def _marked(data: bytes) -> Kind | None:
     """Formats announced by a text marker; their reader falls back to text if they fail."""
     if b"%PDF-" in data[:1024]:
@@ -121,6 +181,8 @@ def _textual(name: str, data: bytes) -> Kind:
         return Kind("text", "text/plain")
     if _embedded_zip(data):
         return Kind("zip", "application/zip", "zip after a stub (self-extracting archive)")
+    if mail_header(data) is not None:  # a damaged header block over 8-bit binary parts
+        return Kind("message", "message/rfc822", "damaged header")
     if extension(name) in STRUCTURED_EXTENSIONS:
         return Kind("corrupt", detail=f"not a valid {extension(name)} file")
     return Kind("unsupported", "application/octet-stream", "unknown binary format")

@@ -202,6 +202,7 @@ class ColumnJudge:
         counted = not (i in self.headers and i not in self.stat_columns)
         header = self.headers.get(i, "")
         text_hits = self.text_hits
+        keywords = self.p.my_number.labels.positive
 
         def twelve(digits: str) -> str | None:
             if not counted:
@@ -219,9 +220,9 @@ class ColumnJudge:
                 return None
             if isinstance(value, str) and len(value) >= 8:
                 digits = cell_digits(value)
-                if digits is not None and len(digits) == 12:
+                if digits is not None and len(digits) == 12 and not has_keyword(value, keywords):
                     return None if is_masked(value, mask) else twelve(digits)
-                if len(value) >= 10:
+                if len(value) >= 10:  # 個人番号 123456789018 in one cell: read by its label
                     if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
                         return None
                     return tuple(h.type for h in text_hits(value, header)) or None
@@ -291,6 +292,12 @@ _KIND_TYPES = {
 
 
 _WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)  # python-stdnum jp.in_ (My Number)
+
+
+def has_keyword(value: str, keywords: Sequence[str]) -> bool:
+    """A number cell carrying a My Number keyword of its own (it is read as text then)."""
+    lowered = value.lower()
+    return any(k.lower() in lowered for k in keywords)
 
 
 def valid_plain_my_number(digits: str) -> bool:

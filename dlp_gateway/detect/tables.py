@@ -30,6 +30,7 @@ from dlp_gateway.detect.colscan import (
     ROW_TYPES,
     BatchCounts,
     ColumnJudge,
+    has_keyword,
 )
 from dlp_gateway.detect.columns import (
     birth_value,
@@ -543,9 +544,7 @@ class _ListPass:
                     self._free_text(value, row, i, group)
 
     def _keyworded(self, value: str) -> bool:
-        """A number cell carrying a My Number keyword of its own (read as text then)."""
-        lowered = value.lower()
-        return any(k.lower() in lowered for k in self.s.p.my_number.labels.positive)
+        return has_keyword(value, self.s.p.my_number.labels.positive)
 
     def _twelve(self, i: int, digits: str, row: Row, group: str) -> None:
         headers = self.layout.headers

@@ -312,7 +312,7 @@ class LayoutReader:
                 ):
                     best = best or (1, index)
                 continue
-            kinds = self.kinds(row)
+            kinds = self._header_kinds(row)
             score = len(kinds)
             if score == 0 and index + 1 < len(rows):
                 score = self._combined_score(row, rows[index + 1])
@@ -334,6 +334,16 @@ class LayoutReader:
             if best is None or score > best[0]:
                 best = (score, index)
         return best[1] if best else None
+
+    def _header_kinds(self, row: Row) -> dict[int, Kind]:
+        """``kinds`` of a candidate header, where 記号 | 番号 (| 枝番) side by side count as
+        one insured-number column (a 国保 roster whose other headers are 姓 | 名 only)."""
+        kinds = self.kinds(row)
+        labels = {i: str(v).strip() for i, v in non_empty(row) if isinstance(v, str)}
+        for i in labels:
+            if i not in kinds and self._symbol_run(labels, i) >= 2:
+                kinds[i] = Kind.INSURED
+        return kinds
 
     def _own_rows(self, header: Row, below: list[Row]) -> list[Row]:
         """The rows under a header up to the header of another table below it (要介護度 |

@@ -10,6 +10,7 @@ checked while decompressing, never from declared sizes alone. A compressed strea
 from __future__ import annotations
 
 import bz2
+import functools
 import io
 import logging
 import lzma
@@ -47,10 +48,21 @@ class _Budget:
             raise LimitExceeded(f"compression ratio over {limits.max_ratio:g}")
 
 
-def _too_deep(path: str, ctx: Context, depth: int) -> Unscannable | None:
-    if depth + 1 > ctx.limits.max_depth:
-        return Unscannable(path, "too_deep", f"archive nesting over {ctx.limits.max_depth}")
-    return None
+ArchiveReader = Callable[[str, bytes, "Context", int, Dispatch], Iterator[Unit]]
+
+
+def depth_guarded(reader: ArchiveReader) -> ArchiveReader:
+    """An archive reader that first says ``too_deep`` past the nesting limit."""
+
+    @functools.wraps(reader)
+    def guarded(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
+                ) -> Iterator[Unit]:
+        if depth + 1 > ctx.limits.max_depth:
+            yield Unscannable(path, "too_deep", f"archive nesting over {ctx.limits.max_depth}")
+            return
+        yield from reader(path, data, ctx, depth, dispatch)
+
+    return guarded
 
 
 def _inner_name(path: str, stored: str | None = None) -> str:
@@ -130,12 +142,9 @@ def _gzip_name(data: bytes) -> str | None:
 
 
 def _stream_reader(make: Callable[[], object], stored_name: Callable[[bytes], str | None]):
+    @depth_guarded
     def read(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
              ) -> Iterator[Unit]:
-        deep = _too_deep(path, ctx, depth)
-        if deep:
-            yield deep
-            return
         member = f"{path}/{_inner_name(path, stored_name(data))}"
         try:
             content = _decompress(data, make, _Budget(ctx, len(data)))
@@ -153,13 +162,10 @@ def _stream_reader(make: Callable[[], object], stored_name: Callable[[bytes], st
 # --- tar ------------------------------------------------------------------------------------
 
 
+@depth_guarded
 def extract_tar(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
                 ) -> Iterator[Unit]:
     """Regular-file members of an (uncompressed) tar; links and devices carry no data."""
-    deep = _too_deep(path, ctx, depth)
-    if deep:
-        yield deep
-        return
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 (closed below)
     except tarfile.TarError as exc:
@@ -208,16 +214,13 @@ def _read_stream(stream: io.BufferedIOBase | None, budget: _Budget) -> bytes:
 # --- 7z -------------------------------------------------------------------------------------
 
 
+@depth_guarded
 def extract_7z(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
                ) -> Iterator[Unit]:
     """7z members; an archive needing a password is ``encrypted_archive``.
 
     py7zr's codecs are native extensions: the archive is opened in a child process.
     """
-    deep = _too_deep(path, ctx, depth)
-    if deep:
-        yield deep
-        return
     yield from _isolated_members(path, data, ctx, depth, dispatch, _7z_members)
 
 
@@ -325,13 +328,10 @@ class _BoundedFactory:
 # --- rar, lzh, cab via libarchive -----------------------------------------------------------
 
 
+@depth_guarded
 def extract_libarchive(path: str, data: bytes, ctx: Context, depth: int, dispatch: Dispatch
                        ) -> Iterator[Unit]:
     """rar / lzh / cab members through Debian's libarchive (libarchive-c bindings)."""
-    deep = _too_deep(path, ctx, depth)
-    if deep:
-        yield deep
-        return
     try:
         import libarchive  # noqa: F401  (loads libarchive.so.13)
     except (ImportError, OSError) as exc:  # libarchive13 missing on this machine

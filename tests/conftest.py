@@ -105,11 +105,12 @@ class SmtpSink:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def _new_controller(self) -> Controller:
+        return Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port,
+                          data_size_limit=None, enable_SMTPUTF8=True)
+
     def start(self) -> SmtpSink:
-        self._controller = Controller(
-            _SinkHandler(self), hostname="127.0.0.1", port=self.port,
-            data_size_limit=None, enable_SMTPUTF8=True,
-        )
+        self._controller = self._new_controller()
         self._controller.start()
         return self
 

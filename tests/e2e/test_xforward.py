@@ -11,7 +11,6 @@ import logging
 import random
 import smtplib
 import string
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from tests.conftest import (
     RECIPIENT,
     SENDER,
     GatewayThread,
+    SmtpSink,
     clean_mail,
-    free_port,
     make_config,
     roster_mail,
 )
@@ -98,27 +97,12 @@ class _Controller(Controller):
         return _XforwardSMTP(self.handler, **self.SMTP_kwargs)
 
 
-class XforwardSink:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.messages: list[Received] = []
-        self.lock = threading.Lock()
-        self._controller: Controller | None = None
+class XforwardSink(SmtpSink):
+    """The sink, speaking XFORWARD; its messages are ``Received`` (with the attributes)."""
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> XforwardSink:
-        self._controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
-                                       data_size_limit=None, enable_SMTPUTF8=True)
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+    def _new_controller(self) -> Controller:
+        return _Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                           data_size_limit=None, enable_SMTPUTF8=True)
 
     def wait_to(self, rcpt: str, timeout: float = 15.0) -> Received:
         deadline = time.monotonic() + timeout

@@ -20,14 +20,16 @@ from typing import Any
 import regex
 
 from dlp_gateway.detect.columns import (
+    MIN_PADDED_DIGITS,
     birth_value,
+    fold_cell,
     insured_value,
     is_masked,
     my_number_value,
     name_value,
 )
 from dlp_gateway.detect.layout import NAME_KINDS, Field, Kind
-from dlp_gateway.detect.numbers import Hit, cell_digits
+from dlp_gateway.detect.numbers import Hit, cell_digits, is_grouped_444
 from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.extract.units import CellValue
 
@@ -45,6 +47,7 @@ _DIGITS = regex.compile(r"\d")
 # Outcomes of a cell in a column no header names (see tables._ListPass._other_cells).
 TWELVE_VALID = "twelve-valid"  # 12 digits with a correct check digit (a My Number candidate)
 TWELVE_OTHER = "twelve-other"  # 12 digits, check digit wrong (counts against the column)
+TWELVE_GROUPED = "twelve-grouped"  # a valid candidate written 4-4-4 (context of its own)
 
 Judge = Callable[[CellValue], Any]
 TextHits = Callable[[str, str], list[Hit]]
@@ -111,6 +114,7 @@ class BatchCounts:
     by_type: dict[str, list[int]] = field(default_factory=dict)
     twelve_valid: dict[int, list[int]] = field(default_factory=dict)  # column -> row indexes
     twelve_seen: dict[int, int] = field(default_factory=dict)  # column -> 12-digit cells
+    twelve_grouped: dict[int, int] = field(default_factory=dict)  # column -> valid 4-4-4 cells
 
     def add(self, type_: str, vector: list[int]) -> None:
         old = self.by_type.get(type_)
@@ -131,8 +135,11 @@ class ColumnJudge:
         stat_columns: dict[int, str],
         today: dt.date,
         text_hits: TextHits,
+        denies: Callable[[str], bool] = lambda header: True,
     ):
+        """``denies(header)``: the header names another number (TableScanner.denies_my_number)."""
         self.p = patterns
+        self.denies = denies
         self.fields = fields
         self.taken = {c for f in fields for c in f.columns}
         self.headers = headers
@@ -157,9 +164,9 @@ class ColumnJudge:
 
             def check(v: CellValue) -> object:
                 if plain and type(v) is str and v.isdigit() and v.isascii():
-                    # my_number_value of plain digits: 6-12 digits, zeros Excel dropped
+                    # my_number_value of plain digits: 8-12 digits, zeros Excel dropped
                     # put back, then the check digit.
-                    return 6 <= len(v) <= 12 and valid_plain_my_number(v.zfill(12))
+                    return MIN_PADDED_DIGITS <= len(v) <= 12 and valid_plain_my_number(v.zfill(12))
                 return my_number_value([v], mask)
         elif kind is Kind.INSURED:
             ins, by_title = p.insured_number, f.by_title
@@ -199,17 +206,24 @@ class ColumnJudge:
     def _other_judge(self, i: int) -> Judge:
         """A cell of a column no field takes: a 12-digit candidate, free-text hits or None."""
         mask = self.p.my_number.mask_characters
-        counted = not (i in self.headers and i not in self.stat_columns)
+        headed = i in self.headers and i not in self.stat_columns
+        counted = not (headed and self.denies(self.headers[i]))
         header = self.headers.get(i, "")
         text_hits = self.text_hits
         keywords = self.p.my_number.labels.positive
 
-        def twelve(digits: str) -> str | None:
+        def twelve(digits: str, grouped: bool = False) -> str | None:
+            """As tables._ListPass._twelve: under a header naming no other number, only
+            4-4-4 values are candidates."""
             if not counted:
                 return None
             if not digits.isascii():
                 digits = "".join(str(int(d)) for d in digits)
-            return TWELVE_VALID if valid_plain_my_number(digits) else TWELVE_OTHER
+            if not valid_plain_my_number(digits):
+                return TWELVE_OTHER
+            if grouped:
+                return TWELVE_GROUPED
+            return TWELVE_OTHER if headed else TWELVE_VALID
 
         def judge(value: CellValue) -> Any:
             if value is None:
@@ -221,7 +235,9 @@ class ColumnJudge:
             if isinstance(value, str) and len(value) >= 8:
                 digits = cell_digits(value)
                 if digits is not None and len(digits) == 12 and not has_keyword(value, keywords):
-                    return None if is_masked(value, mask) else twelve(digits)
+                    if is_masked(value, mask):
+                        return None
+                    return twelve(digits, is_grouped_444(fold_cell(value)))  # type: ignore[arg-type]
                 if len(value) >= 10:  # 個人番号 123456789018 in one cell: read by its label
                     if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
                         return None
@@ -270,10 +286,12 @@ class ColumnJudge:
         for j, outcome in enumerate(results):
             if outcome is None:
                 continue
-            if outcome is TWELVE_VALID or outcome is TWELVE_OTHER:
+            if outcome is TWELVE_VALID or outcome is TWELVE_OTHER or outcome is TWELVE_GROUPED:
                 out.twelve_seen[i] = out.twelve_seen.get(i, 0) + 1
-                if outcome is TWELVE_VALID:
+                if outcome is not TWELVE_OTHER:
                     out.twelve_valid.setdefault(i, []).append(j)
+                if outcome is TWELVE_GROUPED:
+                    out.twelve_grouped[i] = out.twelve_grouped.get(i, 0) + 1
                 continue
             for type_ in outcome:
                 vector = hits.get(type_)

@@ -27,6 +27,9 @@ from dlp_gateway.extract.units import CellValue
 _ERA_NAMES = {e.name for e in ERAS} | {e.letter for e in ERAS} | {e.letter.lower() for e in ERAS}
 _ERA_NAMES |= {e.kanji for e in ERAS}
 _DIGITS_ONLY = regex.compile(r"^\d+$")
+# Excel drops a My Number's leading zeros when it is typed as a number: a value this long
+# or longer is padded back to 12 digits (shorter ones are counts, not lost zeros).
+MIN_PADDED_DIGITS = 8
 # A reading joined to a name: 山田太郎（ヤマダタロウ）, 山田太郎 / ヤマダタロウ, or a second line.
 _JOINED_READING = regex.compile(r"\s*(?:[(（\[［【].*|[/／\n].*)$", regex.DOTALL)
 
@@ -51,8 +54,8 @@ def my_number_value(cells: Sequence[CellValue], mask: str) -> str | None:
     digits = cell_digits(first)
     if digits is None:
         return None
-    lost_zero = len(digits) < 12 and (len(cells) == 1 or len(digits) >= 10)
-    plain_text = isinstance(first, str) and first.strip().isdigit() and len(digits) >= 6
+    lost_zero = MIN_PADDED_DIGITS <= len(digits) < 12 and (len(cells) == 1 or len(digits) >= 10)
+    plain_text = isinstance(first, str) and first.strip().isdigit()
     if len(digits) == 11 or (lost_zero and (plain_text or isinstance(first, int | float))):
         digits = digits.zfill(12)  # Excel dropped the leading zero (also in its csv exports)
     if len(digits) == 12:

@@ -142,6 +142,8 @@ class HeaderClassifier:
             at = key.rfind(word)
             if at < 0:
                 continue
+            if word_kind is Kind.MY_NUMBER and at + len(word) != len(key):
+                continue  # 個人番号カード交付枚数 counts cards: a My Number word must end it
             score = (at + len(word), len(word), -rank)
             if best is None or score > best:
                 best, kind = score, word_kind

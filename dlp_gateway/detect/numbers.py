@@ -38,6 +38,15 @@ class Hit:
     confidence: float
 
 
+_GROUPED_CELL = regex.compile(r"\s*\d{4}([-. ])\d{4}\1\d{4}\s*")
+
+
+def is_grouped_444(folded: str) -> bool:
+    """A folded cell written 4-4-4 (1234 5678 9018, 1234-5678-9018): the grouping that
+    makes a valid number in body text a My Number makes it one in a cell too."""
+    return _GROUPED_CELL.fullmatch(folded) is not None
+
+
 def is_valid_my_number(digits: str) -> bool:
     """12 digits, correct check digit, not all one digit."""
     if len(digits) != 12 or not digits.isdigit() or digits == digits[0] * 12:

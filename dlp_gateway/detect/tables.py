@@ -54,8 +54,8 @@ from dlp_gateway.detect.layout import (
     non_empty,
 )
 from dlp_gateway.detect.names import NameFinder
-from dlp_gateway.detect.normalize import label_key
-from dlp_gateway.detect.numbers import Hit, cell_digits, is_valid_my_number
+from dlp_gateway.detect.normalize import fold, label_key
+from dlp_gateway.detect.numbers import Hit, cell_digits, is_grouped_444, is_valid_my_number
 from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.extract.units import CellValue, Row, TableUnit
 
@@ -320,6 +320,14 @@ class TableScanner:
     def plain_my_number_header(self, header: str) -> bool:
         return not header or label_key(header) in self._plain_mn
 
+    def denies_my_number(self, header: str) -> bool:
+        """A header naming another number (予約番号, Web会議ID): the nearest label, so even
+        4-4-4 values under it are not My Numbers."""
+        labels = self.p.my_number.labels
+        return any(
+            not labels.is_positive(m.group()) for m in labels.regex.finditer(fold(header))
+        )
+
 
 class _ListPass:
     """One person per row (or per pair of rows) under a header, or with none."""
@@ -339,12 +347,17 @@ class _ListPass:
             i: h for i, h in layout.headers.items() if scanner.plain_my_number_header(h)
         }
         self.field_columns = layout.columns
-        self.pending: dict[int, list[tuple[str, str, str]]] = {}
+        # column -> (location, group, masked, written 4-4-4) of valid 12-digit cells
+        self.pending: dict[int, list[tuple[str, str, str, bool]]] = {}
         self.twelve_digit: dict[int, int] = {}
+        # Headed columns (備考, カード番号) whose header names no other number: only their
+        # 4-4-4 values may be My Numbers, as in body text (None: not judged yet).
+        self.denied: dict[int, bool] = {}
         # Rows past the evidence bound: judged in batches, counted without findings.
         self.batch: list[list[CellValue]] = []  # cells of rows to count
         self.judge: ColumnJudge | None = None
         self.counted_valid: dict[int, int] = {}  # column -> valid 12-digit cells counted
+        self.counted_grouped: dict[int, int] = {}  # ... of them written 4-4-4
         # Counted rows with a valid 12-digit cell in an unnamed column, whose record
         # depends on whether that column turns out to be a My Number column:
         # (my numbers, insured numbers, name-and-date pairs, columns) -> rows (few
@@ -420,7 +433,7 @@ class _ListPass:
             s = self.s
             self.judge = ColumnJudge(
                 s.p, self.layout.fields, self.layout.headers, self.stat_columns, self.today,
-                s.text_hits,
+                s.text_hits, s.denies_my_number,
             )
         counts = self.judge.judge(self.batch)
         self.batch.clear()
@@ -438,6 +451,8 @@ class _ListPass:
         for i, n in counts.twelve_seen.items():
             self.twelve_digit[i] = self.twelve_digit.get(i, 0) + n
         columns_of: dict[int, list[int]] = {}
+        for i, n in counts.twelve_grouped.items():
+            self.counted_grouped[i] = self.counted_grouped.get(i, 0) + n
         for i, rows in counts.twelve_valid.items():
             self.counted_valid[i] = self.counted_valid.get(i, 0) + len(rows)
             for j in rows:
@@ -539,22 +554,31 @@ class _ListPass:
                     self._free_text(value, row, i, group)  # 個人番号 123456789018: its label
                 elif digits is not None and len(digits) == 12:
                     if not is_masked(value, self.mn_mask):
-                        self._twelve(i, digits, row, group)
+                        grouped = is_grouped_444(fold_cell(value))  # type: ignore[arg-type]
+                        self._twelve(i, digits, row, group, grouped)
                 elif len(value) >= 10:
                     self._free_text(value, row, i, group)
 
     def _keyworded(self, value: str) -> bool:
         return has_keyword(value, self.s.p.my_number.labels.positive)
 
-    def _twelve(self, i: int, digits: str, row: Row, group: str) -> None:
+    def _twelve(self, i: int, digits: str, row: Row, group: str, grouped: bool = False) -> None:
         headers = self.layout.headers
-        if i in headers and i not in self.stat_columns:
+        headed = i in headers and i not in self.stat_columns
+        if headed and self._denied(i):
             return
         if not digits.isascii():
             digits = "".join(str(int(d)) for d in digits)
         self.twelve_digit[i] = self.twelve_digit.get(i, 0) + 1
-        if is_valid_my_number(digits):
-            self.pending.setdefault(i, []).append((self._loc(row, i), group, mask_number(digits)))
+        if is_valid_my_number(digits) and (grouped or not headed):
+            location = self._loc(row, i)
+            self.pending.setdefault(i, []).append((location, group, mask_number(digits), grouped))
+
+    def _denied(self, i: int) -> bool:
+        denied = self.denied.get(i)
+        if denied is None:
+            denied = self.denied[i] = self.s.denies_my_number(self.layout.headers[i])
+        return denied
 
     def _flush(self) -> None:
         mn = self.s.p.my_number
@@ -563,12 +587,14 @@ class _ListPass:
         for i in columns:
             items = self.pending.get(i, [])
             valid = len(items) + self.counted_valid.get(i, 0)
-            if (
-                valid >= mn.column_min_values
-                and valid >= mn.column_checksum_share * self.twelve_digit[i]
-            ):
+            grouped = sum(1 for item in items if item[3]) + self.counted_grouped.get(i, 0)
+            share = mn.column_checksum_share * self.twelve_digit[i]
+            # 4-4-4 grouping is context of its own (as in text): one such value is enough
+            # when the column's 12-digit values are (nearly) all valid and grouped.
+            enough = valid >= mn.column_min_values or (grouped >= 1 and grouped >= share)
+            if enough and valid >= share:
                 accepted.add(i)
-                for location, group, masked in items:
+                for location, group, masked, _ in items:
                     self.sink.add("my_number", location, masked, 0.8, group)
         if accepted and self.counted_twelve:
             self._count_twelve(accepted)

@@ -27,6 +27,7 @@ from dlp_gateway.extract.units import CellValue
 _ERA_NAMES = {e.name for e in ERAS} | {e.letter for e in ERAS} | {e.letter.lower() for e in ERAS}
 _ERA_NAMES |= {e.kanji for e in ERAS}
 _DIGITS_ONLY = regex.compile(r"^\d+$")
+_KANJI_SYMBOL = regex.compile(r"^\s*\p{Han}{1,6}\s*$")
 # Excel drops a My Number's leading zeros when it is typed as a number: a value this long
 # or longer is padded back to 12 digits (shorter ones are counts, not lost zeros).
 MIN_PADDED_DIGITS = 8
@@ -98,6 +99,7 @@ def insured_value(
     """An insured number (記号・番号 joined or spread over 記号 | 番号 | 枝番 cells)."""
     mask = patterns.mask_characters
     parts = []
+    symbol = False
     for value in map(fold_cell, cells):
         if value is None or value == "":
             continue
@@ -107,6 +109,9 @@ def insured_value(
         if digits is None:
             if parts:
                 break
+            if not symbol and len(cells) > 1 and _KANJI_SYMBOL.match(str(value)):
+                symbol = True  # 宮延 | 12345 | 00: a 記号 of kanji, the digits follow
+                continue
             return None
         parts.append(digits)
     digits = "".join(parts)

@@ -125,6 +125,7 @@ def find_insured_numbers(
 ) -> list[Hit]:
     """Insured-person numbers in folded free text: by keyword only (no check digit)."""
     hits = [_symbol_number_hit(m) for m in patterns.symbol_number.finditer(text)]
+    hits += _card_number_hits(text, patterns, hits)
     taken = [(h.start, h.end) for h in hits]
     if not labels and not header_context:
         return hits
@@ -140,6 +141,100 @@ def find_insured_numbers(
         if nearest is not None and not nearest.positive:
             continue
         hits.append(Hit("insured_number", m.start(), m.end(), mask_number(digits), 0.9))
+        taken.append((m.start(), m.end()))
+    if labels:
+        hits += governed_list_hits(text, labels, patterns.text_lengths, taken)
+    return hits
+
+
+# -- a heading governs the list under it ----------------------------------------------
+# A list line: a short bullet or numbering (・, 1., (2)), then the number, then anything.
+_LIST_NUMBER = regex.compile(
+    r"^(?P<prefix>[^\d\n]{0,3}|\(?\d{1,3}[.)、:]?\s?)(?P<number>\d+)(?![\d\-/.])"
+)
+_NUMBERING_DIGITS = regex.compile(r"\d+")
+MAX_BLANK_LINES = 1  # blank lines allowed between a heading (or trailing label) and its list
+
+
+def governed_list_hits(
+    text: str, labels: LabelIndex, lengths: tuple[int, ...], taken: list[tuple[int, int]]
+) -> list[Hit]:
+    """Numbers in a list governed by a heading line (or a label line right after it).
+
+    A list is two or more consecutive lines of the same shape (same bullet, a number of
+    the same length first); it ends at a blank line or a line of another shape. The
+    label line next to it plays the part of a column header: it governs every line,
+    however long the list, when it holds one of the detector's keywords and no negative
+    label (保険者番号 over a list is the insurer's).
+    """
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    shapes = [_list_shape(line, lengths) for line in lines]
+    hits: list[Hit] = []
+    i = 0
+    while i < len(lines):
+        shape = shapes[i]
+        j = i
+        while j + 1 < len(lines) and shape is not None and shapes[j + 1] is not None and (
+            shapes[j + 1][0] == shape[0]
+        ):
+            j += 1
+        if shape is not None and j > i and (
+            _governs(text, labels, lines, starts, shapes, i, -1)
+            or _governs(text, labels, lines, starts, shapes, j, 1)
+        ):
+            for k in range(i, j + 1):
+                start = starts[k] + shapes[k][1]  # type: ignore[index]
+                end = start + shape[0][1]
+                if not any(s < end and start < e for s, e in taken):
+                    digits = text[start:end]
+                    hits.append(Hit("insured_number", start, end, mask_number(digits), 0.85))
+        i = j + 1
+    return hits
+
+
+def _list_shape(line: str, lengths: tuple[int, ...]) -> tuple[tuple[str, int], int] | None:
+    """((bullet shape, number length), offset of the number) of a list line, or None."""
+    m = _LIST_NUMBER.match(line.strip(" \t"))
+    if m is None or len(m.group("number")) not in lengths:
+        return None
+    lead = len(line) - len(line.lstrip(" \t"))
+    prefix = _NUMBERING_DIGITS.sub("9", m.group("prefix").strip())
+    return (prefix, len(m.group("number"))), lead + m.start("number")
+
+
+def _governs(
+    text: str, labels: LabelIndex, lines: list[str], starts: list[int],
+    shapes: list, at: int, step: int,
+) -> bool:
+    """Is the nearest non-blank line before (step -1) or after (step 1) the list a label
+    line that governs it?"""
+    k = at + step
+    blanks = 0
+    while 0 <= k < len(lines) and not lines[k].strip():
+        blanks += 1
+        k += step
+    if blanks > MAX_BLANK_LINES or not 0 <= k < len(lines) or shapes[k] is not None:
+        return False
+    start, end = starts[k], starts[k] + len(lines[k])
+    here = [label for label in labels.labels if start <= label.start < end]
+    return any(label.positive for label in here) and all(label.positive for label in here)
+
+
+def _card_number_hits(text: str, patterns: InsuredPatterns, found: list[Hit]) -> list[Hit]:
+    """保険証番号 宮延23-456, 記号番号は 12・345: the card's own forms after its label."""
+    if patterns.card_number is None:
+        return []
+    hits = []
+    for m in patterns.card_number.finditer(text):
+        start, end = m.span("value")
+        if any(h.start < end and start < h.end for h in found):
+            continue
+        digits = _NON_DIGIT.sub("", m.group("value"))
+        if patterns.cell_min_digits <= len(digits) <= patterns.cell_max_digits:
+            hits.append(Hit("insured_number", start, end, mask_number(digits), 0.85))
     return hits
 
 

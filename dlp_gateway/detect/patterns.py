@@ -101,6 +101,8 @@ class InsuredPatterns:
     title_lengths: tuple[int, ...] = ()
     sub_headers: tuple[str, ...] = ()
     mask_characters: str = "*"
+    # 保険証番号 宮延23-456: a card label and its value (None: no card labels).
+    card_number: Any = None
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,7 @@ def _insured(r: _Reader, doc: dict[str, Any]) -> InsuredPatterns:
     except regex.error as exc:
         raise PatternError(f"{r.where}: symbol_number_regex: {exc}") from None
     return InsuredPatterns(
+        card_number=_card_number(r),
         labels=LabelSet.build(list(r.words("keywords")), list(negative)),
         headers=r.words("headers"),
         negative_headers=negative,
@@ -350,6 +353,21 @@ def _insured(r: _Reader, doc: dict[str, Any]) -> InsuredPatterns:
         sub_headers=r.words("sub_headers", required=False),
         mask_characters=r.get("mask_characters", str, "*"),
     )
+
+
+def _card_number(r: _Reader) -> Any:
+    """``card_labels`` followed (after a colon, は, a bracket) by ``card_value_regex``."""
+    labels = sorted(r.words("card_labels", required=False), key=len, reverse=True)
+    value = r.get("card_value_regex", str, "")
+    if not labels or not value:
+        return None
+    words = "|".join(regex.escape(w) for w in labels)
+    try:
+        return regex.compile(
+            rf"(?:{words})[\s:：はがの「『(（]{{0,4}}(?P<value>{value})", regex.IGNORECASE
+        )
+    except regex.error as exc:
+        raise PatternError(f"{r.where}: card_value_regex: {exc}") from None
 
 
 def _birth_date(r: _Reader, doc: dict[str, Any]) -> BirthDatePatterns:

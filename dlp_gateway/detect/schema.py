@@ -79,6 +79,8 @@ SCHEMA: dict[str, dict[str, dict[str, Key]]] = {
             "cell_min_digits": Key("int", lo=1, hi=30),
             "cell_max_digits": Key("int", lo=1, hi=30),
             "symbol_number_regex": Key("regex"),
+            "card_labels": OPTIONAL_WORDS,
+            "card_value_regex": Key("regex", required=False),
             "title_words": OPTIONAL_WORDS,
             "title_negative_words": OPTIONAL_WORDS,
             "title_plain_headers": OPTIONAL_WORDS,

@@ -320,12 +320,19 @@ class TableScanner:
     def plain_my_number_header(self, header: str) -> bool:
         return not header or label_key(header) in self._plain_mn
 
-    def denies_my_number(self, header: str) -> bool:
+    def denies_my_number(self, header: str, title: str = "") -> bool:
         """A header naming another number (予約番号, Web会議ID): the nearest label, so even
-        4-4-4 values under it are not My Numbers."""
+        4-4-4 values under it are not My Numbers. A negative label split over the title
+        line and the header (注文 / 番号) counts too."""
         labels = self.p.my_number.labels
+        header = fold(header)
+        if any(not labels.is_positive(m.group()) for m in labels.regex.finditer(header)):
+            return True
+        title = fold(title).rstrip()
+        joined = title + header
         return any(
-            not labels.is_positive(m.group()) for m in labels.regex.finditer(fold(header))
+            m.start() < len(title) < m.end() and not labels.is_positive(m.group())
+            for m in labels.regex.finditer(joined, max(0, len(title) - 20))
         )
 
 
@@ -433,7 +440,7 @@ class _ListPass:
             s = self.s
             self.judge = ColumnJudge(
                 s.p, self.layout.fields, self.layout.headers, self.stat_columns, self.today,
-                s.text_hits, s.denies_my_number,
+                s.text_hits, lambda header: s.denies_my_number(header, self.layout.title),
             )
         counts = self.judge.judge(self.batch)
         self.batch.clear()
@@ -577,7 +584,8 @@ class _ListPass:
     def _denied(self, i: int) -> bool:
         denied = self.denied.get(i)
         if denied is None:
-            denied = self.denied[i] = self.s.denies_my_number(self.layout.headers[i])
+            layout = self.layout
+            denied = self.denied[i] = self.s.denies_my_number(layout.headers[i], layout.title)
         return denied
 
     def _flush(self) -> None:

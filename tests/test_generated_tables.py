@@ -27,6 +27,8 @@ from stdnum.jp import cn, in_
 from dlp_gateway.scan import Scanner
 from tests.gen import Case, Spec, expected_for, make_case, make_letter_case, sample_spec
 from tests.gen.classes import ISSUE_CLASS
+from tests.gen.numforms import KINDS as NUMBER_FORM_KINDS
+from tests.gen.numforms import draw_kind, make_number_case
 from tests.gen.values import (
     corporate_number,
     format_date,
@@ -155,6 +157,30 @@ FUZZ_SEEDS = _seeds(20000, "DLP_FUZZ_N") if os.environ.get("DLP_FUZZ") else []
 @pytest.mark.parametrize("seed", [s + 1_000_000 for s in FUZZ_SEEDS] or [0])
 def test_generated_fuzz(seed: int, scanner: Scanner) -> None:
     check(scanner, make_case(seed))
+
+
+# Number forms from independent realistic mail (tests/gen/numforms.py): 4-4-4 cells under
+# generic headers, heading-governed lists, card numbers in text, kanji 記号, kana headers,
+# shipping and card-statistics negatives. Seeds apart from the main generator's.
+NUMBER_FORM_SEEDS = range(int(os.environ.get("DLP_GEN_NUM_N", "160")))
+NUMBER_FORM_FUZZ = [s + 2_000_000 for s in FUZZ_SEEDS[: len(FUZZ_SEEDS) // 4]]
+
+
+@pytest.mark.parametrize("seed", NUMBER_FORM_SEEDS)
+def test_number_form_case(seed: int, scanner: Scanner) -> None:
+    check(scanner, make_number_case(seed))
+
+
+def test_every_number_form_kind_is_generated() -> None:
+    kinds = {draw_kind(seed)[0] for seed in NUMBER_FORM_SEEDS}
+    assert kinds == set(NUMBER_FORM_KINDS), set(NUMBER_FORM_KINDS) - kinds
+
+
+@pytest.mark.fuzz
+@pytest.mark.skipif(not NUMBER_FORM_FUZZ, reason="set DLP_FUZZ=1 (make fuzz) for 5,000 cases")
+@pytest.mark.parametrize("seed", NUMBER_FORM_FUZZ or [0])
+def test_number_form_fuzz(seed: int, scanner: Scanner) -> None:
+    check(scanner, make_number_case(seed))
 
 
 @pytest.mark.parametrize("seed", range(LETTER_CASES))

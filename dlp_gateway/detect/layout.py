@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from dlp_gateway.detect.normalize import label_key, label_key_core
+from dlp_gateway.detect.normalize import fold, label_key, label_key_core
+from dlp_gateway.detect.numbers import cell_digits
 from dlp_gateway.detect.patterns import PatternSet
 from dlp_gateway.extract.units import CellValue, Row
 
@@ -735,7 +736,12 @@ class LayoutReader:
                 fields.append(Field(Kind.INSURED, tuple(range(i, i + symbol_run)), 0.9, label))
                 i += symbol_run
                 continue
-            if kind is None and by_title and self.classify.key(label) in self._title_plain:
+            if (
+                kind is None
+                and by_title
+                and self.classify.key(label) in self._title_plain
+                and self._title_lengths_fit(body, i)
+            ):
                 kind, is_title = Kind.INSURED, True
             if kind is None:
                 i += 1
@@ -754,6 +760,20 @@ class LayoutReader:
             fields.append(Field(kind, tuple(range(i, j)), confidence, label, is_title))
             i = j
         return fields
+
+    def _title_lengths_fit(self, body: list[Row], i: int) -> bool:
+        """The title gives 番号 the insured meaning only when its values have an insured
+        number's length (a 12-digit 1234-5678-9018 column under 介護保険課 is not one)."""
+        lengths = self.p.insured_number.title_lengths
+        seen = fit = 0
+        for row in body[:SHAPE_ROWS]:
+            value = row.cells[i] if i < len(row.cells) else None
+            if value is None or value == "":
+                continue
+            seen += 1
+            digits = cell_digits(fold(value) if isinstance(value, str) else value)
+            fit += digits is not None and len(digits) in lengths
+        return not seen or 2 * fit >= seen
 
     def title_says_insured(self, title: str) -> bool:
         key = label_key(title) if title else ""

@@ -36,6 +36,11 @@ class Case:
                 ".venv/bin/python -m pytest -q 'tests/test_generated_tables.py::"
                 f"test_letter_mail_verdict_and_counts[{self.spec.seed}]'"
             )
+        if self.spec.axis == "numforms":
+            return (
+                ".venv/bin/python -m pytest -q 'tests/test_generated_tables.py::"
+                f"test_number_form_case[{self.spec.seed}]'"
+            )
         return (
             f"DLP_GEN_SEED={self.spec.seed} .venv/bin/python -m pytest -q "
             f"tests/test_generated_tables.py"

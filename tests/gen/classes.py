@@ -20,6 +20,10 @@ NUMBERS = "numbers and dates in other written forms (numeric cells, odd dashes, 
 FILES = "file types / encodings"
 NON_BIRTH = "dates that are not births (受付日, 交付年月日, 資格取得年月日) beside names"
 PDF = "PDF tables (waits for the PDF reader)"
+NUMBER_FORMS = (
+    "number forms from independent mail: 4-4-4 cells under generic headers, heading-governed "
+    "lists, card numbers in text, kanji 記号, kana headers, shipping numbers, card statistics"
+)
 
 ISSUE_CLASS: dict[tuple[str, str], str] = {
     ("name_form", "kana_column"): FURIGANA,
@@ -70,6 +74,8 @@ ISSUE_CLASS: dict[tuple[str, str], str] = {
     ("content", "health"): SPLIT,
     ("mail", "letter_names"): CORRESPONDENTS,
     ("content", "neg_receipts"): NON_BIRTH,
+    ("content", "neg_shipping"): NUMBER_FORMS,
+    ("content", "neg_card_stats"): NUMBER_FORMS,
     ("wrap", "zip"): FILES,
 }
 for _form in (

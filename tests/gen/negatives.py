@@ -4,6 +4,9 @@ of identification codes and no records.
 Order/slip/invoice numbers and Web会議 IDs that pass the My Number check digit, マイナンバー
 カード reservation lists (予約番号 under a title with the keyword), statistics per 地区, staff
 phone lists (names + 内線), masked rosters (******1234) and 13-digit corporate numbers.
+Also (independent cases O1-O2): shipping lists and mails whose 4-4-4 tracking numbers pass
+the check digit, and マイナンバーカード statistics whose small counts would pass it if
+padded to 12 digits.
 """
 
 from __future__ import annotations
@@ -165,6 +168,82 @@ def receipt_rows(spec: Spec, rng: random.Random) -> tuple[str, list[str], list[l
     return "窓口受付一覧", header, rows
 
 
+SHIPPING_LABELS = (
+    "送り状番号",
+    "お荷物番号",
+    "お問い合わせ番号",
+    "追跡番号",
+    "追跡No",
+    "オーダー番号",
+    "ポイントカード番号",
+)
+
+
+def shipping_rows(spec: Spec, rng: random.Random) -> tuple[str, list[str], list[list[Cell]]]:
+    """Parcels sent with Yamato-style 12-digit tracking numbers written 4-4-4."""
+    header = [rng.choice(SHIPPING_LABELS), "品名", "個数", "発送日", "担当者"]
+    sep = rng.choice((" ", "-", "－"))
+    items = ("パンフレット", "申請書様式", "封筒 角2", "介護保険証（再交付分）", "広報誌")
+    rows = [
+        [
+            values.group444(values.random_my_number(rng), sep),
+            rng.choice(items),
+            rng.randint(1, 20),
+            f"令和8年{rng.randint(1, 11)}月{rng.randint(1, 28)}日",
+            staff_name(rng),
+        ]
+        for _ in range(spec.n)
+    ]
+    return rng.choice(("発送一覧", "宅急便 発送控え", "ゆうパック 差出票")), header, rows
+
+
+def _padded_valid_count(rng: random.Random, high: int) -> int:
+    """A count that passes the My Number check digit once padded to 12 digits (19, 18279)."""
+    while True:
+        n = rng.randint(1, high)
+        if values.my_number_check_digit(f"{n:012d}"[:11]) == f"{n:012d}"[11]:
+            return n
+
+
+def card_stats_rows(spec: Spec, rng: random.Random) -> tuple[str, list[str], list[list[Cell]]]:
+    """Monthly マイナンバーカード statistics per district: counts under headers that
+    contain 個人番号 / マイナンバー without being My Number headers."""
+    word = rng.choice(("個人番号カード", "マイナンバーカード"))
+    header = ["地区", f"{word}申請件数", f"{word}交付件数", "交付率"]
+    rows = []
+    for i in range(max(spec.n, 3)):
+        applied = _padded_valid_count(rng, 40000)
+        issued = rng.randint(0, applied)
+        if rng.random() < 0.7:
+            issued = _padded_valid_count(rng, applied)
+        district = DISTRICTS[i % len(DISTRICTS)] + ("" if i < len(DISTRICTS) else str(i))
+        rows.append([district, applied, issued, f"{100 * issued / applied:.1f}%"])
+    return f"{word}交付状況（地区別）", header, rows
+
+
+def shipping_text(rng: random.Random) -> str:
+    """A supplier's dispatch notice: a 4-4-4 tracking number that passes the check digit."""
+    number = values.group444(values.random_my_number(rng), rng.choice(("-", " ")))
+    line = rng.choice(
+        (
+            f"送り状番号：{number}",
+            f"お荷物番号：{number}",
+            f"お問い合わせ番号 {number}",
+            f"追跡No：{number}",
+            f"ヤマト運輸 {number}（宅急便コンパクト）にて発送しました。",
+            f"ゆうパック {number} で本日発送しております。",
+            f"佐川急便 お問合せ番号 {number}",
+            f"オーダー番号 {number}",
+            f"ポイントカード番号：{number}",
+        )
+    )
+    return (
+        "延岡市役所 介護保険課 御中\n\nいつもお世話になっております。\n"
+        f"ご注文の品を発送いたしました。\n{line}\n到着予定：11月{rng.randint(1, 28)}日\n\n"
+        "株式会社ひむか事務機 営業部\n"
+    )
+
+
 def stats_only(spec: Spec, rng: random.Random) -> tuple[str, list[str], list[list[Cell]]]:
     block = stats_block(rng, min(spec.n, len(DISTRICTS) * 2))
     return "地区別 要介護認定者数（令和8年10月末現在）", block.rows[0], block.rows[1:]
@@ -179,6 +258,8 @@ BUILDERS = {
     "neg_corporate": corporate_rows,
     "neg_stats": stats_only,
     "neg_receipts": receipt_rows,
+    "neg_shipping": shipping_rows,
+    "neg_card_stats": card_stats_rows,
 }
 
 

@@ -322,3 +322,26 @@ def test_a_heading_governs_only_the_list_next_to_it(scanner: Scanner) -> None:
     text = "被保険者番号\n" + "\n".join(first) + "\n\n\n受付一覧\n" + "\n".join(other) + "\n"
     got = counts(scanner, "m.eml", mail(text))
     assert got["insured_number"] == 10, got
+
+
+@pytest.mark.parametrize("label", ["予約番号", "送り状番号", "お問い合わせ番号"])
+def test_a_label_beside_a_444_value_in_a_form_is_the_nearest_label(
+    scanner: Scanner, label: str
+) -> None:
+    rng = random.Random(label)
+    value = grouped(valid_my_number(rng), " ")
+    rows: list[list[object]] = [[label, value], ["氏名", name(rng)], ["予約日", "令和8年12月1日"]]
+    assert counts(scanner, "予約票.xlsx", xlsx(rows))["my_number"] == 0
+    rows[0][0] = "番号"  # a label naming no other number: the grouping counts
+    assert counts(scanner, "予約票.xlsx", xlsx(rows))["my_number"] == 1
+
+
+def test_a_title_naming_insurance_does_not_make_a_444_column_insured(scanner: Scanner) -> None:
+    """番号 under a 介護保険課 title takes the insured meaning only for values of an insured
+    number's length; 12-digit values written 4-4-4 stay My Numbers."""
+    rng = random.Random(8)
+    rows: list[list[object]] = [["令和7年度 提供者一覧"], ["宮崎市 介護保険課"], []]
+    rows.append(["No.", "番号"])
+    rows += [[i + 1, grouped(valid_my_number(rng), "-")] for i in range(11)]
+    got = counts(scanner, "一覧.xlsx", xlsx(rows))
+    assert (got["my_number"], got["insured_number"]) == (11, 0), got

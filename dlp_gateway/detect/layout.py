@@ -768,11 +768,11 @@ class LayoutReader:
         seen = fit = 0
         for row in body[:SHAPE_ROWS]:
             value = row.cells[i] if i < len(row.cells) else None
-            if value is None or value == "":
-                continue
-            seen += 1
             digits = cell_digits(fold(value) if isinstance(value, str) else value)
-            fit += digits is not None and len(digits) in lengths
+            if not digits or len(digits) < min(lengths, default=1):
+                continue  # empty, or text of a block below (要介護度 | 要支援1)
+            seen += 1
+            fit += len(digits) in lengths
         return not seen or 2 * fit >= seen
 
     def title_says_insured(self, title: str) -> bool:

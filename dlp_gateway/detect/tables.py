@@ -574,12 +574,21 @@ class _ListPass:
         headed = i in headers and i not in self.stat_columns
         if headed and self._denied(i):
             return
+        if grouped and i and self._labelled_other(row.cells[i - 1]):
+            return  # 送り状番号 | 4652 8126 6333: the label beside the value is the nearest
         if not digits.isascii():
             digits = "".join(str(int(d)) for d in digits)
         self.twelve_digit[i] = self.twelve_digit.get(i, 0) + 1
         if is_valid_my_number(digits) and (grouped or not headed):
             location = self._loc(row, i)
             self.pending.setdefault(i, []).append((location, group, mask_number(digits), grouped))
+
+    def _labelled_other(self, left: CellValue) -> bool:
+        """A label cell (short text, no digits) naming another number. Only key/value
+        rows have one beside a 4-4-4 value, and they are short: the column-at-a-time
+        count past the evidence bound does not look at it."""
+        s = self.s
+        return isinstance(left, str) and s.classify.is_label(left) and s.denies_my_number(left)
 
     def _denied(self, i: int) -> bool:
         denied = self.denied.get(i)
@@ -656,9 +665,13 @@ class _FormPass:
         titles = [c[0][1] for c in map(non_empty, rows) if len(c) == 1 and isinstance(c[0][1], str)]
         self.by_title = self.s.layouts.title_says_insured(" ".join([self.context, *titles]))
         above: dict[int, Kind] = {}
+        above_text: dict[int, str] = {}  # labels of no kind (予約番号, 備考) in the row above
         named = False
+        is_label = self.s.classify.is_label
         for row in rows:
             labels_here: dict[int, Kind] = {}
+            texts_here: dict[int, str] = {}
+            left = ""
             pending: Kind | None = None
             box_kind: Kind | None = None
             symbol_row = False
@@ -684,9 +697,14 @@ class _FormPass:
                         self._split(governing, row, i)
                     pending = None
                 elif isinstance(value, str) and len(value) >= 10:
-                    self._free_text(value, row, i)
+                    # the label beside or above is the nearest label (予約番号 | 4652 8126 6333)
+                    self._free_text(value, row, i, left or above_text.get(i, ""))
+                left = value.strip() if isinstance(value, str) and is_label(value) else ""
+                if left:
+                    texts_here[i] = left
             self._box_digits(row, box_kind or _single_kind(above))
             above = labels_here
+            above_text = texts_here
             self.after_symbol = symbol_row
 
     def _cell(self, kind: Kind, value: CellValue, row: Row, i: int) -> bool:
@@ -738,11 +756,11 @@ class _FormPass:
             if digits:
                 self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
 
-    def _free_text(self, value: str, row: Row, i: int) -> None:
+    def _free_text(self, value: str, row: Row, i: int, label: str = "") -> None:
         if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
             return
         location = self.table.cell_location(row.number, i)
-        for hit in self.s.text_hits(value, ""):
+        for hit in self.s.text_hits(f"{label}：{value}" if label else value, ""):
             self.sink.add(hit.type, location, hit.masked, hit.confidence, self.group)
 
     def _box_digits(self, row: Row, kind: Kind | None) -> None:

@@ -132,6 +132,7 @@ class NamePatterns:
     signature_words: tuple[str, ...] = ()
     other_headers: tuple[str, ...] = ()
     kanji_variants: tuple[str, ...] = ()
+    anchor_words: tuple[str, ...] = ()  # name labels that let free text be analysed
 
 
 @dataclass(frozen=True)
@@ -383,6 +384,7 @@ def _name(r: _Reader, doc: dict[str, Any]) -> NamePatterns:
         signature_words=r.words("signature_words", required=False),
         other_headers=r.words("other_headers", required=False),
         kanji_variants=r.words("kanji_variants", required=False),
+        anchor_words=r.words("anchor_words", required=False),
     )
 
 

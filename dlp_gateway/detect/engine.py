@@ -31,7 +31,7 @@ from dlp_gateway.detect.layout import WINDOW_ROWS, LayoutReader
 from dlp_gateway.detect.names import NameFinder
 from dlp_gateway.detect.normalize import LabelIndex, fold
 from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_numbers
-from dlp_gateway.detect.patterns import PatternSet
+from dlp_gateway.detect.patterns import LabelSet, PatternSet
 from dlp_gateway.detect.records import count_records
 from dlp_gateway.detect.tables import HeaderClassifier, Kind, TableScanner
 from dlp_gateway.detect.textblocks import (
@@ -65,7 +65,7 @@ class DetectionEngine:
         # A policy that counts names needs every name; otherwise names matter only where
         # a person record can form (patterns/name.toml anchor_words).
         self.names_everywhere = any(r.metric == "name" for r in patterns.policy.rules)
-        self._name_anchors = _word_regex(patterns.name.anchor_words)
+        self._name_anchors = _word_set(patterns.name.anchor_words)
 
     @property
     def today(self) -> dt.date:
@@ -229,7 +229,8 @@ class DetectionEngine:
             anchors = [h.start for h in births] if names == "births" else [
                 *(h.start for h in hits), *(h.start for found in by_id_type for h in found),
                 *_positive_starts(my_labels, insured_labels, birth_labels),
-                *(m.start() for m in self._name_anchors.finditer(text)),
+                *(start for start, _ in (self._name_anchors.spans(text)
+                                         if self._name_anchors else ())),
             ]
             hits += _without_overlaps(self._names_near(text, anchors), hits)
         for found in by_id_type:
@@ -325,12 +326,9 @@ def _tally_only(findings: list[Finding]) -> list[Finding]:
     return FindingList(omitted=omitted_of(findings))
 
 
-def _word_regex(words: tuple[str, ...]) -> regex.Pattern[str]:
-    """One case-insensitive regex for ``words`` (never matches when there are none)."""
-    if not words:
-        return regex.compile(r"(?!)")
-    ordered = sorted({fold(w) for w in words}, key=len, reverse=True)
-    return regex.compile("|".join(regex.escape(w) for w in ordered), regex.IGNORECASE)
+def _word_set(words: tuple[str, ...]) -> LabelSet | None:
+    """``words`` (folded) as one case-insensitive search; None when there are none."""
+    return LabelSet.build(sorted({fold(w) for w in words}), []) if words else None
 
 
 def _positive_starts(*indexes: LabelIndex) -> list[int]:

@@ -8,6 +8,7 @@ is wrong, rather than detecting nothing at run time.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,11 @@ class Example:
     count: int
 
 
+# Letters that ``regex`` IGNORECASE matches to an ASCII letter but ``str.lower`` does not
+# lower to it (dotted/dotless i, long s, Kelvin sign): text with one takes the slow path.
+_CASE_TRAPS = re.compile("[\u0130\u0131\u017f\u212a]")
+
+
 @dataclass(frozen=True)
 class LabelSet:
     """Positive and negative labels, matched together so the nearest one can win."""
@@ -59,15 +65,31 @@ class LabelSet:
     positive: tuple[str, ...]
     negative: tuple[str, ...]
     regex: Any = field(repr=False)
+    # The same alternation, lower-cased, for stdlib ``re`` over lower-cased text: a
+    # literal search there is several times faster than ``regex`` with IGNORECASE. None
+    # when a word has a non-ASCII cased letter (then only ``regex`` is exact).
+    lowered: Any = field(default=None, repr=False, compare=False)
+    folded_positive: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @classmethod
     def build(cls, positive: list[str], negative: list[str]) -> LabelSet:
         words = sorted({*positive, *negative}, key=len, reverse=True)
         pattern = regex.compile("|".join(regex.escape(w) for w in words), regex.IGNORECASE)
-        return cls(tuple(positive), tuple(negative), pattern)
+        exact = all(c.isascii() or c.lower() == c.upper() for w in words for c in w)
+        lowered = re.compile("|".join(re.escape(w.lower()) for w in words)) if exact else None
+        return cls(tuple(positive), tuple(negative), pattern, lowered,
+                   frozenset(p.casefold() for p in positive))
 
     def is_positive(self, label: str) -> bool:
-        return label.casefold() in {p.casefold() for p in self.positive}
+        return label.casefold() in self.folded_positive
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of every label in ``text``, as ``regex.finditer`` finds them."""
+        if self.lowered is not None:
+            lowered = text.lower()
+            if len(lowered) == len(text) and (text.isascii() or not _CASE_TRAPS.search(text)):
+                return [m.span() for m in self.lowered.finditer(lowered)]
+        return [m.span() for m in self.regex.finditer(text)]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The per-mail fast paths answer exactly what the slow forms they replace answer.
+"""The per-mail fast paths (scan and relay) answer exactly what the slow forms they replace answer.
 
 Generated inputs (seeded; the seed is in each failure message) over the characters that
 matter: cases, the letters case-insensitive matching treats specially, line ends.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import smtplib
 import unicodedata
 
 import pytest
@@ -17,6 +18,7 @@ from dlp_gateway.detect.normalize import fold
 from dlp_gateway.detect.patterns import LabelSet, load_patterns
 from dlp_gateway.detect.textblocks import _LABEL_LINE, _is_label_line
 from dlp_gateway.relay.smtp import has_bare_line_ending
+from dlp_gateway.relay.upstream import quote_periods
 
 PATTERNS = load_patterns()
 LABEL_SETS = {
@@ -89,3 +91,10 @@ def test_label_line_guard_agrees_with_the_regex(seed: int) -> None:
     rng = random.Random(seed)
     line = "".join(rng.choice(" \u3000氏名番号、。1\tａ") for _ in range(rng.randint(0, 18)))
     assert _is_label_line(line) == bool(_LABEL_LINE.match(line)), f"seed {seed}: {line!r}"
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_dot_stuffing_is_smtplibs(seed: int) -> None:
+    rng = random.Random(seed)
+    data = bytes(rng.choice(b"a.\r\n") for _ in range(rng.randint(0, 40)))
+    assert quote_periods(data) == smtplib._quote_periods(data), f"seed {seed}: {data!r}"

@@ -85,11 +85,27 @@ class LabelSet:
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) of every label in ``text``, as ``regex.finditer`` finds them."""
-        if self.lowered is not None:
-            lowered = text.lower()
-            if len(lowered) == len(text) and (text.isascii() or not _CASE_TRAPS.search(text)):
-                return [m.span() for m in self.lowered.finditer(lowered)]
+        lowered = _lowered(text) if self.lowered is not None else None
+        if lowered is not None:
+            return [m.span() for m in self.lowered.finditer(lowered)]
         return [m.span() for m in self.regex.finditer(text)]
+
+
+_LAST_LOWERED: tuple[str, str | None] = ("", "")
+
+
+def _lowered(text: str) -> str | None:
+    """``text.lower()`` if it keeps every position and no case trap is in the text, else
+    None. The last answer is kept: the detectors of one text ask for it in turn."""
+    global _LAST_LOWERED
+    last = _LAST_LOWERED
+    if last[0] is text:
+        return last[1]
+    lowered: str | None = text.lower()
+    if len(lowered) != len(text) or (not text.isascii() and _CASE_TRAPS.search(text)):
+        lowered = None
+    _LAST_LOWERED = (text, lowered)
+    return lowered
 
 
 @dataclass(frozen=True)

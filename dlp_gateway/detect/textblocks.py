@@ -6,6 +6,7 @@ one person per row, instead of as one paragraph.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import regex
@@ -93,6 +94,8 @@ def find_text_tables(text: str) -> list[TextTable]:
 
 # a number alone on its line; 記号・番号 joined by a middle dot too
 _NUMBER_LINE = regex.compile(r"^[ \t\u3000]*[0-9０-９][0-9０-９\-－ ・･]{5,22}[ \t\u3000]*$")
+# What every _NUMBER_LINE holds (searched once in the whole text: most mail has none).
+_NUMBER_START = re.compile("[0-9０-９][0-9０-９\\-－ ・･]{5}")
 _LABEL_LINE = regex.compile(r"^[ \u3000]*[^\d\s、。]{1,12}[ \u3000]*$")
 
 
@@ -105,7 +108,7 @@ def _is_label_line(line: str) -> bool:
 def find_number_columns(text: str) -> list[TextTable]:
     """A one-column list pasted as lines: a label line (番号) over two or more lines that
     each hold one number (blank lines between allowed)."""
-    if "\n" not in text:
+    if "\n" not in text or not _NUMBER_START.search(text):
         return []
     lines, offsets = _lines_with_offsets(text)
     tables: list[TextTable] = []

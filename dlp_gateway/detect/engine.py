@@ -226,18 +226,25 @@ class DetectionEngine:
         if names == "all" or (names == "cell" and births):
             hits += _without_overlaps(self.names.find(text), hits)
         elif names != "cell":
-            anchors = [h.start for h in births] if names == "births" else [
-                *(h.start for h in hits), *(h.start for found in by_id_type for h in found),
-                *_positive_starts(my_labels, insured_labels, birth_labels),
-                *(start for start, _ in (self._name_anchors.spans(text)
-                                         if self._name_anchors else ())),
-            ]
+            anchors = [h.start for h in births] if names == "births" else self._anchors(
+                text, hits, by_id_type, (my_labels, insured_labels, birth_labels))
             hits += _without_overlaps(self._names_near(text, anchors), hits)
         for found in by_id_type:
             hits += _without_overlaps(found, hits)
         if self.allow:
             hits = [h for h in hits if not self.allow.allowed(text[h.start : h.end])]
         return hits
+
+    def _anchors(self, text: str, hits: list[Hit], by_id_type: list[list[Hit]],
+                 labels: tuple[LabelIndex, ...]) -> list[int]:
+        """Where a person record can form: the numbers and birth dates found, the ID-type
+        hits, the keywords and labels of those detectors, the name labels."""
+        starts = [h.start for h in hits]
+        starts += [h.start for found in by_id_type for h in found]
+        starts += [label.start for index in labels for label in index.labels if label.positive]
+        if self._name_anchors is not None:
+            starts += [start for start, _end in self._name_anchors.spans(text)]
+        return starts
 
     def _names_near(self, text: str, anchors: list[int]) -> list[Hit]:
         """Names in the paragraphs (the record groups) that hold an anchor position; the
@@ -329,11 +336,6 @@ def _tally_only(findings: list[Finding]) -> list[Finding]:
 def _word_set(words: tuple[str, ...]) -> LabelSet | None:
     """``words`` (folded) as one case-insensitive search; None when there are none."""
     return LabelSet.build(sorted({fold(w) for w in words}), []) if words else None
-
-
-def _positive_starts(*indexes: LabelIndex) -> list[int]:
-    """Where the positive labels (keywords) of the given detectors stand."""
-    return [label.start for index in indexes for label in index.labels if label.positive]
 
 
 def _worth_scanning(text: str) -> bool:

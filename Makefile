@@ -84,6 +84,8 @@ fuzz: $(TSTAMP)
 	DLP_FUZZ=1 $(BIN)/python -m pytest -q -m fuzz
 	DLP_FUZZ_N=2000 $(BIN)/python -m pytest -q tests/test_patterns_check.py -k random
 	DLP_FUZZ_N=20000 $(BIN)/python -m pytest -q tests/test_routing.py tests/test_evidence.py -k "random_organisations or masked_cell"
+	DLP_FUZZ_N=5000 $(BIN)/python -m pytest -q tests/test_name_anchors.py -k records_do_not
+	DLP_FUZZ_N=2000 $(BIN)/python -m pytest -q tests/test_data_reader.py
 
 # Refresh the admin-page screenshots in docs/ from the browser test.
 screenshots: $(TSTAMP) browser

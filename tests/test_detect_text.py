@@ -114,7 +114,8 @@ def test_records_in_body_paragraph(engine: DetectionEngine) -> None:
 
 
 def test_names_alone_are_not_records(engine: DetectionEngine) -> None:
-    text = "山田太郎様\n\nいつもお世話になっております。佐藤花子さんにもよろしく。\n\n鈴木一郎"
+    # 氏名 is a name label: that paragraph is analysed (names only where a record can form)
+    text = "山田太郎様\n\nいつもお世話になっております。佐藤花子さんにもよろしく。\n\n氏名 鈴木一郎"
     findings = engine.scan_text(TextUnit(text, "body", "body", True))
     assert any(f.type == "name" for f in findings)
     assert count_records(findings).total == 0

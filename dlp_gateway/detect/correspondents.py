@@ -14,6 +14,7 @@ import regex
 
 from dlp_gateway.detect.normalize import fold
 from dlp_gateway.detect.patterns import NamePatterns
+from dlp_gateway.mail.headers import header_bytes
 from dlp_gateway.mail.policy import MEMO_POLICY
 
 SALUTATION_LINES = 4
@@ -29,7 +30,8 @@ def compact_name(text: str) -> str:
 def display_names(raw: bytes) -> frozenset[str]:
     """Display names of From, To, Cc and Reply-To (folded, spaces and 【所属】 removed)."""
     try:
-        headers = BytesHeaderParser(policy=MEMO_POLICY).parsebytes(raw, headersonly=True)
+        headers = BytesHeaderParser(policy=MEMO_POLICY).parsebytes(header_bytes(raw),
+                                                                   headersonly=True)
     except Exception:  # a broken header must not stop the scan
         return frozenset()
     names: set[str] = set()

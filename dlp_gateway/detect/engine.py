@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 from bisect import bisect_right
 from collections.abc import Iterator
+from typing import Literal
 
 import regex
 
@@ -30,7 +31,7 @@ from dlp_gateway.detect.layout import WINDOW_ROWS, LayoutReader
 from dlp_gateway.detect.names import NameFinder
 from dlp_gateway.detect.normalize import LabelIndex, fold
 from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_numbers
-from dlp_gateway.detect.patterns import PatternSet
+from dlp_gateway.detect.patterns import LabelSet, PatternSet
 from dlp_gateway.detect.records import count_records
 from dlp_gateway.detect.tables import HeaderClassifier, Kind, TableScanner
 from dlp_gateway.detect.textblocks import (
@@ -45,6 +46,11 @@ _PARAGRAPH_BREAK = regex.compile(r"\n[ \t\u3000]*\n")
 # Beyond this much free text in one unit, names are only looked for in paragraphs
 # that already hold a birth date (names matter only as part of a record).
 NAME_SCAN_BUDGET = 2_000_000
+# How free text is given to the name analyser: every paragraph ("all"), only paragraphs
+# with an anchor (a birth date, an ID number, their labels, a name label: "anchored"),
+# only paragraphs with a birth date ("births"), or only when the text holds a birth date
+# (table cells: "cell").
+NameScope = Literal["all", "anchored", "births", "cell"]
 
 
 class DetectionEngine:
@@ -56,6 +62,10 @@ class DetectionEngine:
         self.tables = TableScanner(patterns, self.names, self.classify, self.text_hits)
         self.correspondent_spans = CorrespondentSpans(patterns.name)
         self.allow = ValueFilter(patterns.allow.salt, patterns.allow.hashes)
+        # A policy that counts names needs every name; otherwise names matter only where
+        # a person record can form (patterns/name.toml anchor_words).
+        self.names_everywhere = any(r.metric == "name" for r in patterns.policy.rules)
+        self._name_anchors = _word_set(patterns.name.anchor_words)
 
     @property
     def today(self) -> dt.date:
@@ -71,9 +81,7 @@ class DetectionEngine:
         """
         text = fold(unit.text)
         header_kind = self.classify(unit.header) if unit.header else None
-        hits = self._hits(
-            text, header_kind, with_names=len(text) <= NAME_SCAN_BUDGET, header=unit.header
-        )
+        hits = self._hits(text, header_kind, self.free_text_scope(text), header=unit.header)
         if hits and (unit.in_body or unit.location.startswith("header:")):
             hits = self._without_correspondents(text, hits, correspondents)
         findings = self._text_findings(unit, text, hits)
@@ -82,6 +90,12 @@ class DetectionEngine:
         if tables:
             findings = self._with_tables(unit, findings, tables)
         return findings
+
+    def free_text_scope(self, text: str) -> NameScope:
+        """Where names are looked for in a unit of free text (see ``NameScope``)."""
+        if len(text) > NAME_SCAN_BUDGET:
+            return "births"
+        return "all" if self.names_everywhere else "anchored"
 
     def _without_correspondents(
         self, text: str, hits: list[Hit], correspondents: frozenset[str]
@@ -181,42 +195,76 @@ class DetectionEngine:
         """Hits in one table cell's text; names only beside a birth date (cells are many)."""
         folded = fold(text)
         return self._hits(
-            folded, self.classify(header) if header else None, with_names=False, header=header
+            folded, self.classify(header) if header else None, "cell", header=header
         )
 
     def _hits(
-        self, text: str, header_kind: Kind | None, with_names: bool, header: str | None = None
+        self, text: str, header_kind: Kind | None, names: NameScope, header: str | None = None
     ) -> list[Hit]:
         p = self.p
         if not _worth_scanning(text):
             return []
+        my_labels = LabelIndex(p.my_number.labels, text)
         hits = find_my_numbers(
-            text,
-            LabelIndex(p.my_number.labels, text),
-            p.my_number,
-            header_context=header_kind is Kind.MY_NUMBER,
+            text, my_labels, p.my_number, header_context=header_kind is Kind.MY_NUMBER
         )
+        insured_labels = LabelIndex(p.insured_number.labels, text)
         insured = find_insured_numbers(
-            text,
-            LabelIndex(p.insured_number.labels, text),
-            p.insured_number,
-            header_context=header_kind is Kind.INSURED,
+            text, insured_labels, p.insured_number, header_context=header_kind is Kind.INSURED
         )
         hits += _without_overlaps(insured, hits)
+        birth_labels = LabelIndex(p.birth_date.labels, text)
         births = find_birth_dates(
             text,
-            LabelIndex(p.birth_date.labels, text),
+            birth_labels,
             p.birth_date,
             self.today,
             header_context=header_kind is Kind.BIRTH_DATE,
         )
         hits += births
-        if with_names or births:
+        by_id_type = [find_id_type(text, id_type, header) for id_type in p.id_types]
+        if names == "all" or (names == "cell" and births):
             hits += _without_overlaps(self.names.find(text), hits)
-        for id_type in p.id_types:
-            hits += _without_overlaps(find_id_type(text, id_type, header), hits)
+        elif names != "cell":
+            anchors = [h.start for h in births] if names == "births" else self._anchors(
+                text, hits, by_id_type, (my_labels, insured_labels, birth_labels))
+            hits += _without_overlaps(self._names_near(text, anchors), hits)
+        for found in by_id_type:
+            hits += _without_overlaps(found, hits)
         if self.allow:
             hits = [h for h in hits if not self.allow.allowed(text[h.start : h.end])]
+        return hits
+
+    def _anchors(self, text: str, hits: list[Hit], by_id_type: list[list[Hit]],
+                 labels: tuple[LabelIndex, ...]) -> list[int]:
+        """Where a person record can form: the numbers and birth dates found, the ID-type
+        hits, the keywords and labels of those detectors, the name labels."""
+        starts = [h.start for h in hits]
+        starts += [h.start for found in by_id_type for h in found]
+        starts += [label.start for index in labels for label in index.labels if label.positive]
+        if self._name_anchors is not None:
+            starts += [start for start, _end in self._name_anchors.spans(text)]
+        return starts
+
+    def _names_near(self, text: str, anchors: list[int]) -> list[Hit]:
+        """Names in the paragraphs (the record groups) that hold an anchor position; the
+        analyser never sees the rest."""
+        if not anchors:
+            return []
+        breaks = [m.end() for m in _PARAGRAPH_BREAK.finditer(text)]
+        starts = [0, *breaks]
+        spans: list[list[int]] = []
+        for index in sorted({bisect_right(starts, a) - 1 for a in anchors}):
+            start = starts[index]
+            end = starts[index + 1] if index + 1 < len(starts) else len(text)
+            if spans and spans[-1][1] == start:
+                spans[-1][1] = end  # neighbouring paragraphs: one piece of text
+            else:
+                spans.append([start, end])
+        hits = []
+        for start, end in spans:
+            hits += [dataclasses.replace(h, start=h.start + start, end=h.end + start)
+                     for h in self.names.find(text[start:end])]
         return hits
 
     # -- tables --------------------------------------------------------------
@@ -283,6 +331,11 @@ def _id_codes(findings: list[Finding]) -> int:
 def _tally_only(findings: list[Finding]) -> list[Finding]:
     """No findings, only the omitted tally of ``findings`` (kept when splicing lists)."""
     return FindingList(omitted=omitted_of(findings))
+
+
+def _word_set(words: tuple[str, ...]) -> LabelSet | None:
+    """``words`` (folded) as one case-insensitive search; None when there are none."""
+    return LabelSet.build(sorted({fold(w) for w in words}), []) if words else None
 
 
 def _worth_scanning(text: str) -> bool:

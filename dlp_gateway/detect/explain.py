@@ -89,7 +89,7 @@ class Explainer:
         text = fold(unit.text)
         header = unit.header
         kind = self.engine.classify(header) if header else None
-        hits = self.engine._hits(text, kind, True, header=header)
+        hits = self.engine._hits(text, kind, self.engine.free_text_scope(text), header=header)
         lines = [0, *(m.end() for m in regex.finditer(r"\n", text))]
 
         def location(pos: int) -> str:

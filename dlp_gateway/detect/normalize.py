@@ -18,6 +18,7 @@ import regex
 from dlp_gateway.detect.patterns import LabelSet
 
 _DASHES = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-"})
+_DASH_CHARS = "\u2212\u2010\u2013\u2014\u2015"
 _LONG_VOWEL_BETWEEN_DIGITS = regex.compile(r"(?<=\d)\s?ー\s?(?=\d)")
 
 
@@ -25,7 +26,9 @@ def fold(text: str) -> str:
     """NFKC plus dash folding; may change length (ligatures), so fold before searching."""
     if text.isascii():
         return text
-    text = unicodedata.normalize("NFKC", text).translate(_DASHES)
+    text = unicodedata.normalize("NFKC", text)
+    if any(dash in text for dash in _DASH_CHARS):  # translate() is slow on long text
+        text = text.translate(_DASHES)
     if "ー" in text:
         text = _LONG_VOWEL_BETWEEN_DIGITS.sub("-", text)
     return text
@@ -44,8 +47,8 @@ class LabelIndex:
 
     def __init__(self, labels: LabelSet, text: str):
         self.labels = [
-            Label(m.start(), m.end(), m.group(), labels.is_positive(m.group()))
-            for m in labels.regex.finditer(text)
+            Label(start, end, text[start:end], labels.is_positive(text[start:end]))
+            for start, end in labels.spans(text)
         ]
         self._ends = [label.end for label in self.labels]
 

@@ -118,6 +118,7 @@ SCHEMA: dict[str, dict[str, dict[str, Key]]] = {
             "kanji_variants": OPTIONAL_WORDS,
             "signature_separators": OPTIONAL_WORDS,
             "signature_words": OPTIONAL_WORDS,
+            "anchor_words": OPTIONAL_WORDS,
         },
         "[[examples]]": TEXT_EXAMPLE,
     },

@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from dlp_gateway import metrics
 from dlp_gateway.actions import notify
@@ -37,6 +37,7 @@ from dlp_gateway.actions.encrypt import EncryptError, encrypt_attachments, new_p
 from dlp_gateway.gateway import Gateway
 from dlp_gateway.mail import addresses
 from dlp_gateway.mail.headers import decoded_subject, header_bytes, prepend_headers
+from dlp_gateway.relay.dataread import read_data
 from dlp_gateway.relay.scanpool import ScanOutcome, ScanPool
 from dlp_gateway.relay.upstream import (
     XFORWARD_ATTRIBUTES,
@@ -49,6 +50,7 @@ from dlp_gateway.store.db import is_storage_error
 from dlp_gateway.store.dedupe import message_key
 
 log = logging.getLogger("dlp_gateway.relay")
+_aiosmtpd_log = logging.getLogger("mail.log")  # aiosmtpd's own logger
 
 RELAY_DENIED = "554 5.7.1 Relay access denied"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
@@ -56,7 +58,6 @@ TEMP_FAIL = "451 4.3.0 Temporary internal error, please retry (scan id {scan_id}
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 STORAGE_FULL = "452 4.3.1 Insufficient system storage, please retry later"
 BARE_EOL_REFUSED = "550 5.6.11 Bare CR or LF in message data (see RFC 5321 2.3.8)"
-_BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
 ENCRYPT_FAILED_REASON = "添付ファイルを暗号化できなかったため保留しました"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -110,6 +111,39 @@ class GatewaySMTP(SMTP):
             await super()._handle_client()
         finally:
             self._limiter.release(self)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA (same checks, same answers) with the message read in blocks
+        (``dataread``) instead of line by line. The gateway never decodes DATA."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, state = await read_data(self._reader, self.data_size_limit,
+                                             self.line_length_limit)
+        except asyncio.CancelledError:  # the connection went (aiosmtpd cancels on EOF)
+            _aiosmtpd_log.info("Connection lost during DATA")
+            self._writer.close()
+            raise
+        except asyncio.IncompleteReadError as exc:  # the same, seen by the reader first
+            raise ConnectionResetError("connection lost during DATA") from exc
+        if state != "ok":
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == "too_long"
+                            else "552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's parse of ``<local@domain> params``, with a fast path for the plain
@@ -302,7 +336,7 @@ class RelayHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         scan_id = secrets.token_hex(8)
         raw = envelope.original_content or b""
-        if _BARE_EOL.search(raw):
+        if has_bare_line_ending(raw):
             if self.config.bare_line_endings == "reject":
                 log.warning("scan %s: bare CR or LF in DATA from %r; refused", scan_id,
                             session.peer)
@@ -773,6 +807,13 @@ def _printable(value: str) -> str:
 
 def _client_ip(peer: Any) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+def has_bare_line_ending(raw: bytes) -> bool:
+    """A CR not followed by LF, or an LF not preceded by CR (counted at C speed: a regex
+    with look-arounds over every line of a 20 KB mail cost a third of a millisecond)."""
+    pairs = raw.count(b"\r\n")
+    return raw.count(b"\r") != pairs or raw.count(b"\n") != pairs
 
 
 def normalize_line_endings(raw: bytes) -> bytes:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import resource
 import shutil
 import smtplib
 import socket
@@ -41,6 +43,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from proc_cpu import Sampler, TreeCpu, machine_busy, postfix_role, thread_cpu
 
 REPO = Path(__file__).resolve().parent.parent
 SNIPPETS = REPO / "deploy" / "postfix"
@@ -121,6 +124,10 @@ class Postfix:
     def etc(self) -> Path:
         return self.root / "etc"
 
+    @property
+    def log(self) -> Path:
+        return self.root / "maillog"
+
     def postconf(self, *args: str) -> str:
         return subprocess.run([POSTCONF, "-c", str(self.etc), *args], capture_output=True,
                               text=True, check=True, timeout=30).stdout
@@ -132,6 +139,18 @@ class Postfix:
             log = (self.root / "maillog")
             tail = log.read_text("utf-8", "replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"postfix {' '.join(args)}: {done.stderr}\n{tail}")
+
+    def master_pid(self) -> int:
+        return int((self.root / "queue" / "pid" / "master.pid").read_text().split()[0])
+
+    def roles(self, pid: int) -> str:
+        """Postfix service of a process, the smtpd listeners named by their role."""
+        role = postfix_role(pid)
+        return {f"127.0.0.1:{self.public_port}": "smtpd :public",
+                f"127.0.0.1:{self.reinject_port}": "smtpd :reinject"}.get(role, role)
+
+    def cpu(self) -> TreeCpu:
+        return TreeCpu(self.master_pid, self.roles)
 
     def stop(self) -> None:
         try:
@@ -205,7 +224,8 @@ def wait_port(port: int, timeout: float = 60.0) -> None:
 
 
 # -- the gateway, in its own process as deployed -----------------------------------------
-def start_gateway(root: Path, port: int, upstream_port: int) -> subprocess.Popen:
+def start_gateway(root: Path, port: int, upstream_port: int,
+                  profile: str | None = None) -> subprocess.Popen:
     config = root / "gateway.toml"
     config.write_text("\n".join([
         "[gateway]",
@@ -218,9 +238,11 @@ def start_gateway(root: Path, port: int, upstream_port: int) -> subprocess.Popen
         "",
     ]), "utf-8")
     with (root / "gateway.log").open("wb") as log:
+        # --profile-gateway: cProfile of the serving process (written when it stops)
+        profiler = ["-m", "cProfile", "-o", str(Path(profile).resolve())] if profile else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dlp_gateway.cli", "serve", "--config", str(config),
-             "--log-level", "WARNING"],
+            [sys.executable, *profiler, "-m", "dlp_gateway.cli", "serve", "--config",
+             str(config), "--log-level", "WARNING"],
             cwd=root, stdout=subprocess.DEVNULL, stderr=log,  # the installed package
         )
     wait_port(port, 120)
@@ -233,21 +255,48 @@ class Result:
     rate: float
     median: float
     p99: float
+    cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU ms per mail
+    delays: dict[str, list[float]] = field(default_factory=dict)  # hop -> median a/b/c/d
+
+
+_DELIVERY = re.compile(r"relay=[^ ]*\]:(\d+), .*?delays=([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+),"
+                       r".*status=sent")
+
+
+def delays_by_port(log: Path, offset: int) -> dict[int, list[float]]:
+    """Median Postfix delays=a/b/c/d (seconds) of the sent lines after ``offset``, by the
+    relay's port: a = before the active queue (smtpd, cleanup, incoming), b = in the
+    active queue waiting for a delivery agent, c = connection set-up, d = transmission."""
+    with log.open("rb") as fh:
+        fh.seek(offset)
+        text = fh.read().decode("utf-8", "replace")
+    found: dict[int, list[list[float]]] = {}
+    for m in _DELIVERY.finditer(text):
+        found.setdefault(int(m[1]), []).append([float(x) for x in m.groups()[1:]])
+    return {port: [statistics.median(col) for col in zip(*rows, strict=True)]
+            for port, rows in found.items()}
+
+
+def build_mails(prefix: str, messages: int, clients: int, kb: int) -> dict[str, bytes]:
+    """The same mail for every message but its X-Bench-Id, built before the clock starts."""
+    per_client = max(1, messages // clients)
+    return {f"{prefix}-{n}-{i}": ordinary_mail(f"{prefix}-{n}-{i}", kb)
+            for n in range(clients) for i in range(per_client)}
 
 
 def run_load(port: int, sink: ArrivalSink, prefix: str, messages: int, clients: int,
-             kb: int) -> Result:
+             kb: int, mails: dict[str, bytes] | None = None) -> Result:
     per_client = max(1, messages // clients)
     started: dict[str, float] = {}
     lock = threading.Lock()
+    mails = mails or build_mails(prefix, messages, clients, kb)
 
     def client(n: int) -> None:
         with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
             for i in range(per_client):
                 tag = f"{prefix}-{n}-{i}"
-                raw = ordinary_mail(tag, kb)
                 t0 = time.perf_counter()
-                smtp.sendmail(SENDER, [RECIPIENT], raw)
+                smtp.sendmail(SENDER, [RECIPIENT], mails[tag])
                 with lock:
                     started[tag] = t0
 
@@ -262,17 +311,93 @@ def run_load(port: int, sink: ArrivalSink, prefix: str, messages: int, clients: 
     return Result(len(tags) / elapsed, statistics.median(latencies), p99)
 
 
+def measured(pf: Postfix, sink: ArrivalSink, prefix: str, args: argparse.Namespace,
+             groups: dict[str, TreeCpu], hops: dict[int, str]) -> Result:
+    """run_load, with the CPU per mail of each process group (and role within Postfix)
+    and the median Postfix delays of each hop (``hops``: relay port -> name)."""
+    port = pf.public_port
+    mails = build_mails(prefix, args.messages, args.clients, args.kb)
+    log_offset = pf.log.stat().st_size if pf.log.exists() else 0
+    gw_pid = groups["gateway"].root() if "gateway" in groups else None
+    threads0 = thread_cpu(gw_pid) if gw_pid else {}
+    busy0, self0 = machine_busy(), resource.getrusage(resource.RUSAGE_SELF)
+    wall0 = time.perf_counter()
+    with Sampler(list(groups.values())):
+        result = run_load(port, sink, prefix, args.messages, args.clients, args.kb, mails)
+    self1, busy1 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
+    wall = time.perf_counter() - wall0
+    n = args.messages // args.clients * args.clients
+    cpu: dict[str, float] = {}
+    for group, tree_cpu in groups.items():
+        total, by_role = tree_cpu.stop()
+        if os.environ.get("BENCH_DEBUG"):
+            print("   ", group, tree_cpu.processes())
+        for role, seconds in by_role.items():
+            cpu[f"{group} {role}"] = seconds * 1000 / n
+        cpu[f"{group} total"] = total * 1000 / n
+    harness = (self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime)
+    cpu["bench clients + sink"] = harness * 1000 / n
+    ours = sum(v for k, v in cpu.items() if k.endswith(" total")) + cpu["bench clients + sink"]
+    cpu["machine busy"] = (busy1 - busy0) * 1000 / n
+    cpu["other processes"] = cpu["machine busy"] - ours
+    if gw_pid:  # the gateway process by thread (event loop, inline scan, upstream, ...)
+        for name, seconds in thread_cpu(gw_pid).items():
+            cpu[f"gateway thread {name}"] = (seconds - threads0.get(name, 0.0)) * 1000 / n
+    cpu["cpus busy"] = (busy1 - busy0) / wall  # not per mail: how loaded the machine was
+    result.cpu = cpu
+    time.sleep(0.5)  # Postfix logs a delivery just after the sink answered it
+    found = delays_by_port(pf.log, log_offset)
+    result.delays = {name: found[p] for p, name in hops.items() if p in found}
+    return result
+
+
 def show(name: str, r: Result) -> None:
     print(f"  {name:26} {r.rate:7.1f} msg/s   median {r.median * 1000:7.1f} ms   "
           f"p99 {r.p99 * 1000:7.1f} ms", flush=True)
 
 
+def show_cpu(title: str, base: dict[str, float], gw: dict[str, float]) -> None:
+    """CPU ms per mail, by process group and Postfix service, both chains side by side."""
+    print(f"  {title:34} {'alone':>7} {'gateway':>8}")
+    order = ["postfix smtpd :public", "postfix cleanup", "postfix qmgr", "postfix rewrite",
+             "postfix dlpscan", "postfix smtpd :reinject", "postfix dlpcleanup",
+             "postfix smtp"]
+    rest = sorted(k for k in {*base, *gw} if k.startswith("postfix ") and k not in order
+                  and not k.endswith(" total"))
+    threads = sorted(k for k in gw if k.startswith("gateway thread "))
+    for key in [*order, *rest, "postfix total", "gateway gateway", *threads,
+                "gateway scan workers", "gateway exited", "gateway total",
+                "bench clients + sink", "other processes", "machine busy", "cpus busy"]:
+        a, g = base.get(key), gw.get(key)
+        if (a or 0) < 0.005 and (g or 0) < 0.005:
+            continue
+        cell = [f"{v:7.2f}" if v is not None else "      -" for v in (a, g)]
+        print(f"    {key:32} {cell[0]} {cell[1]:>8}")
+
+
+def show_delays(results: list[Result]) -> None:
+    print(f"  Postfix delays, median s{'':12} {'a':>6} {'b':>6} {'c':>6} {'d':>6}")
+    for r in results:
+        for hop, (a, b, c, d) in r.delays.items():
+            print(f"    {hop:32} {a:6.2f} {b:6.2f} {c:6.2f} {d:6.2f}")
+
+
+def median_cpu(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = {k for run in runs for k in run}
+    return {k: statistics.median(run.get(k, 0.0) for run in runs) for k in keys}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--kb", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warm-up", type=int, default=100)
+    parser.add_argument("--profile-gateway", metavar="FILE",
+                        help="run the gateway under cProfile, stats to FILE (pstats)")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy both maillogs and the "
+                        "gateway's log here at the end")
     args = parser.parse_args()
     reason = skip_reason()
     if reason:
@@ -286,30 +411,55 @@ def main() -> None:
     alone = start_postfix(sink_ctl.port, None)
     filtered = start_postfix(sink_ctl.port, gateway_port)
     gw_root = Path(tempfile.mkdtemp(prefix="dlp-gw-bench-"))
-    gateway = start_gateway(gw_root, gateway_port, filtered.reinject_port)
-    ratios = []
+    gateway = start_gateway(gw_root, gateway_port, filtered.reinject_port,
+                            args.profile_gateway)
+    gw_pid = gateway.pid
+    gw_cpu = TreeCpu(lambda: gw_pid, lambda pid: "gateway" if pid == gw_pid else "scan workers")
+    alone_hops = {sink_ctl.port: "alone: -> sink"}
+    chain_hops = {gateway_port: "chain: -> gateway (dlpscan)",
+                  sink_ctl.port: "chain: reinjected -> sink"}
+    ratios: list[float] = []
+    cpus: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
     try:
-        run_load(alone.public_port, sink, "warm-a", 20, args.clients, args.kb)
-        run_load(filtered.public_port, sink, "warm-g", 20, args.clients, args.kb)
+        run_load(alone.public_port, sink, "warm-a", args.warm_up, args.clients, args.kb)
+        run_load(filtered.public_port, sink, "warm-g", args.warm_up, args.clients, args.kb)
         print(f"{args.messages} mails of {args.kb} KB per chain per round, "
-              f"{args.clients} clients, cpus: {os.cpu_count()}")
+              f"{args.clients} clients, cpus: {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
         for n in range(args.rounds):
-            base = run_load(alone.public_port, sink, f"a{n}", args.messages, args.clients,
-                            args.kb)
-            gw = run_load(filtered.public_port, sink, f"g{n}", args.messages, args.clients,
-                          args.kb)
-            print(f"round {n + 1}: ratio {gw.rate / base.rate:.2f}")
+            runs = {
+                "alone": lambda n=n: measured(alone, sink, f"a{n}", args,
+                                              {"postfix": alone.cpu()}, alone_hops),
+                "gateway": lambda n=n: measured(filtered, sink, f"g{n}", args,
+                                                {"postfix": filtered.cpu(), "gateway": gw_cpu},
+                                                chain_hops),
+            }
+            order = ["alone", "gateway"] if n % 2 == 0 else ["gateway", "alone"]
+            done = {name: runs[name]() for name in order}  # each chain first in turn
+            base, gw = done["alone"], done["gateway"]
+            print(f"round {n + 1} ({order[0]} first): ratio {gw.rate / base.rate:.2f}")
             show("Postfix alone", base)
             show("Postfix + dlp-gateway", gw)
+            show_cpu("CPU ms per mail", base.cpu, gw.cpu)
+            show_delays([base, gw])
             ratios.append(gw.rate / base.rate)
+            cpus[0].append(base.cpu)
+            cpus[1].append(gw.cpu)
         print(f"throughput ratio (median of {len(ratios)}): {statistics.median(ratios):.2f}"
-              " (target >= 0.6 for 2 KB mail)")
+              f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.6 for 2 KB)")
+        show_cpu("CPU ms per mail, median of rounds", median_cpu(cpus[0]), median_cpu(cpus[1]))
     finally:
         gateway.terminate()
         try:
             gateway.wait(30)
         except subprocess.TimeoutExpired:
             gateway.kill()
+        if args.keep_logs:
+            keep = Path(args.keep_logs)
+            keep.mkdir(parents=True, exist_ok=True)
+            for name, pf in (("alone", alone), ("gateway-chain", filtered)):
+                if pf.log.exists():
+                    shutil.copy(pf.log, keep / f"maillog.{name}")
+            shutil.copy(gw_root / "gateway.log", keep / "gateway.log")
         alone.stop()
         filtered.stop()
         sink_ctl.stop()

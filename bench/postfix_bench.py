@@ -43,7 +43,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from proc_cpu import Sampler, TreeCpu, machine_busy, postfix_role, thread_cpu
+from proc_cpu import Sampler, TreeCpu, machine_busy, postfix_role
 
 REPO = Path(__file__).resolve().parent.parent
 SNIPPETS = REPO / "deploy" / "postfix"
@@ -318,8 +318,6 @@ def measured(pf: Postfix, sink: ArrivalSink, prefix: str, args: argparse.Namespa
     port = pf.public_port
     mails = build_mails(prefix, args.messages, args.clients, args.kb)
     log_offset = pf.log.stat().st_size if pf.log.exists() else 0
-    gw_pid = groups["gateway"].root() if "gateway" in groups else None
-    threads0 = thread_cpu(gw_pid) if gw_pid else {}
     busy0, self0 = machine_busy(), resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
     with Sampler(list(groups.values())):
@@ -340,9 +338,6 @@ def measured(pf: Postfix, sink: ArrivalSink, prefix: str, args: argparse.Namespa
     ours = sum(v for k, v in cpu.items() if k.endswith(" total")) + cpu["bench clients + sink"]
     cpu["machine busy"] = (busy1 - busy0) * 1000 / n
     cpu["other processes"] = cpu["machine busy"] - ours
-    if gw_pid:  # the gateway process by thread (event loop, inline scan, upstream, ...)
-        for name, seconds in thread_cpu(gw_pid).items():
-            cpu[f"gateway thread {name}"] = (seconds - threads0.get(name, 0.0)) * 1000 / n
     cpu["cpus busy"] = (busy1 - busy0) / wall  # not per mail: how loaded the machine was
     result.cpu = cpu
     time.sleep(0.5)  # Postfix logs a delivery just after the sink answered it
@@ -364,8 +359,7 @@ def show_cpu(title: str, base: dict[str, float], gw: dict[str, float]) -> None:
              "postfix smtp"]
     rest = sorted(k for k in {*base, *gw} if k.startswith("postfix ") and k not in order
                   and not k.endswith(" total"))
-    threads = sorted(k for k in gw if k.startswith("gateway thread "))
-    for key in [*order, *rest, "postfix total", "gateway gateway", *threads,
+    for key in [*order, *rest, "postfix total", "gateway gateway",
                 "gateway scan workers", "gateway exited", "gateway total",
                 "bench clients + sink", "other processes", "machine busy", "cpus busy"]:
         a, g = base.get(key), gw.get(key)

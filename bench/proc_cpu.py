@@ -149,21 +149,3 @@ class Sampler:
         self._stop.set()
         self._thread.join()
 
-
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user+system) of a process's live threads, summed by thread name
-    (a number at the end dropped: ``asyncio_3`` counts as ``asyncio``)."""
-    found: dict[str, float] = defaultdict(float)
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return {}
-    for tid in tasks:
-        try:
-            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")].rstrip("0123456789_")
-        fields = text[text.rindex(")") + 2:].split()
-        found[name or "?"] += (int(fields[11]) + int(fields[12])) / TICK
-    return dict(found)

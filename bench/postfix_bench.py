@@ -351,22 +351,26 @@ def show(name: str, r: Result) -> None:
           f"p99 {r.p99 * 1000:7.1f} ms", flush=True)
 
 
-def show_cpu(title: str, base: dict[str, float], gw: dict[str, float]) -> None:
-    """CPU ms per mail, by process group and Postfix service, both chains side by side."""
-    print(f"  {title:34} {'alone':>7} {'gateway':>8}")
+COLUMNS = {"alone": "alone", "gateway": "gateway", "bare": "bare"}
+
+
+def show_cpu(title: str, runs: dict[str, dict[str, float]]) -> None:
+    """CPU ms per mail, by process group and Postfix service, the chains side by side."""
+    print(f"  {title:34}" + "".join(f" {COLUMNS[c]:>8}" for c in runs))
     order = ["postfix smtpd :public", "postfix cleanup", "postfix qmgr", "postfix rewrite",
              "postfix dlpscan", "postfix smtpd :reinject", "postfix dlpcleanup",
              "postfix smtp"]
-    rest = sorted(k for k in {*base, *gw} if k.startswith("postfix ") and k not in order
+    keys = {k for cpu in runs.values() for k in cpu}
+    rest = sorted(k for k in keys if k.startswith("postfix ") and k not in order
                   and not k.endswith(" total"))
-    for key in [*order, *rest, "postfix total", "gateway gateway",
-                "gateway scan workers", "gateway exited", "gateway total",
-                "bench clients + sink", "other processes", "machine busy", "cpus busy"]:
-        a, g = base.get(key), gw.get(key)
-        if (a or 0) < 0.005 and (g or 0) < 0.005:
+    for key in [*order, *rest, "postfix total", "gateway gateway", "gateway scan workers",
+                "gateway exited", "gateway total", "relay total", "bench clients + sink",
+                "other processes", "machine busy", "cpus busy"]:
+        values = [cpu.get(key) for cpu in runs.values()]
+        if all((v or 0) < 0.005 for v in values):
             continue
-        cell = [f"{v:7.2f}" if v is not None else "      -" for v in (a, g)]
-        print(f"    {key:32} {cell[0]} {cell[1]:>8}")
+        cells = "".join(f" {v:8.2f}" if v is not None else "        -" for v in values)
+        print(f"    {key:32}{cells}")
 
 
 def show_delays(results: list[Result]) -> None:
@@ -381,6 +385,68 @@ def median_cpu(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(run.get(k, 0.0) for run in runs) for k in keys}
 
 
+def ours(cpu: dict[str, float]) -> float:
+    """CPU ms per mail of the chain's own processes (Postfix, filter, clients + sink)."""
+    return sum(v for k, v in cpu.items() if k.endswith(" total")) + cpu["bench clients + sink"]
+
+
+def ceiling(alone: dict[str, float], chain: dict[str, float]) -> float:
+    """The ratio with a filter that costs no CPU at all, on a machine where CPU is what
+    runs out: the alone chain's CPU per mail over the filtered chain's without the filter."""
+    return ours(alone) / (chain["postfix total"] + chain["bench clients + sink"])
+
+
+# -- the bare relay: the floor of any Python after-queue filter -----------------------------
+class BareRelay:
+    """aiosmtpd in, the gateway's own reused upstream connections out (SmtpUpstream, in a
+    thread as the gateway does), 250 after the upstream's 250; no scan, no database."""
+
+    def __init__(self, upstream_port: int):
+        from dlp_gateway.relay.upstream import SmtpUpstream
+
+        self.upstream = SmtpUpstream("127.0.0.1", upstream_port, max_idle=10)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        import asyncio
+
+        await asyncio.to_thread(self.upstream.deliver, envelope.mail_from,
+                                list(envelope.rcpt_tos), envelope.original_content)
+        return "250 2.0.0 OK"
+
+
+def serve_bare(port: int, upstream_port: int) -> None:
+    """``--serve-bare PORT UPSTREAM``: the bare relay as a process of its own."""
+    relay = Controller(BareRelay(upstream_port), hostname="127.0.0.1", port=port)
+    relay.start()
+    threading.Event().wait()
+
+
+def start_bare(root: Path, port: int, upstream_port: int) -> subprocess.Popen:
+    with (root / "bare.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(port),
+                                 str(upstream_port)], stdout=subprocess.DEVNULL, stderr=log)
+    wait_port(port, 60)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@dataclass
+class Chain:
+    name: str
+    title: str
+    postfix: Postfix
+    groups: dict[str, TreeCpu]
+    hops: dict[int, str]
+    results: list[Result] = field(default_factory=list)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
@@ -388,11 +454,17 @@ def main() -> None:
     parser.add_argument("--kb", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm-up", type=int, default=100)
+    parser.add_argument("--no-bare", action="store_true",
+                        help="leave out the chain through a bare Python relay")
     parser.add_argument("--profile-gateway", metavar="FILE",
                         help="run the gateway under cProfile, stats to FILE (pstats)")
-    parser.add_argument("--keep-logs", metavar="DIR", help="copy both maillogs and the "
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy the maillogs and the "
                         "gateway's log here at the end")
+    parser.add_argument("--serve-bare", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(*args.serve_bare)
+        return
     reason = skip_reason()
     if reason:
         print(f"postfix bench skipped: {reason}")
@@ -401,63 +473,86 @@ def main() -> None:
     sink = ArrivalSink()
     sink_ctl = Controller(sink, hostname="127.0.0.1", port=free_port())
     sink_ctl.start()
-    gateway_port = free_port()
-    alone = start_postfix(sink_ctl.port, None)
-    filtered = start_postfix(sink_ctl.port, gateway_port)
     gw_root = Path(tempfile.mkdtemp(prefix="dlp-gw-bench-"))
-    gateway = start_gateway(gw_root, gateway_port, filtered.reinject_port,
-                            args.profile_gateway)
-    gw_pid = gateway.pid
-    gw_cpu = TreeCpu(lambda: gw_pid, lambda pid: "gateway" if pid == gw_pid else "scan workers")
-    alone_hops = {sink_ctl.port: "alone: -> sink"}
-    chain_hops = {gateway_port: "chain: -> gateway (dlpscan)",
-                  sink_ctl.port: "chain: reinjected -> sink"}
-    ratios: list[float] = []
-    cpus: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
+    processes: list[subprocess.Popen] = []
+    chains: list[Chain] = []
     try:
-        run_load(alone.public_port, sink, "warm-a", args.warm_up, args.clients, args.kb)
-        run_load(filtered.public_port, sink, "warm-g", args.warm_up, args.clients, args.kb)
-        print(f"{args.messages} mails of {args.kb} KB per chain per round, "
-              f"{args.clients} clients, cpus: {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
-        for n in range(args.rounds):
-            runs = {
-                "alone": lambda n=n: measured(alone, sink, f"a{n}", args,
-                                              {"postfix": alone.cpu()}, alone_hops),
-                "gateway": lambda n=n: measured(filtered, sink, f"g{n}", args,
-                                                {"postfix": filtered.cpu(), "gateway": gw_cpu},
-                                                chain_hops),
-            }
-            order = ["alone", "gateway"] if n % 2 == 0 else ["gateway", "alone"]
-            done = {name: runs[name]() for name in order}  # each chain first in turn
-            base, gw = done["alone"], done["gateway"]
-            print(f"round {n + 1} ({order[0]} first): ratio {gw.rate / base.rate:.2f}")
-            show("Postfix alone", base)
-            show("Postfix + dlp-gateway", gw)
-            show_cpu("CPU ms per mail", base.cpu, gw.cpu)
-            show_delays([base, gw])
-            ratios.append(gw.rate / base.rate)
-            cpus[0].append(base.cpu)
-            cpus[1].append(gw.cpu)
-        print(f"throughput ratio (median of {len(ratios)}): {statistics.median(ratios):.2f}"
-              f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.6 for 2 KB)")
-        show_cpu("CPU ms per mail, median of rounds", median_cpu(cpus[0]), median_cpu(cpus[1]))
+        alone = start_postfix(sink_ctl.port, None)
+        chains.append(Chain("alone", "Postfix alone", alone, {"postfix": alone.cpu()},
+                            {sink_ctl.port: "alone: -> sink"}))
+        port = free_port()
+        filtered = start_postfix(sink_ctl.port, port)
+        gateway = start_gateway(gw_root, port, filtered.reinject_port, args.profile_gateway)
+        processes.append(gateway)
+        gw_pid = gateway.pid
+        gw_cpu = TreeCpu(lambda: gw_pid,
+                         lambda pid: "gateway" if pid == gw_pid else "scan workers")
+        chains.append(Chain("gateway", "Postfix + dlp-gateway", filtered,
+                            {"postfix": filtered.cpu(), "gateway": gw_cpu},
+                            {port: "gateway: -> gateway (dlpscan)",
+                             sink_ctl.port: "gateway: reinjected -> sink"}))
+        if not args.no_bare:
+            port = free_port()
+            bare_pf = start_postfix(sink_ctl.port, port)
+            bare = start_bare(gw_root, port, bare_pf.reinject_port)
+            processes.append(bare)
+            bare_pid = bare.pid
+            chains.append(Chain("bare", "Postfix + bare relay", bare_pf,
+                                {"postfix": bare_pf.cpu(),
+                                 "relay": TreeCpu(lambda: bare_pid, lambda _pid: "relay")},
+                                {port: "bare: -> relay (dlpscan)",
+                                 sink_ctl.port: "bare: reinjected -> sink"}))
+        run_rounds(chains, sink, args)
     finally:
-        gateway.terminate()
-        try:
-            gateway.wait(30)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
+        for proc in processes:
+            stop_process(proc)
         if args.keep_logs:
             keep = Path(args.keep_logs)
             keep.mkdir(parents=True, exist_ok=True)
-            for name, pf in (("alone", alone), ("gateway-chain", filtered)):
-                if pf.log.exists():
-                    shutil.copy(pf.log, keep / f"maillog.{name}")
-            shutil.copy(gw_root / "gateway.log", keep / "gateway.log")
-        alone.stop()
-        filtered.stop()
+            for chain in chains:
+                if chain.postfix.log.exists():
+                    shutil.copy(chain.postfix.log, keep / f"maillog.{chain.name}")
+            if (gw_root / "gateway.log").exists():
+                shutil.copy(gw_root / "gateway.log", keep / "gateway.log")
+        for chain in chains:
+            chain.postfix.stop()
         sink_ctl.stop()
         shutil.rmtree(gw_root, ignore_errors=True)
+
+
+def run_rounds(chains: list[Chain], sink: ArrivalSink, args: argparse.Namespace) -> None:
+    """Each round runs every chain once with the same load, each chain first in turn."""
+    for chain in chains:
+        run_load(chain.postfix.public_port, sink, f"warm-{chain.name}", args.warm_up,
+                 args.clients, args.kb)
+    print(f"{args.messages} mails of {args.kb} KB per chain per round, "
+          f"{args.clients} clients, cpus: {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+    for n in range(args.rounds):
+        order = chains[n % len(chains):] + chains[:n % len(chains)]
+        for chain in order:
+            chain.results.append(measured(chain.postfix, sink, f"{chain.name}{n}", args,
+                                          chain.groups, chain.hops))
+        base = chains[0].results[-1]
+        print(f"round {n + 1} ({order[0].name} first): " + ", ".join(
+            f"{c.name} ratio {c.results[-1].rate / base.rate:.2f}" for c in chains[1:]))
+        for chain in chains:
+            show(chain.title, chain.results[-1])
+        show_cpu("CPU ms per mail", {c.name: c.results[-1].cpu for c in chains})
+        show_delays([c.results[-1] for c in chains])
+    alone = chains[0]
+    for chain in chains[1:]:
+        ratios = [c.rate / a.rate for c, a in zip(chain.results, alone.results, strict=True)]
+        cpu_ratios = [ours(a.cpu) / ours(c.cpu)
+                      for c, a in zip(chain.results, alone.results, strict=True)]
+        ceilings = [ceiling(a.cpu, c.cpu)
+                    for c, a in zip(chain.results, alone.results, strict=True)]
+        print(f"{chain.title}: throughput ratio (median of {len(ratios)}) "
+              f"{statistics.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)}"
+              f"); CPU ratio {statistics.median(cpu_ratios):.2f}; ceiling with a filter of "
+              f"zero CPU {statistics.median(ceilings):.2f}")
+    print("(target: gateway >= 0.6 for 2 KB mail)")
+    show_cpu("CPU ms per mail, median of rounds",
+             {c.name: median_cpu([r.cpu for r in c.results]) for c in chains})
 
 
 if __name__ == "__main__":

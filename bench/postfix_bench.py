@@ -1,24 +1,39 @@
 """Throughput behind a real Postfix: Postfix alone vs Postfix -> dlp-gateway -> Postfix.
 
-Two private Postfix instances (own config, queue and data directories under a temp dir,
+Private Postfix instances (own config, queue and data directories under a temp dir,
 `postfix -c DIR`, OS-chosen loopback ports; the system Postfix is never touched) relay to
 one aiosmtpd sink on loopback:
 
     alone:    clients -> Postfix A :PUB -> sink
     gateway:  clients -> Postfix B :PUB -> dlpscan -> dlp-gateway (serve, own process)
                                   -> Postfix B :REINJECT -> sink
+    bare:     clients -> Postfix C :PUB -> dlpscan -> bare Python relay (own process)
+                                  -> Postfix C :REINJECT -> sink
 
-Postfix B gets deploy/postfix/*.snippet appended as written (only the ports are moved);
-both use Postfix's default timers. Each round sends the same ordinary mail (2 KB by
-default) from several clients to each chain in turn and measures, per message, the time
-from the start of the client's submission to the message's arrival at the sink, and the
-chain's throughput (messages / time from the first submission to the last arrival).
-Prints messages/s, median and p99 latency and the ratio per round, then the median ratio.
+Postfix B and C get deploy/postfix/*.snippet appended as written (only the ports are
+moved); all use Postfix's default timers. The bare relay (--no-bare leaves it out) is the
+floor of any Python after-queue filter: aiosmtpd in, the gateway's reused upstream
+connections out, no scan, no database. Each round sends the same ordinary mail (2 KB by
+default) from the same clients to each chain, in ``--slices`` turns (the chains take turns,
+so a change of the machine's load hits all of them; each round another chain goes first)
+and measures, per message, the time from the start of the client's submission to its
+arrival at the sink, and the chain's throughput (messages / time from the first
+submission to the last arrival, summed over the slices).
+
+Per round it prints messages/s, median and p99 latency and the ratio to Postfix alone;
+the CPU milliseconds per mail of every Postfix service (from /proc: each process's own
+time, "exited" for processes that ended meanwhile), of the gateway and its scan
+workers, of the bench's own clients and sink, and of everything else on the machine;
+and the median Postfix delays=a/b/c/d of each hop (b: waiting in the active queue for
+a delivery agent). At the end: the median ratio, the CPU ratio (the chains' own CPU per
+mail, which is what decides throughput where the CPU runs out) and the ceiling with a
+filter that costs no CPU at all.
 
 Needs root and Debian's postfix (`make postfix`); otherwise it says why and exits 0.
 A script, not a test:
 
-    .venv/bin/python bench/postfix_bench.py [--messages 200] [--clients 4] [--kb 2] [--rounds 3]
+    .venv/bin/python bench/postfix_bench.py [--messages 1200] [--slices 3] [--clients 4]
+        [--kb 2] [--rounds 3] [--no-bare] [--keep-logs DIR] [--profile-gateway FILE]
 """
 
 from __future__ import annotations
@@ -257,6 +272,25 @@ class Result:
     p99: float
     cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU ms per mail
     delays: dict[str, list[float]] = field(default_factory=dict)  # hop -> median a/b/c/d
+    mails: int = 0
+    seconds: float = 0.0  # first submission to last arrival
+    latencies: list[float] = field(default_factory=list)
+
+
+def combined(parts: list[Result]) -> Result:
+    """One chain's slices of a round as one result: mails over the summed time, the
+    latencies together, CPU per mail and Postfix delays averaged over the slices."""
+    latencies = sorted(x for p in parts for x in p.latencies)
+    mails, seconds = sum(p.mails for p in parts), sum(p.seconds for p in parts)
+    keys = {k for p in parts for k in p.cpu}
+    cpu = {k: statistics.fmean(p.cpu.get(k, 0.0) for p in parts) for k in keys}
+    hops = {h for p in parts for h in p.delays}
+    delays = {h: [statistics.fmean(col) for col in zip(*(p.delays[h] for p in parts
+                                                          if h in p.delays), strict=True)]
+              for h in hops}
+    return Result(mails / seconds, statistics.median(latencies),
+                  latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], cpu, delays,
+                  mails, seconds, latencies)
 
 
 _DELIVERY = re.compile(r"relay=[^ ]*\]:(\d+), .*?delays=([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+),"
@@ -308,23 +342,24 @@ def run_load(port: int, sink: ArrivalSink, prefix: str, messages: int, clients: 
     latencies = sorted(a - started[t] for t, a in zip(tags, arrivals, strict=True))
     elapsed = max(arrivals) - first
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Result(len(tags) / elapsed, statistics.median(latencies), p99)
+    return Result(len(tags) / elapsed, statistics.median(latencies), p99, mails=len(tags),
+                  seconds=elapsed, latencies=latencies)
 
 
 def measured(pf: Postfix, sink: ArrivalSink, prefix: str, args: argparse.Namespace,
-             groups: dict[str, TreeCpu], hops: dict[int, str]) -> Result:
+             groups: dict[str, TreeCpu], hops: dict[int, str], messages: int) -> Result:
     """run_load, with the CPU per mail of each process group (and role within Postfix)
     and the median Postfix delays of each hop (``hops``: relay port -> name)."""
     port = pf.public_port
-    mails = build_mails(prefix, args.messages, args.clients, args.kb)
+    mails = build_mails(prefix, messages, args.clients, args.kb)
     log_offset = pf.log.stat().st_size if pf.log.exists() else 0
     busy0, self0 = machine_busy(), resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
     with Sampler(list(groups.values())):
-        result = run_load(port, sink, prefix, args.messages, args.clients, args.kb, mails)
+        result = run_load(port, sink, prefix, messages, args.clients, args.kb, mails)
     self1, busy1 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
     wall = time.perf_counter() - wall0
-    n = args.messages // args.clients * args.clients
+    n = len(mails)
     cpu: dict[str, float] = {}
     for group, tree_cpu in groups.items():
         total, by_role = tree_cpu.stop()
@@ -449,7 +484,9 @@ class Chain:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=1200)
+    parser.add_argument("--slices", type=int, default=3,
+                        help="each round runs the chains in turn this many times")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--kb", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
@@ -525,13 +562,19 @@ def run_rounds(chains: list[Chain], sink: ArrivalSink, args: argparse.Namespace)
     for chain in chains:
         run_load(chain.postfix.public_port, sink, f"warm-{chain.name}", args.warm_up,
                  args.clients, args.kb)
-    print(f"{args.messages} mails of {args.kb} KB per chain per round, "
-          f"{args.clients} clients, cpus: {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+    print(f"{args.messages} mails of {args.kb} KB per chain per round in {args.slices} "
+          f"slices, {args.clients} clients, cpus: {os.cpu_count()}, "
+          f"load {os.getloadavg()[0]:.1f}")
+    per_slice = max(args.clients, args.messages // args.slices)
     for n in range(args.rounds):
         order = chains[n % len(chains):] + chains[:n % len(chains)]
-        for chain in order:
-            chain.results.append(measured(chain.postfix, sink, f"{chain.name}{n}", args,
-                                          chain.groups, chain.hops))
+        parts: dict[str, list[Result]] = {c.name: [] for c in chains}
+        for k in range(args.slices):  # the chains take turns: a load change hits all
+            for chain in order:
+                parts[chain.name].append(measured(chain.postfix, sink, f"{chain.name}{n}.{k}",
+                                                  args, chain.groups, chain.hops, per_slice))
+        for chain in chains:
+            chain.results.append(combined(parts[chain.name]))
         base = chains[0].results[-1]
         print(f"round {n + 1} ({order[0].name} first): " + ", ".join(
             f"{c.name} ratio {c.results[-1].rate / base.rate:.2f}" for c in chains[1:]))

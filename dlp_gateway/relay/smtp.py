@@ -231,6 +231,10 @@ class RelayHandler:
         offered = self.xforward_offer(session.peer)
         if offered:
             responses.insert(-1, "250-XFORWARD " + " ".join(offered))
+        # RFC 2920: aiosmtpd reads and answers one command at a time, in order, so a
+        # client may send XFORWARD..DATA in one write (Postfix does: one round trip per
+        # mail instead of five; bench/postfix_bench.py).
+        responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(

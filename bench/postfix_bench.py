@@ -34,6 +34,11 @@ A script, not a test:
 
     .venv/bin/python bench/postfix_bench.py [--messages 1200] [--slices 3] [--clients 4]
         [--kb 2] [--rounds 3] [--no-bare] [--keep-logs DIR] [--profile-gateway FILE]
+        [--compare-snippets DIR] [--compare-pythonpath DIR]
+
+With --compare-snippets (e.g. the snippets of an earlier commit: `git show
+REV:deploy/postfix/master.cf.snippet > DIR/master.cf.snippet`, same for main.cf) and/or
+--compare-pythonpath (another checkout's root), a fourth chain runs in the same rounds.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ SENDER = "staff@city.example.lg.jp"
 RECIPIENT = "partner@example.com"
 SNIPPET_REINJECT = "127.0.0.1:10026"
 SNIPPET_FILTER = "[127.0.0.1]:10025"
+STARTED: list[Postfix] = []
 
 
 def free_port() -> int:
@@ -175,11 +181,12 @@ class Postfix:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_postfix(sink_port: int, gateway_port: int | None) -> Postfix:
+def start_postfix(sink_port: int, gateway_port: int | None, snippets: Path = SNIPPETS) -> Postfix:
     """Defaults everywhere except paths and ports; with ``gateway_port`` the snippets."""
     root = Path(tempfile.mkdtemp(prefix="dlp-postfix-bench-"))
     root.chmod(0o755)
     pf = Postfix(root)
+    STARTED.append(pf)  # stopped at the end whatever happens after this
     for sub in ("etc", "queue", "data"):
         (root / sub).mkdir()
     shutil.chown(root / "data", "postfix")
@@ -206,9 +213,9 @@ def start_postfix(sink_port: int, gateway_port: int | None) -> Postfix:
     pf.postconf("-F", "*/*/chroot = n")
     if gateway_port is not None:
         with (pf.etc / "main.cf").open("a", encoding="utf-8") as fh:
-            fh.write("\n" + (SNIPPETS / "main.cf.snippet").read_text("utf-8"))
+            fh.write("\n" + (snippets / "main.cf.snippet").read_text("utf-8"))
         with (pf.etc / "master.cf").open("a", encoding="utf-8") as fh:
-            fh.write("\n" + (SNIPPETS / "master.cf.snippet").read_text("utf-8"))
+            fh.write("\n" + (snippets / "master.cf.snippet").read_text("utf-8"))
         value = pf.postconf("-h", "content_filter").strip()
         pf.postconf("-e", "content_filter=" + value.replace(SNIPPET_FILTER,
                                                             f"[127.0.0.1]:{gateway_port}"))
@@ -240,7 +247,10 @@ def wait_port(port: int, timeout: float = 60.0) -> None:
 
 # -- the gateway, in its own process as deployed -----------------------------------------
 def start_gateway(root: Path, port: int, upstream_port: int,
-                  profile: str | None = None) -> subprocess.Popen:
+                  profile: str | None = None, pythonpath: str | None = None
+                  ) -> subprocess.Popen:
+    """``dlp-gateway serve``, the installed package (run in the temp dir), or the tree
+    that ``pythonpath`` names (to compare two versions of the gateway)."""
     config = root / "gateway.toml"
     config.write_text("\n".join([
         "[gateway]",
@@ -255,10 +265,12 @@ def start_gateway(root: Path, port: int, upstream_port: int,
     with (root / "gateway.log").open("wb") as log:
         # --profile-gateway: cProfile of the serving process (written when it stops)
         profiler = ["-m", "cProfile", "-o", str(Path(profile).resolve())] if profile else []
+        env = dict(os.environ, PYTHONPATH=str(Path(pythonpath).resolve())) if pythonpath \
+            else None
         proc = subprocess.Popen(
             [sys.executable, *profiler, "-m", "dlp_gateway.cli", "serve", "--config",
              str(config), "--log-level", "WARNING"],
-            cwd=root, stdout=subprocess.DEVNULL, stderr=log,  # the installed package
+            cwd=root, stdout=subprocess.DEVNULL, stderr=log, env=env,
         )
     wait_port(port, 120)
     return proc
@@ -386,7 +398,7 @@ def show(name: str, r: Result) -> None:
           f"p99 {r.p99 * 1000:7.1f} ms", flush=True)
 
 
-COLUMNS = {"alone": "alone", "gateway": "gateway", "bare": "bare"}
+COLUMNS = {"alone": "alone", "gateway": "gateway", "bare": "bare", "compare": "compared"}
 
 
 def show_cpu(title: str, runs: dict[str, dict[str, float]]) -> None:
@@ -497,6 +509,10 @@ def main() -> None:
                         help="run the gateway under cProfile, stats to FILE (pstats)")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the maillogs and the "
                         "gateway's log here at the end")
+    parser.add_argument("--compare-snippets", metavar="DIR", help="add a gateway chain "
+                        "whose Postfix gets DIR/main.cf.snippet and DIR/master.cf.snippet")
+    parser.add_argument("--compare-pythonpath", metavar="DIR", help="add a gateway chain "
+                        "running the dlp_gateway package found in DIR (another checkout)")
     parser.add_argument("--serve-bare", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -528,6 +544,8 @@ def main() -> None:
                             {"postfix": filtered.cpu(), "gateway": gw_cpu},
                             {port: "gateway: -> gateway (dlpscan)",
                              sink_ctl.port: "gateway: reinjected -> sink"}))
+        if args.compare_snippets or args.compare_pythonpath:
+            chains.append(compare_chain(args, sink_ctl.port, gw_root / "compare", processes))
         if not args.no_bare:
             port = free_port()
             bare_pf = start_postfix(sink_ctl.port, port)
@@ -551,10 +569,27 @@ def main() -> None:
                     shutil.copy(chain.postfix.log, keep / f"maillog.{chain.name}")
             if (gw_root / "gateway.log").exists():
                 shutil.copy(gw_root / "gateway.log", keep / "gateway.log")
-        for chain in chains:
-            chain.postfix.stop()
+        for pf in STARTED:
+            pf.stop()
         sink_ctl.stop()
         shutil.rmtree(gw_root, ignore_errors=True)
+
+
+def compare_chain(args: argparse.Namespace, sink_port: int, root: Path,
+                  processes: list[subprocess.Popen]) -> Chain:
+    """A second gateway chain, with other snippets and/or another gateway tree, measured
+    in the same rounds (a change measured against the machine's load of the moment)."""
+    root.mkdir()
+    port = free_port()
+    snippets = Path(args.compare_snippets) if args.compare_snippets else SNIPPETS
+    pf = start_postfix(sink_port, port, snippets)
+    gateway = start_gateway(root, port, pf.reinject_port, pythonpath=args.compare_pythonpath)
+    processes.append(gateway)
+    pid = gateway.pid
+    cpu = TreeCpu(lambda: pid, lambda p: "gateway" if p == pid else "scan workers")
+    return Chain("compare", "Postfix + compared", pf, {"postfix": pf.cpu(), "gateway": cpu},
+                 {port: "compare: -> gateway (dlpscan)",
+                  sink_port: "compare: reinjected -> sink"})
 
 
 def run_rounds(chains: list[Chain], sink: ArrivalSink, args: argparse.Namespace) -> None:

@@ -375,16 +375,15 @@ def measured(pf: Postfix, sink: ArrivalSink, prefix: str, args: argparse.Namespa
     cpu: dict[str, float] = {}
     for group, tree_cpu in groups.items():
         total, by_role = tree_cpu.stop()
-        if os.environ.get("BENCH_DEBUG"):
+        if os.environ.get("BENCH_DEBUG"):  # how many processes of each role ran
             print("   ", group, tree_cpu.processes())
         for role, seconds in by_role.items():
             cpu[f"{group} {role}"] = seconds * 1000 / n
         cpu[f"{group} total"] = total * 1000 / n
     harness = (self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime)
     cpu["bench clients + sink"] = harness * 1000 / n
-    ours = sum(v for k, v in cpu.items() if k.endswith(" total")) + cpu["bench clients + sink"]
     cpu["machine busy"] = (busy1 - busy0) * 1000 / n
-    cpu["other processes"] = cpu["machine busy"] - ours
+    cpu["other processes"] = cpu["machine busy"] - ours(cpu)
     cpu["cpus busy"] = (busy1 - busy0) / wall  # not per mail: how loaded the machine was
     result.cpu = cpu
     time.sleep(0.5)  # Postfix logs a delivery just after the sink answered it

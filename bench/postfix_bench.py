@@ -1,30 +1,52 @@
 """Throughput behind a real Postfix: Postfix alone vs Postfix -> dlp-gateway -> Postfix.
 
-Two private Postfix instances (own config, queue and data directories under a temp dir,
+Private Postfix instances (own config, queue and data directories under a temp dir,
 `postfix -c DIR`, OS-chosen loopback ports; the system Postfix is never touched) relay to
 one aiosmtpd sink on loopback:
 
     alone:    clients -> Postfix A :PUB -> sink
     gateway:  clients -> Postfix B :PUB -> dlpscan -> dlp-gateway (serve, own process)
                                   -> Postfix B :REINJECT -> sink
+    bare:     clients -> Postfix C :PUB -> dlpscan -> bare Python relay (own process)
+                                  -> Postfix C :REINJECT -> sink
 
-Postfix B gets deploy/postfix/*.snippet appended as written (only the ports are moved);
-both use Postfix's default timers. Each round sends the same ordinary mail (2 KB by
-default) from several clients to each chain in turn and measures, per message, the time
-from the start of the client's submission to the message's arrival at the sink, and the
-chain's throughput (messages / time from the first submission to the last arrival).
-Prints messages/s, median and p99 latency and the ratio per round, then the median ratio.
+Postfix B and C get deploy/postfix/*.snippet appended as written (only the ports are
+moved); all use Postfix's default timers. The bare relay (--no-bare leaves it out) is the
+floor of any Python after-queue filter: aiosmtpd in, the gateway's reused upstream
+connections out, no scan, no database. Each round sends the same ordinary mail (2 KB by
+default) from the same clients to each chain, in ``--slices`` turns (the chains take turns,
+so a change of the machine's load hits all of them; each round another chain goes first)
+and measures, per message, the time from the start of the client's submission to its
+arrival at the sink, and the chain's throughput (messages / time from the first
+submission to the last arrival, summed over the slices).
+
+Per round it prints messages/s, median and p99 latency and the ratio to Postfix alone;
+the CPU milliseconds per mail of every Postfix service (from /proc: each process's own
+time, "exited" for processes that ended meanwhile), of the gateway and its scan
+workers, of the bench's own clients and sink, and of everything else on the machine;
+and the median Postfix delays=a/b/c/d of each hop (b: waiting in the active queue for
+a delivery agent). At the end: the median ratio, the CPU ratio (the chains' own CPU per
+mail, which is what decides throughput where the CPU runs out) and the ceiling with a
+filter that costs no CPU at all.
 
 Needs root and Debian's postfix (`make postfix`); otherwise it says why and exits 0.
 A script, not a test:
 
-    .venv/bin/python bench/postfix_bench.py [--messages 200] [--clients 4] [--kb 2] [--rounds 3]
+    .venv/bin/python bench/postfix_bench.py [--messages 1200] [--slices 3] [--clients 4]
+        [--kb 2] [--rounds 3] [--no-bare] [--keep-logs DIR] [--profile-gateway FILE]
+        [--compare-snippets DIR] [--compare-pythonpath DIR]
+
+With --compare-snippets (e.g. the snippets of an earlier commit: `git show
+REV:deploy/postfix/master.cf.snippet > DIR/master.cf.snippet`, same for main.cf) and/or
+--compare-pythonpath (another checkout's root), a fourth chain runs in the same rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import resource
 import shutil
 import smtplib
 import socket
@@ -41,6 +63,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from proc_cpu import Sampler, TreeCpu, machine_busy, postfix_role
 
 REPO = Path(__file__).resolve().parent.parent
 SNIPPETS = REPO / "deploy" / "postfix"
@@ -50,6 +73,7 @@ SENDER = "staff@city.example.lg.jp"
 RECIPIENT = "partner@example.com"
 SNIPPET_REINJECT = "127.0.0.1:10026"
 SNIPPET_FILTER = "[127.0.0.1]:10025"
+STARTED: list[Postfix] = []
 
 
 def free_port() -> int:
@@ -121,6 +145,10 @@ class Postfix:
     def etc(self) -> Path:
         return self.root / "etc"
 
+    @property
+    def log(self) -> Path:
+        return self.root / "maillog"
+
     def postconf(self, *args: str) -> str:
         return subprocess.run([POSTCONF, "-c", str(self.etc), *args], capture_output=True,
                               text=True, check=True, timeout=30).stdout
@@ -133,6 +161,18 @@ class Postfix:
             tail = log.read_text("utf-8", "replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"postfix {' '.join(args)}: {done.stderr}\n{tail}")
 
+    def master_pid(self) -> int:
+        return int((self.root / "queue" / "pid" / "master.pid").read_text().split()[0])
+
+    def roles(self, pid: int) -> str:
+        """Postfix service of a process, the smtpd listeners named by their role."""
+        role = postfix_role(pid)
+        return {f"127.0.0.1:{self.public_port}": "smtpd :public",
+                f"127.0.0.1:{self.reinject_port}": "smtpd :reinject"}.get(role, role)
+
+    def cpu(self) -> TreeCpu:
+        return TreeCpu(self.master_pid, self.roles)
+
     def stop(self) -> None:
         try:
             self.postfix("stop")
@@ -141,11 +181,12 @@ class Postfix:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_postfix(sink_port: int, gateway_port: int | None) -> Postfix:
+def start_postfix(sink_port: int, gateway_port: int | None, snippets: Path = SNIPPETS) -> Postfix:
     """Defaults everywhere except paths and ports; with ``gateway_port`` the snippets."""
     root = Path(tempfile.mkdtemp(prefix="dlp-postfix-bench-"))
     root.chmod(0o755)
     pf = Postfix(root)
+    STARTED.append(pf)  # stopped at the end whatever happens after this
     for sub in ("etc", "queue", "data"):
         (root / sub).mkdir()
     shutil.chown(root / "data", "postfix")
@@ -172,9 +213,9 @@ def start_postfix(sink_port: int, gateway_port: int | None) -> Postfix:
     pf.postconf("-F", "*/*/chroot = n")
     if gateway_port is not None:
         with (pf.etc / "main.cf").open("a", encoding="utf-8") as fh:
-            fh.write("\n" + (SNIPPETS / "main.cf.snippet").read_text("utf-8"))
+            fh.write("\n" + (snippets / "main.cf.snippet").read_text("utf-8"))
         with (pf.etc / "master.cf").open("a", encoding="utf-8") as fh:
-            fh.write("\n" + (SNIPPETS / "master.cf.snippet").read_text("utf-8"))
+            fh.write("\n" + (snippets / "master.cf.snippet").read_text("utf-8"))
         value = pf.postconf("-h", "content_filter").strip()
         pf.postconf("-e", "content_filter=" + value.replace(SNIPPET_FILTER,
                                                             f"[127.0.0.1]:{gateway_port}"))
@@ -205,7 +246,11 @@ def wait_port(port: int, timeout: float = 60.0) -> None:
 
 
 # -- the gateway, in its own process as deployed -----------------------------------------
-def start_gateway(root: Path, port: int, upstream_port: int) -> subprocess.Popen:
+def start_gateway(root: Path, port: int, upstream_port: int,
+                  profile: str | None = None, pythonpath: str | None = None
+                  ) -> subprocess.Popen:
+    """``dlp-gateway serve``, the installed package (run in the temp dir), or the tree
+    that ``pythonpath`` names (to compare two versions of the gateway)."""
     config = root / "gateway.toml"
     config.write_text("\n".join([
         "[gateway]",
@@ -218,10 +263,14 @@ def start_gateway(root: Path, port: int, upstream_port: int) -> subprocess.Popen
         "",
     ]), "utf-8")
     with (root / "gateway.log").open("wb") as log:
+        # --profile-gateway: cProfile of the serving process (written when it stops)
+        profiler = ["-m", "cProfile", "-o", str(Path(profile).resolve())] if profile else []
+        env = dict(os.environ, PYTHONPATH=str(Path(pythonpath).resolve())) if pythonpath \
+            else None
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dlp_gateway.cli", "serve", "--config", str(config),
-             "--log-level", "WARNING"],
-            cwd=root, stdout=subprocess.DEVNULL, stderr=log,  # the installed package
+            [sys.executable, *profiler, "-m", "dlp_gateway.cli", "serve", "--config",
+             str(config), "--log-level", "WARNING"],
+            cwd=root, stdout=subprocess.DEVNULL, stderr=log, env=env,
         )
     wait_port(port, 120)
     return proc
@@ -233,21 +282,67 @@ class Result:
     rate: float
     median: float
     p99: float
+    cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU ms per mail
+    delays: dict[str, list[float]] = field(default_factory=dict)  # hop -> median a/b/c/d
+    mails: int = 0
+    seconds: float = 0.0  # first submission to last arrival
+    latencies: list[float] = field(default_factory=list)
+
+
+def combined(parts: list[Result]) -> Result:
+    """One chain's slices of a round as one result: mails over the summed time, the
+    latencies together, CPU per mail and Postfix delays averaged over the slices."""
+    latencies = sorted(x for p in parts for x in p.latencies)
+    mails, seconds = sum(p.mails for p in parts), sum(p.seconds for p in parts)
+    keys = {k for p in parts for k in p.cpu}
+    cpu = {k: statistics.fmean(p.cpu.get(k, 0.0) for p in parts) for k in keys}
+    hops = {h for p in parts for h in p.delays}
+    delays = {h: [statistics.fmean(col) for col in zip(*(p.delays[h] for p in parts
+                                                          if h in p.delays), strict=True)]
+              for h in hops}
+    return Result(mails / seconds, statistics.median(latencies),
+                  latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], cpu, delays,
+                  mails, seconds, latencies)
+
+
+_DELIVERY = re.compile(r"relay=[^ ]*\]:(\d+), .*?delays=([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+),"
+                       r".*status=sent")
+
+
+def delays_by_port(log: Path, offset: int) -> dict[int, list[float]]:
+    """Median Postfix delays=a/b/c/d (seconds) of the sent lines after ``offset``, by the
+    relay's port: a = before the active queue (smtpd, cleanup, incoming), b = in the
+    active queue waiting for a delivery agent, c = connection set-up, d = transmission."""
+    with log.open("rb") as fh:
+        fh.seek(offset)
+        text = fh.read().decode("utf-8", "replace")
+    found: dict[int, list[list[float]]] = {}
+    for m in _DELIVERY.finditer(text):
+        found.setdefault(int(m[1]), []).append([float(x) for x in m.groups()[1:]])
+    return {port: [statistics.median(col) for col in zip(*rows, strict=True)]
+            for port, rows in found.items()}
+
+
+def build_mails(prefix: str, messages: int, clients: int, kb: int) -> dict[str, bytes]:
+    """The same mail for every message but its X-Bench-Id, built before the clock starts."""
+    per_client = max(1, messages // clients)
+    return {f"{prefix}-{n}-{i}": ordinary_mail(f"{prefix}-{n}-{i}", kb)
+            for n in range(clients) for i in range(per_client)}
 
 
 def run_load(port: int, sink: ArrivalSink, prefix: str, messages: int, clients: int,
-             kb: int) -> Result:
+             kb: int, mails: dict[str, bytes] | None = None) -> Result:
     per_client = max(1, messages // clients)
     started: dict[str, float] = {}
     lock = threading.Lock()
+    mails = mails or build_mails(prefix, messages, clients, kb)
 
     def client(n: int) -> None:
         with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
             for i in range(per_client):
                 tag = f"{prefix}-{n}-{i}"
-                raw = ordinary_mail(tag, kb)
                 t0 = time.perf_counter()
-                smtp.sendmail(SENDER, [RECIPIENT], raw)
+                smtp.sendmail(SENDER, [RECIPIENT], mails[tag])
                 with lock:
                     started[tag] = t0
 
@@ -259,7 +354,42 @@ def run_load(port: int, sink: ArrivalSink, prefix: str, messages: int, clients: 
     latencies = sorted(a - started[t] for t, a in zip(tags, arrivals, strict=True))
     elapsed = max(arrivals) - first
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Result(len(tags) / elapsed, statistics.median(latencies), p99)
+    return Result(len(tags) / elapsed, statistics.median(latencies), p99, mails=len(tags),
+                  seconds=elapsed, latencies=latencies)
+
+
+def measured(pf: Postfix, sink: ArrivalSink, prefix: str, args: argparse.Namespace,
+             groups: dict[str, TreeCpu], hops: dict[int, str], messages: int) -> Result:
+    """run_load, with the CPU per mail of each process group (and role within Postfix)
+    and the median Postfix delays of each hop (``hops``: relay port -> name)."""
+    port = pf.public_port
+    mails = build_mails(prefix, messages, args.clients, args.kb)
+    log_offset = pf.log.stat().st_size if pf.log.exists() else 0
+    busy0, self0 = machine_busy(), resource.getrusage(resource.RUSAGE_SELF)
+    wall0 = time.perf_counter()
+    with Sampler(list(groups.values())):
+        result = run_load(port, sink, prefix, messages, args.clients, args.kb, mails)
+    self1, busy1 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
+    wall = time.perf_counter() - wall0
+    n = len(mails)
+    cpu: dict[str, float] = {}
+    for group, tree_cpu in groups.items():
+        total, by_role = tree_cpu.stop()
+        if os.environ.get("BENCH_DEBUG"):  # how many processes of each role ran
+            print("   ", group, tree_cpu.processes())
+        for role, seconds in by_role.items():
+            cpu[f"{group} {role}"] = seconds * 1000 / n
+        cpu[f"{group} total"] = total * 1000 / n
+    harness = (self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime)
+    cpu["bench clients + sink"] = harness * 1000 / n
+    cpu["machine busy"] = (busy1 - busy0) * 1000 / n
+    cpu["other processes"] = cpu["machine busy"] - ours(cpu)
+    cpu["cpus busy"] = (busy1 - busy0) / wall  # not per mail: how loaded the machine was
+    result.cpu = cpu
+    time.sleep(0.5)  # Postfix logs a delivery just after the sink answered it
+    found = delays_by_port(pf.log, log_offset)
+    result.delays = {name: found[p] for p, name in hops.items() if p in found}
+    return result
 
 
 def show(name: str, r: Result) -> None:
@@ -267,13 +397,126 @@ def show(name: str, r: Result) -> None:
           f"p99 {r.p99 * 1000:7.1f} ms", flush=True)
 
 
+COLUMNS = {"alone": "alone", "gateway": "gateway", "bare": "bare", "compare": "compared"}
+
+
+def show_cpu(title: str, runs: dict[str, dict[str, float]]) -> None:
+    """CPU ms per mail, by process group and Postfix service, the chains side by side."""
+    print(f"  {title:34}" + "".join(f" {COLUMNS[c]:>8}" for c in runs))
+    order = ["postfix smtpd :public", "postfix cleanup", "postfix qmgr", "postfix rewrite",
+             "postfix dlpscan", "postfix smtpd :reinject", "postfix dlpcleanup",
+             "postfix smtp"]
+    keys = {k for cpu in runs.values() for k in cpu}
+    rest = sorted(k for k in keys if k.startswith("postfix ") and k not in order
+                  and not k.endswith(" total"))
+    for key in [*order, *rest, "postfix total", "gateway gateway", "gateway scan workers",
+                "gateway exited", "gateway total", "relay total", "bench clients + sink",
+                "other processes", "machine busy", "cpus busy"]:
+        values = [cpu.get(key) for cpu in runs.values()]
+        if all((v or 0) < 0.005 for v in values):
+            continue
+        cells = "".join(f" {v:8.2f}" if v is not None else "        -" for v in values)
+        print(f"    {key:32}{cells}")
+
+
+def show_delays(results: list[Result]) -> None:
+    print(f"  Postfix delays, median s{'':12} {'a':>6} {'b':>6} {'c':>6} {'d':>6}")
+    for r in results:
+        for hop, (a, b, c, d) in r.delays.items():
+            print(f"    {hop:32} {a:6.2f} {b:6.2f} {c:6.2f} {d:6.2f}")
+
+
+def median_cpu(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = {k for run in runs for k in run}
+    return {k: statistics.median(run.get(k, 0.0) for run in runs) for k in keys}
+
+
+def ours(cpu: dict[str, float]) -> float:
+    """CPU ms per mail of the chain's own processes (Postfix, filter, clients + sink)."""
+    return sum(v for k, v in cpu.items() if k.endswith(" total")) + cpu["bench clients + sink"]
+
+
+def ceiling(alone: dict[str, float], chain: dict[str, float]) -> float:
+    """The ratio with a filter that costs no CPU at all, on a machine where CPU is what
+    runs out: the alone chain's CPU per mail over the filtered chain's without the filter."""
+    return ours(alone) / (chain["postfix total"] + chain["bench clients + sink"])
+
+
+# -- the bare relay: the floor of any Python after-queue filter -----------------------------
+class BareRelay:
+    """aiosmtpd in, the gateway's own reused upstream connections out (SmtpUpstream, in a
+    thread as the gateway does), 250 after the upstream's 250; no scan, no database."""
+
+    def __init__(self, upstream_port: int):
+        from dlp_gateway.relay.upstream import SmtpUpstream
+
+        self.upstream = SmtpUpstream("127.0.0.1", upstream_port, max_idle=10)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        import asyncio
+
+        await asyncio.to_thread(self.upstream.deliver, envelope.mail_from,
+                                list(envelope.rcpt_tos), envelope.original_content)
+        return "250 2.0.0 OK"
+
+
+def serve_bare(port: int, upstream_port: int) -> None:
+    """``--serve-bare PORT UPSTREAM``: the bare relay as a process of its own."""
+    relay = Controller(BareRelay(upstream_port), hostname="127.0.0.1", port=port)
+    relay.start()
+    threading.Event().wait()
+
+
+def start_bare(root: Path, port: int, upstream_port: int) -> subprocess.Popen:
+    with (root / "bare.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(port),
+                                 str(upstream_port)], stdout=subprocess.DEVNULL, stderr=log)
+    wait_port(port, 60)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@dataclass
+class Chain:
+    name: str
+    title: str
+    postfix: Postfix
+    groups: dict[str, TreeCpu]
+    hops: dict[int, str]
+    results: list[Result] = field(default_factory=list)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=1200)
+    parser.add_argument("--slices", type=int, default=3,
+                        help="each round runs the chains in turn this many times")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--kb", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warm-up", type=int, default=100)
+    parser.add_argument("--no-bare", action="store_true",
+                        help="leave out the chain through a bare Python relay")
+    parser.add_argument("--profile-gateway", metavar="FILE",
+                        help="run the gateway under cProfile, stats to FILE (pstats)")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy the maillogs and the "
+                        "gateway's log here at the end")
+    parser.add_argument("--compare-snippets", metavar="DIR", help="add a gateway chain "
+                        "whose Postfix gets DIR/main.cf.snippet and DIR/master.cf.snippet")
+    parser.add_argument("--compare-pythonpath", metavar="DIR", help="add a gateway chain "
+                        "running the dlp_gateway package found in DIR (another checkout)")
+    parser.add_argument("--serve-bare", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(*args.serve_bare)
+        return
     reason = skip_reason()
     if reason:
         print(f"postfix bench skipped: {reason}")
@@ -282,38 +525,111 @@ def main() -> None:
     sink = ArrivalSink()
     sink_ctl = Controller(sink, hostname="127.0.0.1", port=free_port())
     sink_ctl.start()
-    gateway_port = free_port()
-    alone = start_postfix(sink_ctl.port, None)
-    filtered = start_postfix(sink_ctl.port, gateway_port)
     gw_root = Path(tempfile.mkdtemp(prefix="dlp-gw-bench-"))
-    gateway = start_gateway(gw_root, gateway_port, filtered.reinject_port)
-    ratios = []
+    processes: list[subprocess.Popen] = []
+    chains: list[Chain] = []
     try:
-        run_load(alone.public_port, sink, "warm-a", 20, args.clients, args.kb)
-        run_load(filtered.public_port, sink, "warm-g", 20, args.clients, args.kb)
-        print(f"{args.messages} mails of {args.kb} KB per chain per round, "
-              f"{args.clients} clients, cpus: {os.cpu_count()}")
-        for n in range(args.rounds):
-            base = run_load(alone.public_port, sink, f"a{n}", args.messages, args.clients,
-                            args.kb)
-            gw = run_load(filtered.public_port, sink, f"g{n}", args.messages, args.clients,
-                          args.kb)
-            print(f"round {n + 1}: ratio {gw.rate / base.rate:.2f}")
-            show("Postfix alone", base)
-            show("Postfix + dlp-gateway", gw)
-            ratios.append(gw.rate / base.rate)
-        print(f"throughput ratio (median of {len(ratios)}): {statistics.median(ratios):.2f}"
-              " (target >= 0.6 for 2 KB mail)")
+        alone = start_postfix(sink_ctl.port, None)
+        chains.append(Chain("alone", "Postfix alone", alone, {"postfix": alone.cpu()},
+                            {sink_ctl.port: "alone: -> sink"}))
+        port = free_port()
+        filtered = start_postfix(sink_ctl.port, port)
+        gateway = start_gateway(gw_root, port, filtered.reinject_port, args.profile_gateway)
+        processes.append(gateway)
+        gw_pid = gateway.pid
+        gw_cpu = TreeCpu(lambda: gw_pid,
+                         lambda pid: "gateway" if pid == gw_pid else "scan workers")
+        chains.append(Chain("gateway", "Postfix + dlp-gateway", filtered,
+                            {"postfix": filtered.cpu(), "gateway": gw_cpu},
+                            {port: "gateway: -> gateway (dlpscan)",
+                             sink_ctl.port: "gateway: reinjected -> sink"}))
+        if args.compare_snippets or args.compare_pythonpath:
+            chains.append(compare_chain(args, sink_ctl.port, gw_root / "compare", processes))
+        if not args.no_bare:
+            port = free_port()
+            bare_pf = start_postfix(sink_ctl.port, port)
+            bare = start_bare(gw_root, port, bare_pf.reinject_port)
+            processes.append(bare)
+            bare_pid = bare.pid
+            chains.append(Chain("bare", "Postfix + bare relay", bare_pf,
+                                {"postfix": bare_pf.cpu(),
+                                 "relay": TreeCpu(lambda: bare_pid, lambda _pid: "relay")},
+                                {port: "bare: -> relay (dlpscan)",
+                                 sink_ctl.port: "bare: reinjected -> sink"}))
+        run_rounds(chains, sink, args)
     finally:
-        gateway.terminate()
-        try:
-            gateway.wait(30)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
-        alone.stop()
-        filtered.stop()
+        for proc in processes:
+            stop_process(proc)
+        if args.keep_logs:
+            keep = Path(args.keep_logs)
+            keep.mkdir(parents=True, exist_ok=True)
+            for chain in chains:
+                if chain.postfix.log.exists():
+                    shutil.copy(chain.postfix.log, keep / f"maillog.{chain.name}")
+            if (gw_root / "gateway.log").exists():
+                shutil.copy(gw_root / "gateway.log", keep / "gateway.log")
+        for pf in STARTED:
+            pf.stop()
         sink_ctl.stop()
         shutil.rmtree(gw_root, ignore_errors=True)
+
+
+def compare_chain(args: argparse.Namespace, sink_port: int, root: Path,
+                  processes: list[subprocess.Popen]) -> Chain:
+    """A second gateway chain, with other snippets and/or another gateway tree, measured
+    in the same rounds (a change measured against the machine's load of the moment)."""
+    root.mkdir()
+    port = free_port()
+    snippets = Path(args.compare_snippets) if args.compare_snippets else SNIPPETS
+    pf = start_postfix(sink_port, port, snippets)
+    gateway = start_gateway(root, port, pf.reinject_port, pythonpath=args.compare_pythonpath)
+    processes.append(gateway)
+    pid = gateway.pid
+    cpu = TreeCpu(lambda: pid, lambda p: "gateway" if p == pid else "scan workers")
+    return Chain("compare", "Postfix + compared", pf, {"postfix": pf.cpu(), "gateway": cpu},
+                 {port: "compare: -> gateway (dlpscan)",
+                  sink_port: "compare: reinjected -> sink"})
+
+
+def run_rounds(chains: list[Chain], sink: ArrivalSink, args: argparse.Namespace) -> None:
+    """Each round runs every chain once with the same load, each chain first in turn."""
+    for chain in chains:
+        run_load(chain.postfix.public_port, sink, f"warm-{chain.name}", args.warm_up,
+                 args.clients, args.kb)
+    print(f"{args.messages} mails of {args.kb} KB per chain per round in {args.slices} "
+          f"slices, {args.clients} clients, cpus: {os.cpu_count()}, "
+          f"load {os.getloadavg()[0]:.1f}")
+    per_slice = max(args.clients, args.messages // args.slices)
+    for n in range(args.rounds):
+        order = chains[n % len(chains):] + chains[:n % len(chains)]
+        parts: dict[str, list[Result]] = {c.name: [] for c in chains}
+        for k in range(args.slices):  # the chains take turns: a load change hits all
+            for chain in order:
+                parts[chain.name].append(measured(chain.postfix, sink, f"{chain.name}{n}.{k}",
+                                                  args, chain.groups, chain.hops, per_slice))
+        for chain in chains:
+            chain.results.append(combined(parts[chain.name]))
+        base = chains[0].results[-1]
+        print(f"round {n + 1} ({order[0].name} first): " + ", ".join(
+            f"{c.name} ratio {c.results[-1].rate / base.rate:.2f}" for c in chains[1:]))
+        for chain in chains:
+            show(chain.title, chain.results[-1])
+        show_cpu("CPU ms per mail", {c.name: c.results[-1].cpu for c in chains})
+        show_delays([c.results[-1] for c in chains])
+    alone = chains[0]
+    for chain in chains[1:]:
+        ratios = [c.rate / a.rate for c, a in zip(chain.results, alone.results, strict=True)]
+        cpu_ratios = [ours(a.cpu) / ours(c.cpu)
+                      for c, a in zip(chain.results, alone.results, strict=True)]
+        ceilings = [ceiling(a.cpu, c.cpu)
+                    for c, a in zip(chain.results, alone.results, strict=True)]
+        print(f"{chain.title}: throughput ratio (median of {len(ratios)}) "
+              f"{statistics.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)}"
+              f"); CPU ratio {statistics.median(cpu_ratios):.2f}; ceiling with a filter of "
+              f"zero CPU {statistics.median(ceilings):.2f}")
+    print("(target: gateway >= 0.6 for 2 KB mail)")
+    show_cpu("CPU ms per mail, median of rounds",
+             {c.name: median_cpu([r.cpu for r in c.results]) for c in chains})
 
 
 if __name__ == "__main__":

@@ -265,6 +265,10 @@ class RelayHandler:
         offered = self.xforward_offer(session.peer)
         if offered:
             responses.insert(-1, "250-XFORWARD " + " ".join(offered))
+        # RFC 2920: aiosmtpd reads and answers one command at a time, in order, so a
+        # client may send XFORWARD..DATA in one write (Postfix does: one round trip per
+        # mail instead of five; bench/postfix_bench.py).
+        responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(
@@ -757,13 +761,23 @@ def _message_id(raw: bytes) -> str:
 
 def _peer_in(peer: Any, networks: list) -> bool:
     try:
-        host = peer[0] if isinstance(peer, tuple) else str(peer)
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except (ValueError, TypeError, IndexError):
+        ip = _peer_ip(peer[0] if isinstance(peer, tuple) else str(peer))
+    except (TypeError, IndexError):
         return False
+    return ip is not None and any(ip in net for net in networks)
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer's address (IPv4-mapped IPv6 as IPv4), parsed once per address: asked
+    several times per mail (relay, trusted relay, XFORWARD), ~7 times behind Postfix."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except (ValueError, AttributeError):
+        return None
     if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in networks)
+        return ip.ipv4_mapped
+    return ip
 
 
 def origin_of(session: Session, envelope: Envelope) -> dict[str, str]:

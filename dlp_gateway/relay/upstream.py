@@ -50,10 +50,12 @@ class SmtpUpstream:
     after a delivery the connection waits, at most ``reuse_seconds``, for the next one;
     a waiting connection is checked with NOOP before it carries mail, and one that
     failed in any way is closed, never reused. At most ``max_idle`` wait at a time (each
-    ties up one smtpd process of the upstream)."""
+    ties up one smtpd process of the upstream): 10, Postfix's mails in flight to the
+    gateway in deploy/postfix/ (with 4, a third of the mails behind Postfix opened a new
+    connection to the reinjection listener; its process limit there is 20)."""
 
     def __init__(self, host: str, port: int, timeout: float = 30.0, helo: str | None = None,
-                 reuse_seconds: float = 5.0, max_idle: int = 4, reuse_count: int = 100):
+                 reuse_seconds: float = 5.0, max_idle: int = 10, reuse_count: int = 100):
         self.host = host
         self.port = port
         self.timeout = timeout

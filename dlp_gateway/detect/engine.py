@@ -90,10 +90,11 @@ class DetectionEngine:
         name stands on a line with a birth date (then it is data about that person), and
         never a signature-like block that carries numbers or dates of people."""
         data = [h for h in hits if h.type != "name"]
+        reach = self.correspondent_spans.salutation_reach
         spans = [
             (start, end)
             for start, end in self.correspondent_spans.spans(text)
-            if not any(start <= h.start < end for h in data)
+            if not any(start <= h.start < reach(text, (start, end)) for h in data)
         ]
         dated_lines = {_line_span(text, h.start) for h in data if h.type == "birth_date"}
         kept = []
@@ -212,6 +213,7 @@ class DetectionEngine:
         )
         hits += births
         if with_names or births:
+            hits += _without_overlaps(self.names.find_labelled(text), hits)
             hits += _without_overlaps(self.names.find(text), hits)
         for id_type in p.id_types:
             hits += _without_overlaps(find_id_type(text, id_type, header), hits)

@@ -23,6 +23,20 @@ _PLACE = ("名詞", "固有名詞", "地名", "一般")
 _CHUNK_CHARS = 8000
 _HAS_JAPANESE = regex.compile(r"[\p{Han}\p{Katakana}\p{Hiragana}]")
 _NAME_CELL = regex.compile(r"^[\p{Han}\p{Katakana}\p{Hiragana}\p{Latin}ー・･ 　.'-]+$")
+# The shape of a name written after a name label (folded text: the ideographic space is a
+# space, half-width kana are full-width): a kanji surname and a kanji or kana given name
+# (山田太郎, 椎葉 キヨ, 那須 ミツ子, 伊藤 末吉), or a kana surname and given name with a
+# space between (ヤマダ トメ). A hiragana given name needs the space (山田 さくら).
+_KANJI = r"[\p{Han}々〆ヶ]"
+_KATA = r"[\p{Katakana}ー]"
+_HIRA = r"[\p{Hiragana}ー]"
+_NAME_CHAR = r"[\p{Han}\p{Katakana}\p{Hiragana}ー々〆ヶ]"
+_NAME_VALUE = (  # the forms with a space first: the longest reading wins
+    rf"{_KANJI}{{1,5}} {{1,2}}(?:{_KANJI}{{1,4}}|{_KATA}{{1,6}}[子江枝代]?|{_HIRA}{{1,6}})"
+    rf"(?!{_NAME_CHAR})|{_KATA}{{2,8}} {{1,2}}{_KATA}{{1,8}}(?!{_NAME_CHAR})"
+    rf"|{_HIRA}{{2,8}} {{1,2}}{_HIRA}{{1,8}}(?!{_NAME_CHAR})"
+    rf"|(?P<joined>{_KANJI}{{1,5}}(?:{_KANJI}{{1,4}}|{_KATA}{{1,6}}[子江枝代]?))(?!{_NAME_CHAR})"
+)
 
 
 class NameFinder:
@@ -39,6 +53,8 @@ class NameFinder:
         self._honorifics = frozenset(patterns.honorifics)
         pairs = patterns.kanji_variants
         self._variants = str.maketrans({p[0]: p[1] for p in pairs if len(p) == 2})
+        self._labelled = _labelled_regex(patterns.value_labels)
+        self._stopwords = tuple(patterns.value_stopwords)
 
     def load(self) -> Any:
         """The SudachiPy tokenizer, built on first use: a scan whose text has nothing
@@ -62,6 +78,39 @@ class NameFinder:
         for offset, chunk in _chunks(text):
             hits.extend(self._find_in_chunk(chunk, offset))
         return hits
+
+    def find_labelled(self, text: str) -> list[Hit]:
+        """Names right after a name label (氏名：椎葉　キヨ, 【対象者】延岡 花子 様): a
+        name by its position and shape, whether or not the dictionary knows it."""
+        if self._labelled is None or not _HAS_JAPANESE.search(text):
+            return []
+        hits = []
+        for m in self._labelled.finditer(text):
+            value = self._without_honorific(m.group("value"))
+            if value is None:
+                continue
+            if any(w in value for w in self._stopwords) or value.endswith(self._org_suffixes):
+                continue
+            if m.group("joined") and not self._starts_with_surname(value):
+                continue  # 対象者：高齢者: kanji run without a space needs a known surname
+            start = m.start("value")
+            end = start + len(value)
+            hits.append(Hit("name", start, end, mask_name(value), 0.8))
+        return hits
+
+    def _without_honorific(self, value: str) -> str | None:
+        """山口 勝様 -> 山口 勝; None when no given name is left (山田 様)."""
+        for honorific in self._honorifics:
+            if value.endswith(honorific) and len(value) > len(honorific):
+                value = value[: -len(honorific)]
+                if value.endswith(" ") or len(value) < 2:
+                    return None
+                break
+        return value
+
+    def _starts_with_surname(self, value: str) -> bool:
+        tokens = list(self._tokenizer.tokenize(value.translate(self._variants)))
+        return len(tokens) >= 2 and tuple(tokens[0].part_of_speech()[:4]) == _SURNAME
 
     def _find_in_chunk(self, chunk: str, offset: int) -> list[Hit]:
         tokens = list(self._tokenizer.tokenize(chunk))
@@ -93,6 +142,12 @@ class NameFinder:
             if k < len(tokens) and tuple(tokens[k].part_of_speech()[:4]) == _GIVEN:
                 end, j = tokens[k].end(), k + 1
                 return self._checked(tokens, start, end, j, 0.85)
+            if (
+                k + 1 < len(tokens)
+                and _KANA_GIVEN.match(tokens[k].surface())
+                and tokens[k + 1].surface() in self._honorifics
+            ):
+                return (start, tokens[k].end(), 0.7), k + 2  # 興梠トメさん: a kana given name
         if j < len(tokens) and tokens[j].surface() in self._honorifics:
             return (start, end, 0.7), j + 1
         return None, j
@@ -131,6 +186,22 @@ def _new_tokenizer() -> tuple[Any, frozenset[int], int]:
             names.add(count)
         count += 1
     return make(mode=tokenizer.Tokenizer.SplitMode.C), frozenset(names), count
+
+
+_KANA_GIVEN = regex.compile(r"^[\p{Katakana}ー]{1,4}子?$")
+
+
+def _labelled_regex(labels: tuple[str, ...]) -> regex.Pattern[str] | None:
+    """A name label, a separator on the same line (：, spaces, 】), a name-shaped value
+    that ends where the name characters end."""
+    if not labels:
+        return None
+    words = "|".join(regex.escape(w) for w in sorted(labels, key=len, reverse=True))
+    return regex.compile(
+        rf"(?<!{_NAME_CHAR})[【\[]?(?:{words})(?:[(（][^)）\n]{{0,12}}[)）])?"
+        rf"(?:[ \t]*[:：][ \t]*|[ \t]+|[】\]][ \t]*)"
+        rf"(?P<value>{_NAME_VALUE})(?!{_NAME_CHAR})"
+    )
 
 
 def is_name_cell(value: object, max_length: int) -> bool:

@@ -132,6 +132,8 @@ class NamePatterns:
     signature_words: tuple[str, ...] = ()
     other_headers: tuple[str, ...] = ()
     kanji_variants: tuple[str, ...] = ()
+    value_labels: tuple[str, ...] = ()
+    value_stopwords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -383,6 +385,8 @@ def _name(r: _Reader, doc: dict[str, Any]) -> NamePatterns:
         signature_words=r.words("signature_words", required=False),
         other_headers=r.words("other_headers", required=False),
         kanji_variants=r.words("kanji_variants", required=False),
+        value_labels=r.words("value_labels", required=False),
+        value_stopwords=r.words("value_stopwords", required=False),
     )
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 from bisect import bisect_right
 from collections.abc import Iterator
+from itertools import pairwise
 
 import regex
 
@@ -215,6 +216,7 @@ class DetectionEngine:
         if with_names or births:
             hits += _without_overlaps(self.names.find_labelled(text), hits)
             hits += _without_overlaps(self.names.find(text), hits)
+            hits = _without_bracketed_readings(text, hits)
         for id_type in p.id_types:
             hits += _without_overlaps(find_id_type(text, id_type, header), hits)
         if self.allow:
@@ -299,6 +301,21 @@ def _line_starts(text: str) -> list[int]:
         starts.append(i + 1)
         i = find("\n", i + 1)
     return starts
+
+
+_READING_GAP = regex.compile(r"[ \t]*[(（][ \t]*")
+
+
+def _without_bracketed_readings(text: str, hits: list[Hit]) -> list[Hit]:
+    """山田 太郎（ヤマダ タロウ）, イシカワ シゲノブ (石川 重信): a name in brackets right
+    after a name is the same person written again, not a second name."""
+    names = sorted((h for h in hits if h.type == "name"), key=lambda h: h.start)
+    again = {
+        id(b)
+        for a, b in pairwise(names)
+        if _READING_GAP.fullmatch(text, a.end, b.start)
+    }
+    return [h for h in hits if id(h) not in again] if again else hits
 
 
 def _without_overlaps(new: list[Hit], existing: list[Hit]) -> list[Hit]:

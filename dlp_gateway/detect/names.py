@@ -108,6 +108,10 @@ class NameFinder:
                 break
         return value
 
+    def _is_surname(self, value: str) -> bool:
+        tokens = list(self._tokenizer.tokenize(value.translate(self._variants)))
+        return len(tokens) == 1 and tuple(tokens[0].part_of_speech()[:4]) == _SURNAME
+
     def _starts_with_surname(self, value: str) -> bool:
         tokens = list(self._tokenizer.tokenize(value.translate(self._variants)))
         return len(tokens) >= 2 and tuple(tokens[0].part_of_speech()[:4]) == _SURNAME
@@ -142,12 +146,10 @@ class NameFinder:
             if k < len(tokens) and tuple(tokens[k].part_of_speech()[:4]) == _GIVEN:
                 end, j = tokens[k].end(), k + 1
                 return self._checked(tokens, start, end, j, 0.85)
-            if (
-                k + 1 < len(tokens)
-                and _KANA_GIVEN.match(tokens[k].surface())
-                and tokens[k + 1].surface() in self._honorifics
-            ):
-                return (start, tokens[k].end(), 0.7), k + 2  # 興梠トメさん: a kana given name
+            if k < len(tokens) and _KANA_GIVEN.match(tokens[k].surface()):
+                h = k + 2 if k + 2 < len(tokens) and tokens[k + 1].surface() == " " else k + 1
+                if h < len(tokens) and tokens[h].surface() in self._honorifics:
+                    return (start, tokens[k].end(), 0.7), h + 1  # 興梠トメさん, 斎藤 トメ 様
         if j < len(tokens) and tokens[j].surface() in self._honorifics:
             return (start, end, 0.7), j + 1
         return None, j
@@ -163,6 +165,9 @@ class NameFinder:
         value = value.strip()
         if not value or len(value) > self.patterns.max_cell_length or not _NAME_CELL.match(value):
             return False
+        parts = value.replace("\u3000", " ").split()
+        if len(parts) == 2 and _GIVEN_SHAPE.match(parts[1]) and self._is_surname(parts[0]):
+            return True  # 山田 ウメ, 伊藤 末吉: a known surname, a given name by its shape
         compact = value.replace(" ", "").replace("\u3000", "").translate(self._variants)
         tokens = [t for t in self._tokenizer.tokenize(compact) if t.surface().strip()]
         if not tokens or len(tokens) > 3:
@@ -189,6 +194,9 @@ def _new_tokenizer() -> tuple[Any, frozenset[int], int]:
 
 
 _KANA_GIVEN = regex.compile(r"^[\p{Katakana}ー]{1,4}子?$")
+_GIVEN_SHAPE = regex.compile(
+    r"^(?:[\p{Katakana}ー]{1,5}[子江枝代]?|[\p{Han}々]{1,3}|[\p{Hiragana}]{2,4})$"
+)
 
 
 def _labelled_regex(labels: tuple[str, ...]) -> regex.Pattern[str] | None:
@@ -198,7 +206,7 @@ def _labelled_regex(labels: tuple[str, ...]) -> regex.Pattern[str] | None:
         return None
     words = "|".join(regex.escape(w) for w in sorted(labels, key=len, reverse=True))
     return regex.compile(
-        rf"(?<!{_NAME_CHAR})[【\[]?(?:{words})(?:[(（][^)）\n]{{0,12}}[)）])?"
+        rf"(?i)(?<!{_NAME_CHAR}|[a-z])[【\[]?(?:{words})(?:[(（][^)）\n]{{0,12}}[)）])?"
         rf"(?:[ \t]*[:：][ \t]*|[ \t]+|[】\]][ \t]*)"
         rf"(?P<value>{_NAME_VALUE})(?!{_NAME_CHAR})"
     )

@@ -177,7 +177,8 @@ def name_value(cells: Sequence[CellValue], max_length: int) -> str | None:
     return _name_parts([fold_cell(c) for c in cells], max_length)
 
 
-_BRACKETED_TAIL = regex.compile(r"[(（]\s*([^()（）]{4,24}?)\s*[)）]\s*$")
+# from the first bracket to a closing one at the end: （S12.3.4生）, （1937年（昭和12年）3月4日生）
+_BRACKETED_TAIL = regex.compile(r"[(（]\s*(.{4,30}?)\s*[)）]\s*$")
 
 
 def joined_birth(value: CellValue, today: dt.date) -> dt.date | None:

@@ -190,6 +190,13 @@ def test_people_in_letter_body(seed: int, scanner: Scanner) -> None:
     check(scanner, make_people_letter_case(seed))
 
 
+@pytest.mark.fuzz
+@pytest.mark.skipif(not FUZZ_SEEDS, reason="set DLP_FUZZ=1 (make fuzz) for 2,000 letters")
+@pytest.mark.parametrize("seed", [s + 1_000_000 for s in FUZZ_SEEDS[:2000]] or [0])
+def test_people_in_letter_body_fuzz(seed: int, scanner: Scanner) -> None:
+    check(scanner, make_people_letter_case(seed))
+
+
 # -- the generator itself -------------------------------------------------------------------
 def test_my_number_check_digit_agrees_with_stdnum() -> None:
     rng = random.Random(8)

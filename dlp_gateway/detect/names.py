@@ -31,12 +31,18 @@ _KANJI = r"[\p{Han}々〆ヶ]"
 _KATA = r"[\p{Katakana}ー]"
 _HIRA = r"[\p{Hiragana}ー]"
 _NAME_CHAR = r"[\p{Han}\p{Katakana}\p{Hiragana}ー々〆ヶ]"
-_NAME_VALUE = (  # the forms with a space first: the longest reading wins
-    rf"{_KANJI}{{1,5}} {{1,2}}(?:{_KANJI}{{1,4}}|{_KATA}{{1,6}}[子江枝代]?|{_HIRA}{{1,6}})"
-    rf"(?!{_NAME_CHAR})|{_KATA}{{2,8}} {{1,2}}{_KATA}{{1,8}}(?!{_NAME_CHAR})"
-    rf"|{_HIRA}{{2,8}} {{1,2}}{_HIRA}{{1,8}}(?!{_NAME_CHAR})"
-    rf"|(?P<joined>{_KANJI}{{1,5}}(?:{_KANJI}{{1,4}}|{_KATA}{{1,6}}[子江枝代]?))(?!{_NAME_CHAR})"
-)
+
+
+def _name_value(honorifics: tuple[str, ...]) -> str:
+    """The name shapes (the forms with a space first: the longest reading wins); a name
+    ends where the name characters end or where an honorific starts (髙田 マツ様)."""
+    after = "|".join(regex.escape(h) for h in honorifics)
+    end = rf"(?:(?!{_NAME_CHAR})|(?={after}))" if after else rf"(?!{_NAME_CHAR})"
+    return (
+        rf"{_KANJI}{{1,5}} {{1,2}}(?:{_KANJI}{{1,4}}|{_KATA}{{1,6}}[子江枝代]?|{_HIRA}{{1,6}}){end}"
+        rf"|{_KATA}{{2,8}} {{1,2}}{_KATA}{{1,8}}{end}|{_HIRA}{{2,8}} {{1,2}}{_HIRA}{{1,8}}{end}"
+        rf"|(?P<joined>{_KANJI}{{1,5}}(?:{_KANJI}{{1,4}}|{_KATA}{{1,6}}[子江枝代]?)){end}"
+    )
 
 
 class NameFinder:
@@ -53,7 +59,16 @@ class NameFinder:
         self._honorifics = frozenset(patterns.honorifics)
         pairs = patterns.kanji_variants
         self._variants = str.maketrans({p[0]: p[1] for p in pairs if len(p) == 2})
-        self._labelled = _labelled_regex(patterns.value_labels)
+        self._labelled = _labelled_regex(patterns.value_labels, patterns.honorifics)
+        self._name_shape = regex.compile(_name_value(()))
+        # a line that is a name and an honorific (佐藤　末吉 様): the honorific is its label
+        honorifics = "|".join(regex.escape(h) for h in patterns.honorifics)
+        self._kana_honorific = regex.compile(
+            rf"(?P<han>{_KANJI}{{1,3}})(?P<given>{_KATA}{{1,4}}子?) ?(?:{honorifics})"
+        )
+        self._honorific_line = regex.compile(
+            rf"(?m)^[ \t]*(?P<value>[^\r\n]{{2,16}}?)[ \t]*(?:{honorifics})[ \t\r]*$"
+        )
         self._stopwords = tuple(patterns.value_stopwords)
 
     def load(self) -> Any:
@@ -86,17 +101,43 @@ class NameFinder:
             return []
         hits = []
         for m in self._labelled.finditer(text):
-            value = self._without_honorific(m.group("value"))
-            if value is None:
-                continue
-            if any(w in value for w in self._stopwords) or value.endswith(self._org_suffixes):
-                continue
-            if m.group("joined") and not self._starts_with_surname(value):
-                continue  # 対象者：高齢者: kanji run without a space needs a known surname
-            start = m.start("value")
-            end = start + len(value)
-            hits.append(Hit("name", start, end, mask_name(value), 0.8))
+            hit = self._labelled_hit(m.group("value"), m.start("value"), bool(m.group("joined")))
+            if hit is not None:
+                hits.append(hit)
+        if any(h in text for h in self._honorifics):
+            hits += self._kana_given_before_honorific(text, hits)
+            for m in self._honorific_line.finditer(text):
+                shaped = self._name_shape.fullmatch(m.group("value"))
+                if shaped is not None:
+                    joined = bool(shaped.group("joined"))
+                    hit = self._labelled_hit(m.group("value"), m.start("value"), joined)
+                    if hit is not None and not any(h.start == hit.start for h in hits):
+                        hits.append(hit)
         return hits
+
+    def _kana_given_before_honorific(self, text: str, hits: list[Hit]) -> list[Hit]:
+        """日高カメさん, 興梠トメ様: a surname (or a place name used as one) and a katakana
+        given name the dictionary reads as a common noun, made a name by the honorific."""
+        out = []
+        for m in self._kana_honorific.finditer(text):
+            han, end = m.group("han"), m.end("given")
+            for size in (3, 2, 1):
+                if size <= len(han) and self._is_surname(han[-size:], places=True):
+                    start = m.end("han") - size
+                    if not any(h.start <= start < h.end for h in hits):
+                        out.append(Hit("name", start, end, mask_name(text[start:end]), 0.7))
+                    break
+        return out
+
+    def _labelled_hit(self, value: str, start: int, joined: bool) -> Hit | None:
+        found = self._without_honorific(value)
+        if found is None:
+            return None
+        if any(w in found for w in self._stopwords) or found.endswith(self._org_suffixes):
+            return None
+        if joined and not self._starts_with_surname(found):
+            return None  # 対象者：高齢者: kanji run without a space needs a known surname
+        return Hit("name", start, start + len(found), mask_name(found), 0.8)
 
     def _without_honorific(self, value: str) -> str | None:
         """山口 勝様 -> 山口 勝; None when no given name is left (山田 様)."""
@@ -108,9 +149,12 @@ class NameFinder:
                 break
         return value
 
-    def _is_surname(self, value: str) -> bool:
+    def _is_surname(self, value: str, places: bool = False) -> bool:
         tokens = list(self._tokenizer.tokenize(value.translate(self._variants)))
-        return len(tokens) == 1 and tuple(tokens[0].part_of_speech()[:4]) == _SURNAME
+        if len(tokens) != 1:
+            return False
+        pos = tuple(tokens[0].part_of_speech()[:4])
+        return pos == _SURNAME or (places and pos == _PLACE)
 
     def _starts_with_surname(self, value: str) -> bool:
         tokens = list(self._tokenizer.tokenize(value.translate(self._variants)))
@@ -199,7 +243,9 @@ _GIVEN_SHAPE = regex.compile(
 )
 
 
-def _labelled_regex(labels: tuple[str, ...]) -> regex.Pattern[str] | None:
+def _labelled_regex(
+    labels: tuple[str, ...], honorifics: tuple[str, ...]
+) -> regex.Pattern[str] | None:
     """A name label, a separator on the same line (：, spaces, 】), a name-shaped value
     that ends where the name characters end."""
     if not labels:
@@ -208,7 +254,7 @@ def _labelled_regex(labels: tuple[str, ...]) -> regex.Pattern[str] | None:
     return regex.compile(
         rf"(?i)(?<!{_NAME_CHAR}|[a-z])[【\[]?(?:{words})(?:[(（][^)）\n]{{0,12}}[)）])?"
         rf"(?:[ \t]*[:：][ \t]*|[ \t]+|[】\]][ \t]*)"
-        rf"(?P<value>{_NAME_VALUE})(?!{_NAME_CHAR})"
+        rf"(?P<value>{_name_value(honorifics)})"
     )
 
 

@@ -25,7 +25,15 @@ import pytest
 from stdnum.jp import cn, in_
 
 from dlp_gateway.scan import Scanner
-from tests.gen import Case, Spec, expected_for, make_case, make_letter_case, sample_spec
+from tests.gen import (
+    Case,
+    Spec,
+    expected_for,
+    make_case,
+    make_letter_case,
+    make_people_letter_case,
+    sample_spec,
+)
 from tests.gen.classes import ISSUE_CLASS
 from tests.gen.numforms import KINDS as NUMBER_FORM_KINDS
 from tests.gen.numforms import draw_kind, make_number_case
@@ -47,6 +55,7 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {key: ISSUE_CLASS[key] for key in _GAP_
 KNOWN_GAP_COMBOS: dict[tuple[tuple[str, str], ...], str] = {}
 PDF_ENABLED = os.environ.get("DLP_GEN_PDF") != "0"  # the PDF reader is on main
 LETTER_CASES = 40
+PEOPLE_LETTER_CASES = 80
 
 
 def _seeds(default_n: int, env_n: str) -> list[int]:
@@ -197,6 +206,21 @@ def test_letter_mail_correspondents_are_not_names(seed: int, scanner: Scanner) -
     if ("mail", "letter_names") in KNOWN_GAPS:
         pytest.skip(f"KNOWN_GAP mail=letter_names: {KNOWN_GAPS[('mail', 'letter_names')]}")
     check(scanner, make_letter_case(seed))
+
+
+@pytest.mark.parametrize("seed", range(PEOPLE_LETTER_CASES))
+def test_people_in_letter_body(seed: int, scanner: Scanner) -> None:
+    """People a letter is about (山口 勝様 over 生年月日, 【対象者】, 氏名：椎葉　キヨ, ﾔﾏﾀﾞ ﾄﾒ,
+    さん in prose, Date of Birth: March 04, 1937) are records and names; the addressee
+    opening the letter and the signature are not."""
+    check(scanner, make_people_letter_case(seed))
+
+
+@pytest.mark.fuzz
+@pytest.mark.skipif(not FUZZ_SEEDS, reason="set DLP_FUZZ=1 (make fuzz) for 2,000 letters")
+@pytest.mark.parametrize("seed", [s + 1_000_000 for s in FUZZ_SEEDS[:2000]] or [0])
+def test_people_in_letter_body_fuzz(seed: int, scanner: Scanner) -> None:
+    check(scanner, make_people_letter_case(seed))
 
 
 # -- the generator itself -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dlp_gateway.detect.columns import (
     fold_cell,
     insured_value,
     is_masked,
+    joined_birth,
     my_number_value,
     name_value,
 )
@@ -147,6 +148,13 @@ class ColumnJudge:
         self.today = today
         self.text_hits = text_hits
         self.field_caches = [ValueCache(self._field_judge(f)) for f in fields]
+        # No birth-date column: a date joined to the name (山田太郎（S12.3.4生）) counts.
+        joined = not any(f.kind is Kind.BIRTH_DATE for f in fields)
+        self.joined_caches = {
+            id(f): ValueCache(lambda v: int(joined_birth(v, today) is not None))
+            for f in fields
+            if joined and f.kind is Kind.NAME and len(f.columns) == 1
+        }
         self.other_caches: dict[int, ValueCache] = {}
 
     # -- judges ------------------------------------------------------------------------
@@ -265,6 +273,9 @@ class ColumnJudge:
             else:
                 vector = [self._multi(f, row) for row in cells]
             if f.kind in NAME_KINDS:  # one name per row, whichever name field holds it
+                if id(f) in self.joined_caches and names is None:
+                    births = self.joined_caches[id(f)].results(columns[f.columns[0]])
+                    out.add("birth_date", list(map(min, vector, births)))
                 names = vector if names is None else list(map(max, names, vector))
             elif f.kind in _KIND_TYPES:
                 out.add(_KIND_TYPES[f.kind], vector)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import regex
 
 from dlp_gateway.detect.birth import birth_date_in_cell, cell_date
-from dlp_gateway.detect.dates import ERAS, is_plausible_birth_date
+from dlp_gateway.detect.dates import ERAS, is_plausible_birth_date, parse_date_text
 from dlp_gateway.detect.names import is_name_cell
 from dlp_gateway.detect.normalize import fold
 from dlp_gateway.detect.numbers import cell_digits, is_valid_my_number
@@ -183,6 +183,21 @@ def name_value(cells: Sequence[CellValue], max_length: int) -> str | None:
             found = _NAMES[value] = _name_parts([fold_cell(value)], max_length)
             return found
     return _name_parts([fold_cell(c) for c in cells], max_length)
+
+
+# from the first bracket to a closing one at the end: （S12.3.4生）, （1937年（昭和12年）3月4日生）
+_BRACKETED_TAIL = regex.compile(r"[(（]\s*(.{4,30}?)\s*[)）]\s*$")
+
+
+def joined_birth(value: CellValue, today: dt.date) -> dt.date | None:
+    """A birth date in brackets after a name in one cell: 山田太郎（S12.3.4生）."""
+    if type(value) is not str or ("(" not in value and "（" not in value):
+        return None
+    found = _BRACKETED_TAIL.search(value)
+    if found is None:
+        return None
+    date = parse_date_text(fold(found.group(1)))
+    return date if date is not None and is_plausible_birth_date(date, today) else None
 
 
 def _name_parts(cells: Sequence[CellValue], max_length: int) -> str | None:

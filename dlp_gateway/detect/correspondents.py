@@ -54,6 +54,7 @@ class CorrespondentSpans:
     def __init__(self, patterns: NamePatterns):
         self.separators = tuple(fold(s) for s in patterns.signature_separators)
         self.words = tuple(fold(w).casefold() for w in patterns.signature_words)
+        self.labels = tuple(fold(w) for w in patterns.value_labels)
         honorifics = "|".join(regex.escape(h) for h in (*patterns.honorifics, "御中", "各位"))
         # 山田太郎様 / 〇〇課 山田様、 / 山田様 いつもお世話になっております
         self._salutation_line = regex.compile(
@@ -76,6 +77,19 @@ class CorrespondentSpans:
             out.append((starts[signature], len(text)))
         return out
 
+    def salutation_reach(self, text: str, span: tuple[int, int]) -> int:
+        """Where the data that makes a span not a salutation may stand: the span and the
+        next non-empty line (山口 勝様 / 生年月日 昭和16年3月4日: the 様 names a person
+        the mail is about, not the addressee)."""
+        position = end = span[1]
+        while position < len(text):
+            line_end = text.find("\n", position + 1)
+            line_end = len(text) if line_end < 0 else line_end
+            if text[position:line_end].strip():
+                return line_end
+            position = line_end
+        return end
+
     def _salutation(self, lines: list[str]) -> int | None:
         seen = 0
         for index, line in enumerate(lines):
@@ -85,9 +99,14 @@ class CorrespondentSpans:
             seen += 1
             if seen > SALUTATION_LINES:
                 return None
-            if self._salutation_line.search(stripped):
+            if self._salutation_line.search(stripped) and not self._labelled(stripped):
                 return index
         return None
+
+    def _labelled(self, line: str) -> bool:
+        """対象者　山口 勝様, 【対象者】延岡 花子 様: a labelled name is data, not the addressee."""
+        folded = fold(line)
+        return folded.startswith(("【", "[", "■", "●", "・")) or folded.startswith(self.labels)
 
     def _signature(self, lines: list[str]) -> int | None:
         tail = max(0, len(lines) - SIGNATURE_MAX_LINES - 2)

@@ -82,7 +82,7 @@ class DateMatch:
     start: int
     end: int
     value: datetime.date
-    form: str  # "wareki" | "wareki_abbrev" | "wareki_kanji" | "seireki" | "compact"
+    form: str  # "wareki" | "wareki_abbrev" | "wareki_kanji" | "seireki" | "compact" | "english"
 
 
 # --- patterns -----------------------------------------------------------------
@@ -95,13 +95,18 @@ _LETTERS = "MTSHRmtshr"
 # ahead to candidate characters (a 100 KB mail body is scanned in well under a
 # millisecond when it holds no dates); lookbehinds therefore follow the first char.
 #
+# The same year in the other calendar in brackets: 昭和12年(1937年)3月4日, 1937年(昭和12年)3月4日.
+_ALT_SEIREKI = rf"(?:{_SP}\({_SP}\d{{4}}{_SP}年?{_SP}\))?"
+_ALT_WAREKI = (
+    rf"(?:{_SP}\({_SP}(?:[明大昭平令][治正和成]?|[{_LETTERS}]\.?){_SP}(?:元|\d{{1,2}}){_SP}年?{_SP}\))?"
+)
 # Era-led: 昭和45年3月2日, 昭和四十五年三月二日, S45年3月2日, 昭和 45 年 3 月 2 日,
 # S45.3.2, S.45.3.2, H元.4.1, 昭45.3.2, 昭和45/3/2. The era pair (明治, 昭和...) is
 # checked in Python, see _ERA_PAIRS.
 _ERA_LED = (
     rf"(?P<era>[明大昭平令{_LETTERS}])(?<![A-Za-z][{_LETTERS}])(?P<era2>[治正和成])?"
     rf"(?:(?<=[{_LETTERS}])\.[ \t]?)?{_SP}"
-    rf"(?:(?P<jy>元|\d{{1,2}}|[{_K}]{{1,4}}){_SP}年"
+    rf"(?:(?P<jy>元|\d{{1,2}}|[{_K}]{{1,4}}){_SP}年{_ALT_SEIREKI}"
     rf"{_SP}(?P<jm>\d{{1,2}}|[{_K}]{{1,3}}){_SP}月"
     rf"{_SP}(?P<jd>\d{{1,2}}|[{_K}]{{1,3}}){_SP}日"
     rf"|(?P<sy>元|\d{{1,2}})(?P<ssep>{_SEP})(?P<sm>\d{{1,2}})(?P=ssep)(?P<sd>\d{{1,2}})"
@@ -114,11 +119,28 @@ _DIGIT_LED = (
     rf"(?P<d0>\d)(?<!\d\d)(?<!\d{_GROUP_SEP}\d)(?:"
     rf"(?P<wy>\d{{3}})(?:(?P<wsep>{_SEP})(?P<wm>\d{{1,2}})(?P=wsep)(?P<wd>\d{{1,2}})"
     rf"(?!\d)(?!{_SEP}\d)"
-    rf"|{_SP}年{_SP}(?P<wm2>\d{{1,2}}){_SP}月{_SP}(?P<wd2>\d{{1,2}}){_SP}日)"
+    rf"|{_SP}年{_ALT_WAREKI}{_SP}(?P<wm2>\d{{1,2}}){_SP}月{_SP}(?P<wd2>\d{{1,2}}){_SP}日)"
     rf"|(?P<c>\d{{7}})(?!\d)(?!{_GROUP_SEP}\d))"
+)
+# English: March 04, 1937 / Mar. 4, 1937 / 4 March 1937 / 4th Mar 1937.
+_MONTHS = {
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
+    "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+}  # fmt: skip
+_MONTH_NAME = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)(?![a-z])\.?"
+)
+_ORDINAL = r"(?:st|nd|rd|th)?"
+_ENGLISH = (
+    rf"(?<![a-z])(?P<em>{_MONTH_NAME})[ \t]*(?P<ed>\d{{1,2}}){_ORDINAL},?[ \t]*"
+    rf"(?P<ey>\d{{4}})(?!\d)"
+    rf"|(?<!\d)(?P<ed2>\d{{1,2}}){_ORDINAL}[ \t]*(?P<em2>{_MONTH_NAME}),?[ \t]*"
+    rf"(?P<ey2>\d{{4}})(?!\d)"
 )
 _ERA_RE = re.compile(_ERA_LED)
 _DIGIT_RE = re.compile(_DIGIT_LED)
+_ENGLISH_RE = re.compile(_ENGLISH, re.IGNORECASE)
 # A cell may carry a time of day (1970-03-02 00:00:00) or a 生/生まれ suffix.
 _CELL_SUFFIX = rf"(?:[ T]{_SP}\d{{1,2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?)?(?:{_SP}生まれ|{_SP}生)?"
 _CELL_ERA_RE = re.compile(_ERA_LED + _CELL_SUFFIX)
@@ -204,6 +226,8 @@ def _convert(m: re.Match[str]) -> tuple[datetime.date, str] | None:
     """Turn one regex match into (date, form), or None when the date does not exist."""
     if m.re.groupindex.get("era") is not None:
         return _convert_wareki(m)
+    if m.re.groupindex.get("em") is not None:
+        return _convert_english(m)
     if m.group("wy") is not None:
         year = int(m.group("d0") + m.group("wy"))
         if not _MIN_YEAR <= year <= _MAX_YEAR:
@@ -214,6 +238,15 @@ def _convert(m: re.Match[str]) -> tuple[datetime.date, str] | None:
         return (value, "seireki") if value is not None else None
     value = _yyyymmdd(m.group("d0") + m.group("c"))
     return (value, "compact") if value is not None else None
+
+
+def _convert_english(m: re.Match[str]) -> tuple[datetime.date, str] | None:
+    month = _MONTHS[(m.group("em") or m.group("em2"))[:3].lower()]
+    year = int(m.group("ey") or m.group("ey2"))
+    if not _MIN_YEAR <= year <= _MAX_YEAR:
+        return None
+    value = _gregorian(year, month, int(m.group("ed") or m.group("ed2")))
+    return (value, "english") if value is not None else None
 
 
 def _convert_wareki(m: re.Match[str]) -> tuple[datetime.date, str] | None:
@@ -250,7 +283,7 @@ def find_dates(text: str) -> list[DateMatch]:
     if "年" not in text and _HAS_DIGIT.search(text) is None:
         return []
     found: list[DateMatch] = []
-    for pattern in (_ERA_RE, _DIGIT_RE):
+    for pattern in (_ERA_RE, _DIGIT_RE, _ENGLISH_RE):
         for m in pattern.finditer(text):
             converted = _convert(m)
             if converted is not None:

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 from bisect import bisect_right
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Literal
 
 import regex
@@ -104,10 +105,11 @@ class DetectionEngine:
         name stands on a line with a birth date (then it is data about that person), and
         never a signature-like block that carries numbers or dates of people."""
         data = [h for h in hits if h.type != "name"]
+        reach = self.correspondent_spans.salutation_reach
         spans = [
             (start, end)
             for start, end in self.correspondent_spans.spans(text)
-            if not any(start <= h.start < end for h in data)
+            if not any(start <= h.start < reach(text, (start, end)) for h in data)
         ]
         dated_lines = {_line_span(text, h.start) for h in data if h.type == "birth_date"}
         kept = []
@@ -224,7 +226,7 @@ class DetectionEngine:
         hits += births
         by_id_type = [find_id_type(text, id_type, header) for id_type in p.id_types]
         if names == "all" or (names == "cell" and births):
-            hits += _without_overlaps(self.names.find(text), hits)
+            hits += _without_overlaps(self._find_names(text), hits)
         elif names != "cell":
             anchors = [h.start for h in births] if names == "births" else self._anchors(
                 text, hits, by_id_type, (my_labels, insured_labels, birth_labels))
@@ -264,8 +266,15 @@ class DetectionEngine:
         hits = []
         for start, end in spans:
             hits += [dataclasses.replace(h, start=h.start + start, end=h.end + start)
-                     for h in self.names.find(text[start:end])]
+                     for h in self._find_names(text[start:end])]
         return hits
+
+    def _find_names(self, text: str) -> list[Hit]:
+        """Names by label and position first (氏名：椎葉　キヨ), then by the analyser; a
+        reading in brackets after a name is the same name."""
+        labelled = self.names.find_labelled(text)
+        found = labelled + _without_overlaps(self.names.find(text), labelled)
+        return _without_bracketed_readings(text, found)
 
     # -- tables --------------------------------------------------------------
     def scan_table(self, unit: TableUnit, context: str = "", keep_all: bool = False
@@ -350,6 +359,21 @@ def _line_starts(text: str) -> list[int]:
         starts.append(i + 1)
         i = find("\n", i + 1)
     return starts
+
+
+_READING_GAP = regex.compile(r"[ \t]*[(（][ \t]*")
+
+
+def _without_bracketed_readings(text: str, hits: list[Hit]) -> list[Hit]:
+    """山田 太郎（ヤマダ タロウ）, イシカワ シゲノブ (石川 重信): a name in brackets right
+    after a name is the same person written again, not a second name."""
+    names = sorted((h for h in hits if h.type == "name"), key=lambda h: h.start)
+    again = {
+        id(b)
+        for a, b in pairwise(names)
+        if _READING_GAP.fullmatch(text, a.end, b.start)
+    }
+    return [h for h in hits if id(h) not in again] if again else hits
 
 
 def _without_overlaps(new: list[Hit], existing: list[Hit]) -> list[Hit]:

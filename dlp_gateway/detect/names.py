@@ -23,6 +23,26 @@ _PLACE = ("名詞", "固有名詞", "地名", "一般")
 _CHUNK_CHARS = 8000
 _HAS_JAPANESE = regex.compile(r"[\p{Han}\p{Katakana}\p{Hiragana}]")
 _NAME_CELL = regex.compile(r"^[\p{Han}\p{Katakana}\p{Hiragana}\p{Latin}ー・･ 　.'-]+$")
+# The shape of a name written after a name label (folded text: the ideographic space is a
+# space, half-width kana are full-width): a kanji surname and a kanji or kana given name
+# (山田太郎, 椎葉 キヨ, 那須 ミツ子, 伊藤 末吉), or a kana surname and given name with a
+# space between (ヤマダ トメ). A hiragana given name needs the space (山田 さくら).
+_KANJI = r"[\p{Han}々〆ヶ]"
+_KATA = r"[\p{Katakana}ー]"
+_HIRA = r"[\p{Hiragana}ー]"
+_NAME_CHAR = r"[\p{Han}\p{Katakana}\p{Hiragana}ー々〆ヶ]"
+
+
+def _name_value(honorifics: tuple[str, ...]) -> str:
+    """The name shapes (the forms with a space first: the longest reading wins); a name
+    ends where the name characters end or where an honorific starts (髙田 マツ様)."""
+    after = "|".join(regex.escape(h) for h in honorifics)
+    end = rf"(?:(?!{_NAME_CHAR})|(?={after}))" if after else rf"(?!{_NAME_CHAR})"
+    return (
+        rf"{_KANJI}{{1,5}} {{1,2}}(?:{_KANJI}{{1,4}}|{_KATA}{{1,6}}[子江枝代]?|{_HIRA}{{1,6}}){end}"
+        rf"|{_KATA}{{2,8}} {{1,2}}{_KATA}{{1,8}}{end}|{_HIRA}{{2,8}} {{1,2}}{_HIRA}{{1,8}}{end}"
+        rf"|(?P<joined>{_KANJI}{{1,5}}(?:{_KANJI}{{1,4}}|{_KATA}{{1,6}}[子江枝代]?)){end}"
+    )
 
 
 class NameFinder:
@@ -39,6 +59,17 @@ class NameFinder:
         self._honorifics = frozenset(patterns.honorifics)
         pairs = patterns.kanji_variants
         self._variants = str.maketrans({p[0]: p[1] for p in pairs if len(p) == 2})
+        self._labelled = _labelled_regex(patterns.value_labels, patterns.honorifics)
+        self._name_shape = regex.compile(_name_value(()))
+        # a line that is a name and an honorific (佐藤　末吉 様): the honorific is its label
+        honorifics = "|".join(regex.escape(h) for h in patterns.honorifics)
+        self._kana_honorific = regex.compile(
+            rf"(?P<han>{_KANJI}{{1,3}})(?P<given>{_KATA}{{1,4}}子?) ?(?:{honorifics})"
+        )
+        self._honorific_line = regex.compile(
+            rf"(?m)^[ \t]*(?P<value>[^\r\n]{{2,16}}?)[ \t]*(?:{honorifics})[ \t\r]*$"
+        )
+        self._stopwords = tuple(patterns.value_stopwords)
 
     def load(self) -> Any:
         """The SudachiPy tokenizer, built on first use: a scan whose text has nothing
@@ -62,6 +93,72 @@ class NameFinder:
         for offset, chunk in _chunks(text):
             hits.extend(self._find_in_chunk(chunk, offset))
         return hits
+
+    def find_labelled(self, text: str) -> list[Hit]:
+        """Names right after a name label (氏名：椎葉　キヨ, 【対象者】延岡 花子 様): a
+        name by its position and shape, whether or not the dictionary knows it."""
+        if self._labelled is None or not _HAS_JAPANESE.search(text):
+            return []
+        hits = []
+        for m in self._labelled.finditer(text):
+            hit = self._labelled_hit(m.group("value"), m.start("value"), bool(m.group("joined")))
+            if hit is not None:
+                hits.append(hit)
+        if any(h in text for h in self._honorifics):
+            hits += self._kana_given_before_honorific(text, hits)
+            for m in self._honorific_line.finditer(text):
+                shaped = self._name_shape.fullmatch(m.group("value"))
+                if shaped is not None:
+                    joined = bool(shaped.group("joined"))
+                    hit = self._labelled_hit(m.group("value"), m.start("value"), joined)
+                    if hit is not None and not any(h.start == hit.start for h in hits):
+                        hits.append(hit)
+        return hits
+
+    def _kana_given_before_honorific(self, text: str, hits: list[Hit]) -> list[Hit]:
+        """日高カメさん, 興梠トメ様: a surname (or a place name used as one) and a katakana
+        given name the dictionary reads as a common noun, made a name by the honorific."""
+        out = []
+        for m in self._kana_honorific.finditer(text):
+            han, end = m.group("han"), m.end("given")
+            for size in (3, 2, 1):
+                if size <= len(han) and self._is_surname(han[-size:], places=True):
+                    start = m.end("han") - size
+                    if not any(h.start <= start < h.end for h in hits):
+                        out.append(Hit("name", start, end, mask_name(text[start:end]), 0.7))
+                    break
+        return out
+
+    def _labelled_hit(self, value: str, start: int, joined: bool) -> Hit | None:
+        found = self._without_honorific(value)
+        if found is None:
+            return None
+        if any(w in found for w in self._stopwords) or found.endswith(self._org_suffixes):
+            return None
+        if joined and not self._starts_with_surname(found):
+            return None  # 対象者：高齢者: kanji run without a space needs a known surname
+        return Hit("name", start, start + len(found), mask_name(found), 0.8)
+
+    def _without_honorific(self, value: str) -> str | None:
+        """山口 勝様 -> 山口 勝; None when no given name is left (山田 様)."""
+        for honorific in self._honorifics:
+            if value.endswith(honorific) and len(value) > len(honorific):
+                value = value[: -len(honorific)]
+                if value.endswith(" ") or len(value) < 2:
+                    return None
+                break
+        return value
+
+    def _is_surname(self, value: str, places: bool = False) -> bool:
+        tokens = list(self._tokenizer.tokenize(value.translate(self._variants)))
+        if len(tokens) != 1:
+            return False
+        pos = tuple(tokens[0].part_of_speech()[:4])
+        return pos == _SURNAME or (places and pos == _PLACE)
+
+    def _starts_with_surname(self, value: str) -> bool:
+        tokens = list(self._tokenizer.tokenize(value.translate(self._variants)))
+        return len(tokens) >= 2 and tuple(tokens[0].part_of_speech()[:4]) == _SURNAME
 
     def _find_in_chunk(self, chunk: str, offset: int) -> list[Hit]:
         tokens = list(self._tokenizer.tokenize(chunk))
@@ -93,6 +190,10 @@ class NameFinder:
             if k < len(tokens) and tuple(tokens[k].part_of_speech()[:4]) == _GIVEN:
                 end, j = tokens[k].end(), k + 1
                 return self._checked(tokens, start, end, j, 0.85)
+            if k < len(tokens) and _KANA_GIVEN.match(tokens[k].surface()):
+                h = k + 2 if k + 2 < len(tokens) and tokens[k + 1].surface() == " " else k + 1
+                if h < len(tokens) and tokens[h].surface() in self._honorifics:
+                    return (start, tokens[k].end(), 0.7), h + 1  # 興梠トメさん, 斎藤 トメ 様
         if j < len(tokens) and tokens[j].surface() in self._honorifics:
             return (start, end, 0.7), j + 1
         return None, j
@@ -108,6 +209,9 @@ class NameFinder:
         value = value.strip()
         if not value or len(value) > self.patterns.max_cell_length or not _NAME_CELL.match(value):
             return False
+        parts = value.replace("\u3000", " ").split()
+        if len(parts) == 2 and _GIVEN_SHAPE.match(parts[1]) and self._is_surname(parts[0]):
+            return True  # 山田 ウメ, 伊藤 末吉: a known surname, a given name by its shape
         compact = value.replace(" ", "").replace("\u3000", "").translate(self._variants)
         tokens = [t for t in self._tokenizer.tokenize(compact) if t.surface().strip()]
         if not tokens or len(tokens) > 3:
@@ -131,6 +235,27 @@ def _new_tokenizer() -> tuple[Any, frozenset[int], int]:
             names.add(count)
         count += 1
     return make(mode=tokenizer.Tokenizer.SplitMode.C), frozenset(names), count
+
+
+_KANA_GIVEN = regex.compile(r"^[\p{Katakana}ー]{1,4}子?$")
+_GIVEN_SHAPE = regex.compile(
+    r"^(?:[\p{Katakana}ー]{1,5}[子江枝代]?|[\p{Han}々]{1,3}|[\p{Hiragana}]{2,4})$"
+)
+
+
+def _labelled_regex(
+    labels: tuple[str, ...], honorifics: tuple[str, ...]
+) -> regex.Pattern[str] | None:
+    """A name label, a separator on the same line (：, spaces, 】), a name-shaped value
+    that ends where the name characters end."""
+    if not labels:
+        return None
+    words = "|".join(regex.escape(w) for w in sorted(labels, key=len, reverse=True))
+    return regex.compile(
+        rf"(?i)(?<!{_NAME_CHAR}|[a-z])[【\[]?(?:{words})(?:[(（][^)）\n]{{0,12}}[)）])?"
+        rf"(?:[ \t]*[:：][ \t]*|[ \t]+|[】\]][ \t]*)"
+        rf"(?P<value>{_name_value(honorifics)})"
+    )
 
 
 def is_name_cell(value: object, max_length: int) -> bool:

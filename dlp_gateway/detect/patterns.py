@@ -173,6 +173,8 @@ class NamePatterns:
     other_headers: tuple[str, ...] = ()
     kanji_variants: tuple[str, ...] = ()
     anchor_words: tuple[str, ...] = ()  # name labels that let free text be analysed
+    value_labels: tuple[str, ...] = ()
+    value_stopwords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -441,6 +443,8 @@ def _name(r: _Reader, doc: dict[str, Any]) -> NamePatterns:
         other_headers=r.words("other_headers", required=False),
         kanji_variants=r.words("kanji_variants", required=False),
         anchor_words=r.words("anchor_words", required=False),
+        value_labels=r.words("value_labels", required=False),
+        value_stopwords=r.words("value_stopwords", required=False),
     )
 
 

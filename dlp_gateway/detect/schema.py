@@ -116,6 +116,8 @@ SCHEMA: dict[str, dict[str, dict[str, Key]]] = {
             "other_headers": OPTIONAL_WORDS,
             "sub_headers": OPTIONAL_WORDS,
             "kanji_variants": OPTIONAL_WORDS,
+            "value_labels": OPTIONAL_WORDS,
+            "value_stopwords": OPTIONAL_WORDS,
             "signature_separators": OPTIONAL_WORDS,
             "signature_words": OPTIONAL_WORDS,
             "anchor_words": OPTIONAL_WORDS,

@@ -37,6 +37,7 @@ from dlp_gateway.detect.columns import (
     fold_cell,
     insured_value,
     is_masked,
+    joined_birth,
     my_number_value,
     name_value,
 )
@@ -356,6 +357,8 @@ class _ListPass:
         self.field_columns = layout.columns
         # column -> (location, group, masked, written 4-4-4) of valid 12-digit cells
         self.pending: dict[int, list[tuple[str, str, str, bool]]] = {}
+        # No birth-date column: a date joined to the name (山田太郎（S12.3.4生）) is read.
+        self.joined_births = not any(f.kind is Kind.BIRTH_DATE for f in layout.fields)
         self.twelve_digit: dict[int, int] = {}
         # Headed columns (備考, カード番号) whose header names no other number: only their
         # 4-4-4 values may be My Numbers, as in body text (None: not judged yet).
@@ -523,6 +526,9 @@ class _ListPass:
                             "name", self._loc(row, first), mask_name(name), f.confidence, group
                         )
                         named = True
+                        if self.joined_births and joined_birth(value, self.today):
+                            loc = self._loc(row, first)
+                            self.sink.add("birth_date", loc, MASKED_DATE, 0.9, group)
                 elif kana is None:
                     kana = (first, f.confidence, name)
                 continue
@@ -647,7 +653,9 @@ class _FormPass:
     ):
         self.s, self.sink, self.today = scanner, sink, today
         self.table = sink.table
-        self.group = f"{self.table.location}!{name}"
+        self.group = self.base_group = f"{self.table.location}!{name}"
+        self.people = 1
+        self.mark = len(sink.findings)  # the current person's findings start here
         self.context = context
         self.by_title = False
         self.after_symbol = False
@@ -679,6 +687,9 @@ class _FormPass:
                 if value is None or value == "":
                     continue
                 kind = self._label(value)
+                if kind is Kind.NAME and named and self._has_data():
+                    self._next_person()  # 氏名 again after a name and its data: the next person
+                    named = False
                 if kind is not None:
                     symbol_row = (
                         symbol_row
@@ -706,6 +717,16 @@ class _FormPass:
             above = labels_here
             above_text = texts_here
             self.after_symbol = symbol_row
+
+    def _has_data(self) -> bool:
+        """The current person has data besides the name (a date, a number)."""
+        group = self.group
+        return any(f.group == group and f.type != "name" for f in self.sink.findings[self.mark :])
+
+    def _next_person(self) -> None:
+        self.people += 1
+        self.group = f"{self.base_group}#p{self.people}"
+        self.mark = len(self.sink.findings)
 
     def _cell(self, kind: Kind, value: CellValue, row: Row, i: int) -> bool:
         if kind is _SKIP:

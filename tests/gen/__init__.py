@@ -6,7 +6,7 @@ wrapping, size), with the verdict and counts the domain rules expect. See GAPS.m
 what the engine misses today.
 """
 
-from .cases import Case, make_case, make_letter_case
+from .cases import Case, make_case, make_letter_case, make_people_letter_case
 from .spec import Expected, Spec, expected_for, sample_spec
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "expected_for",
     "make_case",
     "make_letter_case",
+    "make_people_letter_case",
     "sample_spec",
 ]

@@ -187,6 +187,8 @@ def columns(spec: Spec, rng: random.Random) -> list[Col]:
     cols += _name_columns(spec, h)
     if spec.date_form == "era_columns":
         cols.append(Col("dob", h["dob"], 4, ("元号", "年", "月", "日")))
+    elif spec.name_form == "with_dob":
+        pass  # the birth date is in the name cell: 山田太郎（S12.3.4生）
     elif spec.date_form != "none":
         cols.append(Col("dob", h["dob"]))
     extras = [
@@ -301,6 +303,9 @@ def person_cells(col: Col, p: Person, spec: Spec, idx: int, rng: random.Random) 
         return [conv(text)]
     if col.key == "id":
         return id_cells(spec, p, rng)
+    if col.key == "name" and spec.name_form == "with_dob":
+        born = ("生", "生まれ", "生")[idx % 3]
+        return [f"{simple['name']}（{values.format_date(p.dob, spec.date_form)}{born}）"]
     if col.key == "dob":
         value = values.format_date(p.dob, spec.date_form)
         return list(value) if isinstance(value, list) else [value]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from . import build, negatives, render
+from . import build, names, negatives, render, values
 from .spec import Expected, Spec, expected_for, sample_spec
 
 STEMS = {
@@ -31,6 +31,11 @@ class Case:
         return self.filename.endswith(".eml")
 
     def replay(self) -> str:
+        if self.spec.axis == "people_letter":
+            return (
+                ".venv/bin/python -m pytest -q 'tests/test_generated_tables.py::"
+                f"test_people_in_letter_body[{self.spec.seed}]'"
+            )
         if self.spec.axis == "letter":
             return (
                 ".venv/bin/python -m pytest -q 'tests/test_generated_tables.py::"
@@ -107,3 +112,34 @@ def make_letter_case(seed: int) -> Case:
         names=spec.n if with_names else 0,
     )
     return case
+
+
+def make_people_letter_case(seed: int) -> Case:
+    """A letter whose body names one to three people (a 様 line over a birth date, 対象者
+    labels, 氏名：椎葉　キヨ, ﾔﾏﾀﾞ ﾄﾒ, prose, English), old-fashioned given names half the
+    time: each person is one record and one name; the addressee and signature are not."""
+    rng = random.Random(seed * 31 + 5)
+    n = rng.choice((1, 1, 2, 3))
+    people = []
+    for _ in range(n):
+        surname = names.pick_surname(rng)
+        old = rng.random() < 0.5
+        given = rng.choice(names.OLD_FASHIONED_GIVEN) if old else names.pick_given(rng, "old")
+        dob = values.random_birth(rng, "old")
+        style = rng.choice(render.PERSON_STYLES)
+        people.append(render.person_text(style, surname, given, dob, rng))
+    spec = Spec(
+        seed=seed,
+        content="name_dob",
+        layout="plain",
+        number_form="none",
+        date_form="wareki_kanji",
+        name_form="full_space",
+        name_pool="common",
+        file_type="text_body",
+        wrap="mail",
+        n=n,
+        axis="people_letter",
+    )
+    expected = Expected("hold", 0, 0, n, names=n)
+    return Case(spec, expected, "message.eml", render.mail_with_people(people, rng))

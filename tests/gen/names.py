@@ -4,7 +4,9 @@ Surnames: the ~100 most common (rank order of national surveys; weight ~ 1/rank^
 which approximates the published counts: 佐藤 about 1.8 million, 菊地 about 0.2
 million), old-kanji variants (髙橋, 山﨑, 渡邉, 齋藤) and surnames that are also place
 names (千葉, 長野, 福島). Given names: older-generation names (care and late-stage
-medical rosters), middle generation, children (nursery lists) and hiragana-only names.
+medical rosters; with the katakana names of the Meiji-Taisho generation, トメ, ハツエ,
+ミツ子, and names the dictionary does not know as given names, 末吉, 重信), middle
+generation, children (nursery lists) and hiragana-only names.
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ _GIVEN = """
 結愛 ユア F young|杏 アン F young|莉子 リコ F young|
 """
 
+# old-fashioned given names (people born before about 1935), katakana or kanji the
+# dictionary does not know as given names
+_OLD_FASHIONED = """
+トメ トメ F old|ウメ ウメ F old|マツ マツ F old|カメ カメ F old|イネ イネ F old|スミ スミ F old|
+タケ タケ F old|ツル ツル F old|シズ シズ F old|ハツエ ハツエ F old|ミツ子 ミツコ F old|
+キミ子 キミコ F old|末吉 スエキチ M old|重信 シゲノブ M old|留吉 トメキチ M old|寅吉 トラキチ M old|
+松太郎 マツタロウ M old|亀太郎 カメタロウ M old
+"""
+
 # hiragana-only given names (written and read the same)
 _HIRAGANA = """
 さくら F young|ひなた F young|はるか F young|ゆい F young|あおい F young|こはる F young|
@@ -97,7 +108,8 @@ OLD_KANJI_SURNAMES = [Surname(k, r, "old_kanji") for k, r in _pairs(_OLD_KANJI)]
 PLACE_SURNAMES = [Surname(k, r, "place") for k, r in _pairs(_PLACE)]
 SURNAME_WEIGHTS = [1.0 / (rank + 1) ** 0.8 for rank in range(len(COMMON_SURNAMES))]
 
-GIVEN_NAMES = [GivenName(k, r, g, gen) for k, r, g, gen in _pairs(_GIVEN)]
+OLD_FASHIONED_GIVEN = [GivenName(k, r, g, gen) for k, r, g, gen in _pairs(_OLD_FASHIONED)]
+GIVEN_NAMES = [GivenName(k, r, g, gen) for k, r, g, gen in _pairs(_GIVEN)] + OLD_FASHIONED_GIVEN
 
 
 def hira_to_kata(text: str) -> str:

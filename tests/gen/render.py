@@ -11,8 +11,8 @@ import zipfile
 from email.message import EmailMessage
 from email.policy import default as default_policy
 
-from . import names
-from .grid import Block, Cell, Sheet
+from . import names, values
+from .grid import Block, Cell, Sheet, to_halfwidth_kana
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -371,4 +371,64 @@ def mail_with_text(text: str, rng: random.Random) -> bytes:
     letter = Letter(rng)
     msg = base_message(letter, "Web会議のご案内")
     _set_text(msg, text + "\n" + letter.closing(), rng)
+    return msg.as_bytes(policy=default_policy.clone(linesep="\r\n"))
+
+
+# -- people written in a letter's body ------------------------------------------------------
+# How a letter names the person it is about: a 様 line with the birth date below, a
+# labelled 様 line, a 氏名 label (the name by its position, any space, half-width kana),
+# prose with さん, English. Each is data about a person, unlike the 〇〇様 that opens the
+# letter (the addressee) and the signature.
+PERSON_STYLES = (
+    "sama",
+    "sama_labelled",
+    "sama_bracket",
+    "labelled",
+    "labelled_kana",
+    "prose",
+    "english",
+)
+BODY_DATE_FORMS = (
+    "wareki_kanji",
+    "short_dot",
+    "wareki_paren",
+    "seireki_paren",
+    "seireki_kanji",
+    "fullwidth_kanji",
+)
+
+
+def person_text(
+    style: str, surname: names.Surname, given: names.GivenName, dob: dt.date, rng: random.Random
+) -> str:
+    date = str(values.format_date(dob, rng.choice(BODY_DATE_FORMS)))
+    name = f"{surname.kanji}{rng.choice((' ', '　'))}{given.kanji}"
+    sep = rng.choice(("：", "　"))
+    if style == "sama":
+        return f"{name}{rng.choice(('様', ' 様'))}\n生年月日{sep}{date}"
+    if style == "sama_labelled":
+        return f"対象者{sep}{name}様\n生年月日{sep}{date}\n住所{sep}{values.address(rng)}"
+    if style == "sama_bracket":
+        return f"【対象者】{name} 様\n（{date}生）"
+    if style == "labelled":
+        return f"氏名{rng.choice(('：', '　', ':'))}{name}\n生年月日{sep}{date}"
+    if style == "labelled_kana":
+        return f"氏名：{to_halfwidth_kana(f'{surname.reading} {given.reading}')}\n生年月日：{date}"
+    if style == "prose":
+        return (
+            f"{surname.kanji}{given.kanji}さん（{date}生）の件、ケアマネジャーから連絡があり、"
+            "来週退院予定とのことです。"
+        )
+    english = values.english_date(dob)
+    return f"Name: {surname.reading} {given.reading} ({name})\nDate of Birth: {english}"
+
+
+def mail_with_people(people: list[str], rng: random.Random) -> bytes:
+    """A letter whose body names ``people`` (paragraphs of ``person_text``); the opening is
+    the full letter opening (addressee 様) or a short greeting right above the first."""
+    letter = Letter(rng)
+    msg = base_message(letter, rng.choice(("対象者について", "認定調査の依頼", "Re: 見守りの件")))
+    opening = letter.opening() + "\n" if rng.random() < 0.5 else "お世話になります。\n\n"
+    body = opening + "\n\n".join(people) + "\n\n上記の方の件、よろしくお願いします。\n\n"
+    _set_text(msg, body + letter.closing(), rng)
     return msg.as_bytes(policy=default_policy.clone(linesep="\r\n"))

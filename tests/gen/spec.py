@@ -73,7 +73,14 @@ DATE_FORMS = (
     "excel_era_format",
     "excel_builtin_era",
     "era_columns",
+    "wareki_paren",
+    "seireki_paren",
+    "english",
 )
+# Date forms and the name form added after the seeded draws existed: drawn from a second
+# random stream (``_late_forms``) so every older seed keeps its case (PINNED_SEEDS).
+LATE_DATE_FORMS = ("wareki_paren", "seireki_paren", "english")
+LATE_NAME_FORMS = ("with_dob",)
 NAME_FORMS = (
     "full_space",
     "full_nospace",
@@ -82,6 +89,7 @@ NAME_FORMS = (
     "joined_kana",
     "kana_column",
     "kana_only",
+    "with_dob",
 )
 NAME_POOLS = ("common", "old_kanji", "place", "hiragana", "kana_word")
 FILE_TYPES = (
@@ -115,8 +123,8 @@ AXES = {
     "content": POSITIVE_CONTENT + NEGATIVE_CONTENT,
     "layout": LAYOUTS,
     "number_form": MY_NUMBER_FORMS + HEALTH_FORMS,
-    "date_form": DATE_FORMS,
-    "name_form": NAME_FORMS,
+    "date_form": tuple(f for f in DATE_FORMS if f not in LATE_DATE_FORMS),
+    "name_form": tuple(f for f in NAME_FORMS if f not in LATE_NAME_FORMS),
     "name_pool": NAME_POOLS,
     "file_type": FILE_TYPES,
     "wrap": WRAPS,
@@ -260,7 +268,29 @@ def sample_spec(seed: int) -> Spec:
         values["content"] = "name_dob"  # so the verdict depends on reading the name and date
     spec = Spec(seed=seed, n=_rows(rng), axis=axis, **values)
     _repair(spec, rng)
+    _late_forms(spec)
     return spec
+
+
+# layouts and files where a name cell may carry its birth date: 山田太郎（S12.3.4生）
+_WITH_DOB_LAYOUTS = ("plain", "title_rows", "circled_header", "repeated_header", "stats_above")
+_STRING_DATE_FORMS = DATE_FORMS[:13]  # written as text (not Excel dates, codes or columns)
+
+
+def _late_forms(spec: Spec) -> None:
+    """The later date and name forms, from their own stream so older seeds keep their case."""
+    late = random.Random(f"late-forms-{spec.seed}")
+    if spec.file_type == "pdf":
+        return  # (the PDF cases pinned for their layout keep their case)
+    if spec.date_form in _STRING_DATE_FORMS and late.random() < 0.12:
+        spec.date_form = late.choice(LATE_DATE_FORMS)
+    if (
+        spec.name_form in ("full_space", "full_nospace", "full_ideo")
+        and spec.date_form in _STRING_DATE_FORMS + LATE_DATE_FORMS[:2]
+        and spec.layout in _WITH_DOB_LAYOUTS
+        and late.random() < 0.1
+    ):
+        spec.name_form = "with_dob"
 
 
 def _repair(spec: Spec, rng: random.Random) -> None:

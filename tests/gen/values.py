@@ -138,8 +138,27 @@ def format_date(date: dt.date, form: str) -> object:
         "excel_era_format": date,
         "excel_builtin_era": date,
         "era_columns": [kanji, year, m, d],
+        # the year in both calendars: 昭和12年（1937年）3月4日, 1937年（昭和12年）3月4日
+        "wareki_paren": f"{kanji}{ey}年（{date.year}年）{m}月{d}日",
+        "seireki_paren": f"{date.year}年（{kanji}{ey}年）{m}月{d}日",
+        "english": english_date(date),
     }
     return forms[form]
+
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")  # fmt: skip
+
+
+def english_date(date: dt.date) -> str:
+    """March 04, 1937 / 4 March 1937 / Mar. 4, 1937 (the spelling varies with the day)."""
+    month = MONTHS[date.month - 1]
+    spellings = (
+        f"{month} {date.day:02d}, {date.year}",
+        f"{date.day} {month} {date.year}",
+        f"{month[:3]}{'' if month == 'May' else '.'} {date.day}, {date.year}",
+    )
+    return spellings[date.day % 3]
 
 
 # -- other values -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dlp_gateway.detect.patterns import NamePatterns
 _SURNAME = ("名詞", "固有名詞", "人名", "姓")
 _GIVEN = ("名詞", "固有名詞", "人名", "名")
 _PLACE = ("名詞", "固有名詞", "地名", "一般")
+_WHOLE = ("名詞", "固有名詞", "人名", "一般")  # one dictionary entry for a full name (小林太郎)
 # SudachiPy refuses inputs over 49,149 bytes; stay well below.
 _CHUNK_CHARS = 8000
 _HAS_JAPANESE = regex.compile(r"[\p{Han}\p{Katakana}\p{Hiragana}]")
@@ -161,7 +162,9 @@ class NameFinder:
         return len(tokens) >= 2 and tuple(tokens[0].part_of_speech()[:4]) == _SURNAME
 
     def _find_in_chunk(self, chunk: str, offset: int) -> list[Hit]:
-        tokens = list(self._tokenizer.tokenize(chunk))
+        # old kanji (髙橋, 山﨑) read as their common form: one character for one, so the
+        # offsets stay those of the chunk
+        tokens = list(self._tokenizer.tokenize(chunk.translate(self._variants)))
         pos_ids = [t.part_of_speech_id() for t in tokens]
         name_pos, known = self._name_pos, self._pos_count
         hits = []
@@ -181,6 +184,8 @@ class NameFinder:
     def _name_at(self, tokens: list, i: int) -> tuple[tuple[int, int, float] | None, int]:
         """A name starting at token ``i`` (span, confidence) and the index to go on from."""
         pos = tuple(tokens[i].part_of_speech()[:4])
+        if pos == _WHOLE:
+            return self._whole_name(tokens, i)
         if pos not in (_SURNAME, _GIVEN):
             return None, i + 1
         start, end = tokens[i].begin(), tokens[i].end()
@@ -194,9 +199,21 @@ class NameFinder:
                 h = k + 2 if k + 2 < len(tokens) and tokens[k + 1].surface() == " " else k + 1
                 if h < len(tokens) and tokens[h].surface() in self._honorifics:
                     return (start, tokens[k].end(), 0.7), h + 1  # 興梠トメさん, 斎藤 トメ 様
+                if k + 1 == len(tokens) or tokens[k + 1].surface()[:1] in _NAME_END:
+                    return (start, tokens[k].end(), 0.6), k + 1  # 佐藤トメ　生年月日…
         if j < len(tokens) and tokens[j].surface() in self._honorifics:
             return (start, end, 0.7), j + 1
         return None, j
+
+    def _whole_name(self, tokens: list, i: int) -> tuple[tuple[int, int, float] | None, int]:
+        """A full name the dictionary lists as one word (小林太郎): a name when it is a
+        known surname followed by a given name in kanji."""
+        surface = tokens[i].surface()
+        if _WHOLE_SHAPE.match(surface) and any(
+            self._is_surname(surface[:size]) for size in (1, 2, 3) if len(surface) - size >= 1
+        ):
+            return self._checked(tokens, tokens[i].begin(), tokens[i].end(), i + 1, 0.8)
+        return None, i + 1
 
     def _checked(self, tokens: list, start: int, end: int, j: int, confidence: float):  # type: ignore[no-untyped-def]
         following = tokens[j].surface() if j < len(tokens) else ""
@@ -231,12 +248,14 @@ def _new_tokenizer() -> tuple[Any, frozenset[int], int]:
     make = getattr(sudachi, "tokenizer", None) or sudachi.create  # create() before 0.6.9
     names, count = set(), 0
     while (pos := sudachi.pos_of(count)) is not None:
-        if tuple(pos[:4]) in (_SURNAME, _GIVEN):
+        if tuple(pos[:4]) in (_SURNAME, _GIVEN, _WHOLE):
             names.add(count)
         count += 1
     return make(mode=tokenizer.Tokenizer.SplitMode.C), frozenset(names), count
 
 
+_NAME_END = frozenset(" \u3000\t\r\n（(、，,：:")  # what may follow a bare kana given name
+_WHOLE_SHAPE = regex.compile(r"^[\p{Han}々]{3,6}$")
 _KANA_GIVEN = regex.compile(r"^[\p{Katakana}ー]{1,4}子?$")
 _GIVEN_SHAPE = regex.compile(
     r"^(?:[\p{Katakana}ー]{1,5}[子江枝代]?|[\p{Han}々]{1,3}|[\p{Hiragana}]{2,4})$"

@@ -158,7 +158,8 @@ def test_forwarded_message_parts() -> None:
     bodies = [(u.part, u.location, u.in_body) for u in result
               if isinstance(u, TextUnit) and "header:" not in u.location]
     assert bodies == [("body", "body", True),
-                      ("forwarded-1.eml", "forwarded-1.eml!body", True)]
+                      ("forwarded-1.eml", "forwarded-1.eml!body", True),
+                      ("forwarded-1.eml/名簿.xlsx", "forwarded-1.eml/名簿.xlsx!filename", True)]
     [table] = [u for u in result if isinstance(u, TableUnit)]
     assert table.part == "forwarded-1.eml/名簿.xlsx"
     assert table.location == "forwarded-1.eml/名簿.xlsx!Sheet"

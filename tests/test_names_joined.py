@@ -59,3 +59,25 @@ def test_joined_kanji_names_across_the_name_lists(scanner: Scanner) -> None:
 ])
 def test_names_of_things_are_not_people(scanner: Scanner, text: str) -> None:
     assert _records(scanner, text) == 0, text
+
+
+SHORT_GIVEN = ["愛", "湊", "蓮", "凛", "葵", "陽", "さくら", "ひなた", "あおい", "ゆい", "めい",
+               "はな"]
+FOLLOWERS = ["家", "ほか", "宛", "まで", "一家", "夫妻"]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_one_kanji_and_hiragana_given_names_after_a_space(scanner: Scanner, seed: int) -> None:
+    """池田　愛, 加藤　さくら: given names the dictionary reads as common words, written
+    after the surname and a space, beside a birth date."""
+    rng = random.Random(seed)
+    surname = rng.choice(SURNAMES).kanji
+    given = rng.choice(SHORT_GIVEN)
+    space = rng.choice([" ", "　"])
+    text = f"{surname}{space}{given}{rng.choice(['さん', ''])}{rng.choice(BIRTHS)}"
+    assert _records(scanner, text) == 1, text
+
+
+@pytest.mark.parametrize("follower", FOLLOWERS)
+def test_words_after_a_surname_are_not_given_names(scanner: Scanner, follower: str) -> None:
+    assert _records(scanner, f"田中　{follower}　生年月日 1970年1月1日") == 0, follower

@@ -31,8 +31,10 @@ def find_birth_dates(
     header_context: bool = False,
 ) -> list[Hit]:
     hits = []
-    for match in find_dates(text):
-        if not is_plausible_birth_date(match.value, today):
+    matches = list(find_dates(text))
+    in_range = _range_members(text, matches, patterns.range_connectors)
+    for index, match in enumerate(matches):
+        if index in in_range or not is_plausible_birth_date(match.value, today):
             continue
         nearest = labels.nearest_before(match.start, patterns.label_window)
         if nearest is not None and not nearest.positive:
@@ -45,6 +47,16 @@ def find_birth_dates(
             continue
         hits.append(Hit("birth_date", match.start, match.end, MASKED_DATE, confidence))
     return hits
+
+
+def _range_members(text: str, matches: list, connectors: tuple[str, ...]) -> set[int]:
+    """Indexes of dates joined to the next date by a range connector (A〜B, AからB)."""
+    members: set[int] = set()
+    for index in range(len(matches) - 1):
+        between = text[matches[index].end : matches[index + 1].start].strip(" \u3000()（）")
+        if between and between in connectors:
+            members.update((index, index + 1))
+    return members
 
 
 def _has_birth_suffix(text: str, end: int, patterns: BirthDatePatterns) -> bool:

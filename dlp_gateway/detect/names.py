@@ -71,6 +71,7 @@ class NameFinder:
             rf"(?m)^[ \t]*(?P<value>[^\r\n]{{2,16}}?)[ \t]*(?:{honorifics})[ \t\r]*$"
         )
         self._stopwords = tuple(patterns.value_stopwords)
+        self._not_given = frozenset(patterns.surname_followers) | self._honorifics
 
     def load(self) -> Any:
         """The SudachiPy tokenizer, built on first use: a scan whose text has nothing
@@ -195,6 +196,8 @@ class NameFinder:
             if k < len(tokens) and tuple(tokens[k].part_of_speech()[:4]) == _GIVEN:
                 end, j = tokens[k].end(), k + 1
                 return self._checked(tokens, start, end, j, 0.85)
+            if k > j and k < len(tokens) and self._spaced_given(tokens, k):
+                return self._checked(tokens, start, tokens[k].end(), k + 1, 0.6)  # 池田　愛
             if k < len(tokens) and _KANA_GIVEN.match(tokens[k].surface()):
                 h = k + 2 if k + 2 < len(tokens) and tokens[k + 1].surface() == " " else k + 1
                 if h < len(tokens) and tokens[h].surface() in self._honorifics:
@@ -204,6 +207,18 @@ class NameFinder:
         if j < len(tokens) and tokens[j].surface() in self._honorifics:
             return (start, end, 0.7), j + 1
         return None, j
+
+    def _spaced_given(self, tokens: list, k: int) -> bool:
+        """After a surname and a space, a one-kanji or hiragana given name the dictionary
+        reads as a common word (愛, 湊, さくら, ひなた), ended by a space, a bracket, an
+        honorific or the end of the text."""
+        surface = tokens[k].surface()
+        if not _SHORT_GIVEN.match(surface) or any(w in surface for w in self._stopwords):
+            return False
+        if surface in self._not_given or tokens[k].part_of_speech()[0] in _NOT_GIVEN:
+            return False
+        following = tokens[k + 1].surface() if k + 1 < len(tokens) else ""
+        return not following or following[:1] in _NAME_END or following in self._honorifics
 
     def _whole_name(self, tokens: list, i: int) -> tuple[tuple[int, int, float] | None, int]:
         """A full name the dictionary lists as one word (小林太郎): a name when it is a
@@ -255,6 +270,9 @@ def _new_tokenizer() -> tuple[Any, frozenset[int], int]:
 
 
 _NAME_END = frozenset(" \u3000\t\r\n（(、，,：:")  # what may follow a bare kana given name
+_NOT_GIVEN = frozenset(("助詞", "助動詞", "接尾辞", "接頭辞", "補助記号", "動詞", "形容詞", "副詞",
+                        "連体詞", "接続詞", "代名詞"))
+_SHORT_GIVEN = regex.compile(r"^(?:[\p{Han}]|[\p{Hiragana}]{2,4})$")
 _WHOLE_SHAPE = regex.compile(r"^[\p{Han}々]{3,6}$")
 _KANA_GIVEN = regex.compile(r"^[\p{Katakana}ー]{1,4}子?$")
 _GIVEN_SHAPE = regex.compile(

@@ -149,6 +149,7 @@ class BirthDatePatterns:
     headers: tuple[str, ...]
     negative_headers: tuple[str, ...]
     suffixes: tuple[str, ...]
+    range_connectors: tuple[str, ...]
     label_window: int
     suffix_window: int
     max_age_years: int
@@ -175,6 +176,7 @@ class NamePatterns:
     anchor_words: tuple[str, ...] = ()  # name labels that let free text be analysed
     value_labels: tuple[str, ...] = ()
     value_stopwords: tuple[str, ...] = ()
+    surname_followers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -418,6 +420,7 @@ def _birth_date(r: _Reader, doc: dict[str, Any]) -> BirthDatePatterns:
         headers=r.words("headers"),
         negative_headers=negative,
         suffixes=r.words("suffixes"),
+        range_connectors=r.words("range_connectors", required=False),
         label_window=r.get("label_window", int),
         suffix_window=r.get("suffix_window", int),
         max_age_years=r.get("max_age_years", int),
@@ -445,6 +448,7 @@ def _name(r: _Reader, doc: dict[str, Any]) -> NamePatterns:
         anchor_words=r.words("anchor_words", required=False),
         value_labels=r.words("value_labels", required=False),
         value_stopwords=r.words("value_stopwords", required=False),
+        surname_followers=r.words("surname_followers", required=False),
     )
 
 

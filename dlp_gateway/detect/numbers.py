@@ -22,6 +22,13 @@ _MY_NUMBER_TEXT = regex.compile(
     r"(?:(?P<plain>\d{12})|(?P<a>\d{4})(?P<sep>[-. ])(?P<b>\d{4})(?P=sep)(?P<c>\d{4}))"
     r"(?!\d)(?!(?P=sep)\d)"
 )
+# 4-4-4 broken by the mail client's hard wrap: one separator is a line break (and the
+# reply's quote marks): "個人番号は 1234 5678\n9018". A wrap breaks the number once;
+# counted only with a keyword.
+_WRAPPED_MY_NUMBER = regex.compile(
+    r"(?<!\d)(?<!\d[-.])(?P<a>\d{4})(?:[-. ]?\r?\n[> \t]*|[-. ])(?P<b>\d{4})"
+    r"(?:[-. ]?\r?\n[> \t]*|[-. ])(?P<c>\d{4})(?!\d)"
+)
 _DIGIT_RUN = regex.compile(r"(?<![\d-])\d(?:[\d-]*\d)?(?![\d-]*\d)")
 _NON_DIGIT = regex.compile(r"\D+")
 _DATE_SHAPE = regex.compile(r"(?:19|20)\d{2}-\d{1,2}-\d{1,2}")
@@ -111,6 +118,28 @@ def find_my_numbers(
         else:
             continue
         hits.append(Hit("my_number", m.start(), m.end(), mask_number(digits), confidence))
+    if "\n" in text:
+        hits += _wrapped_my_numbers(text, labels, patterns, hits)
+    return hits
+
+
+def _wrapped_my_numbers(
+    text: str, labels: LabelIndex, patterns: MyNumberPatterns, found: list[Hit]
+) -> list[Hit]:
+    hits = []
+    for m in _WRAPPED_MY_NUMBER.finditer(text):
+        overlaps = any(h.start < m.end() and m.start() < h.end for h in found)
+        if overlaps or m.group().count("\n") != 1:
+            continue
+        digits = m.group("a") + m.group("b") + m.group("c")
+        if not is_valid_my_number(digits):
+            continue
+        nearest = labels.nearest_before(m.start(), patterns.label_window)
+        if nearest is not None and not nearest.positive:
+            continue
+        if nearest is not None or labels.positive_within(m.start(), m.end(),
+                                                         patterns.keyword_window):
+            hits.append(Hit("my_number", m.start(), m.end(), mask_number(digits), 0.8))
     return hits
 
 

@@ -421,20 +421,21 @@ def _message_units(
         return
     for name, part in attachments:
         child = f"{path}/{name}" if path else name
-        yield from _filename_units(child, part)
+        yield from _filename_units(child, part, in_body)
         yield from _attachment_units(child, part, ctx, depth, in_body)
 
 
-def _filename_units(path: str, part: Message) -> Iterator[TextUnit]:
-    """The attachment's own name (延岡花子_S12.3.4生_調査票.xlsx) as text. It travels
-    in the clear even inside an encrypted ZIP, so it counts as body text."""
+def _filename_units(path: str, part: Message, in_body: bool) -> Iterator[TextUnit]:
+    """The attachment's own name (延岡花子_S12.3.4生_調査票.xlsx) as text. A name of the
+    mail's own attachments travels in the clear even inside the encrypted ZIP, so it
+    counts as body text (inside an attached .eml file it is as protected as the file)."""
     try:
         name = attachment_filename(part)
     except Exception:  # the part itself is read (and judged) by _attachment_units
         return
     if name and name.strip():
         yield TextUnit(name.replace("_", " "), part=path, location=f"{path}!filename",
-                       in_body=True)
+                       in_body=in_body)
 
 
 def _attachment_units(

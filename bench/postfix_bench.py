@@ -39,7 +39,7 @@ A script, not a test:
 
     .venv/bin/python bench/postfix_bench.py [--messages 1200] [--slices 3] [--clients 4]
         [--kb 2] [--rounds 3] [--no-bare] [--no-before-queue] [--keep-logs DIR]
-        [--profile-gateway FILE]
+        [--profile-gateway FILE] [--profile-before-queue FILE]
         [--compare-snippets DIR] [--compare-pythonpath DIR]
 
 With --compare-snippets (e.g. the snippets of an earlier commit: `git show

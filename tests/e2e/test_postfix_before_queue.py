@@ -19,6 +19,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from dlp_gateway.gateway import Gateway
 from tests.conftest import (
     RECIPIENT,
     SENDER,
@@ -53,6 +55,7 @@ SNIPPETS = REPO / "deploy" / "postfix" / "before-queue"
 SNIPPET_REINJECT = "127.0.0.1:10026"
 SNIPPET_PROXY = "127.0.0.1:10025"
 SNIPPET_FILTER = "dlpscan:[127.0.0.1]:10025"
+CISO = "ciso-postfix-bq@city.example.lg.jp"
 SENDMAIL = shutil.which("sendmail") or "/usr/sbin/sendmail"
 
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
@@ -211,7 +214,7 @@ def test_clean_mail_passes_once_with_dlp_headers(chain: Chain) -> None:
     assert len(set(queue_ids)) == 1, received
 
 
-def test_roster_held_client_gets_250_not_delivered(chain: Chain) -> None:
+def test_roster_held_client_gets_250_delivered_when_released(chain: Chain) -> None:
     subject = "名簿の送付 bq-roster-1"
     code, transcript = chain.swaks(roster_mail(30, subject=subject))
     assert code == 0, transcript
@@ -227,6 +230,22 @@ def test_roster_held_client_gets_250_not_delivered(chain: Chain) -> None:
     queue = subprocess.run([POSTQUEUE, "-c", str(chain.postfix.config_dir), "-p"],
                            capture_output=True, text=True, timeout=30, check=True).stdout
     assert "Mail queue is empty" in queue, queue
+    # released: the gateway hands it to the after-filter smtpd, which queues it once
+    gw = Gateway(chain.config)  # the sender is in no department: the CISO decides
+    try:
+        gw.users.add(CISO, "ciso", "correct horse battery staple 7")
+    finally:
+        gw.close()
+    cli = [sys.executable, "-m", "dlp_gateway.cli", "held", "release",
+           "--data-dir", str(chain.config.data_dir), "--actor", CISO, "--mode", "as_is",
+           "--confirm", "--comment", "テスト", "--", held.id]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [delivered] = _arrived(chain, subject, timeout=30)
+    assert delivered.message.get_all("X-DLP-Verdict") == ["released-as-is"]
+    time.sleep(1.0)  # not proxied again: no second hold, no duplicate
+    assert len(_arrived(chain, subject, timeout=0)) == 1
+    assert len([r for r in chain.held_rows() if r.subject == subject]) == 1
 
 
 def test_my_number_mail_held(chain: Chain) -> None:

@@ -9,9 +9,14 @@ one aiosmtpd sink on loopback:
                                   -> Postfix B :REINJECT -> sink
     bare:     clients -> Postfix C :PUB -> dlpscan -> bare Python relay (own process)
                                   -> Postfix C :REINJECT -> sink
+    bq:       clients -> Postfix D :PUB -(smtpd_proxy_filter)-> dlp-gateway (serve)
+                                  -> Postfix D :REINJECT -> sink   (before-queue)
 
-Postfix B and C get deploy/postfix/*.snippet appended as written (only the ports are
-moved); all use Postfix's default timers. The bare relay (--no-bare leaves it out) is the
+Postfix B and C get deploy/postfix/*.snippet appended as written, Postfix D
+deploy/postfix/before-queue/*.snippet (only the ports are moved); all use Postfix's
+default timers. In the before-queue chain (--no-before-queue leaves it out) the client
+waits while smtpd hands the mail to the gateway, so each mail passes Postfix's cleanup,
+qmgr and smtp once. The bare relay (--no-bare leaves it out) is the
 floor of any Python after-queue filter: aiosmtpd in, the gateway's reused upstream
 connections out, no scan, no database. Each round sends the same ordinary mail (2 KB by
 default) from the same clients to each chain, in ``--slices`` turns (the chains take turns,
@@ -33,7 +38,8 @@ Needs root and Debian's postfix (`make postfix`); otherwise it says why and exit
 A script, not a test:
 
     .venv/bin/python bench/postfix_bench.py [--messages 1200] [--slices 3] [--clients 4]
-        [--kb 2] [--rounds 3] [--no-bare] [--keep-logs DIR] [--profile-gateway FILE]
+        [--kb 2] [--rounds 3] [--no-bare] [--no-before-queue] [--keep-logs DIR]
+        [--profile-gateway FILE] [--profile-before-queue FILE]
         [--compare-snippets DIR] [--compare-pythonpath DIR]
 
 With --compare-snippets (e.g. the snippets of an earlier commit: `git show
@@ -67,12 +73,14 @@ from proc_cpu import Sampler, TreeCpu, machine_busy, postfix_role
 
 REPO = Path(__file__).resolve().parent.parent
 SNIPPETS = REPO / "deploy" / "postfix"
+BEFORE_QUEUE = SNIPPETS / "before-queue"
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
 SENDER = "staff@city.example.lg.jp"
 RECIPIENT = "partner@example.com"
 SNIPPET_REINJECT = "127.0.0.1:10026"
 SNIPPET_FILTER = "[127.0.0.1]:10025"
+SNIPPET_PROXY = "127.0.0.1:10025"
 STARTED: list[Postfix] = []
 
 
@@ -219,6 +227,10 @@ def start_postfix(sink_port: int, gateway_port: int | None, snippets: Path = SNI
         value = pf.postconf("-h", "content_filter").strip()
         pf.postconf("-e", "content_filter=" + value.replace(SNIPPET_FILTER,
                                                             f"[127.0.0.1]:{gateway_port}"))
+        proxy = pf.postconf("-h", "smtpd_proxy_filter").strip()  # before-queue snippets
+        if proxy:
+            pf.postconf("-e", "smtpd_proxy_filter=" + proxy.replace(
+                SNIPPET_PROXY, f"127.0.0.1:{gateway_port}"))
         entry = " ".join(pf.postconf("-M", f"{SNIPPET_REINJECT}/inet").split())
         name = f"127.0.0.1:{pf.reinject_port}"
         pf.postconf("-M#", f"{SNIPPET_REINJECT}/inet")
@@ -397,7 +409,8 @@ def show(name: str, r: Result) -> None:
           f"p99 {r.p99 * 1000:7.1f} ms", flush=True)
 
 
-COLUMNS = {"alone": "alone", "gateway": "gateway", "bare": "bare", "compare": "compared"}
+COLUMNS = {"alone": "alone", "gateway": "gateway", "bare": "bare", "compare": "compared",
+           "bq": "bq"}
 
 
 def show_cpu(title: str, runs: dict[str, dict[str, float]]) -> None:
@@ -504,6 +517,10 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=100)
     parser.add_argument("--no-bare", action="store_true",
                         help="leave out the chain through a bare Python relay")
+    parser.add_argument("--no-before-queue", action="store_true",
+                        help="leave out the chain with the gateway as a before-queue filter")
+    parser.add_argument("--profile-before-queue", metavar="FILE",
+                        help="run the before-queue chain's gateway under cProfile")
     parser.add_argument("--profile-gateway", metavar="FILE",
                         help="run the gateway under cProfile, stats to FILE (pstats)")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the maillogs and the "
@@ -545,6 +562,9 @@ def main() -> None:
                              sink_ctl.port: "gateway: reinjected -> sink"}))
         if args.compare_snippets or args.compare_pythonpath:
             chains.append(compare_chain(args, sink_ctl.port, gw_root / "compare", processes))
+        if not args.no_before_queue:
+            chains.append(before_queue_chain(sink_ctl.port, gw_root / "bq", processes,
+                                             args.profile_before_queue))
         if not args.no_bare:
             port = free_port()
             bare_pf = start_postfix(sink_ctl.port, port)
@@ -589,6 +609,21 @@ def compare_chain(args: argparse.Namespace, sink_port: int, root: Path,
     return Chain("compare", "Postfix + compared", pf, {"postfix": pf.cpu(), "gateway": cpu},
                  {port: "compare: -> gateway (dlpscan)",
                   sink_port: "compare: reinjected -> sink"})
+
+
+def before_queue_chain(sink_port: int, root: Path, processes: list[subprocess.Popen],
+                       profile: str | None = None) -> Chain:
+    """Postfix with deploy/postfix/before-queue/ and its own gateway process: smtpd
+    proxies each mail to the gateway, which hands it to the reinjection smtpd."""
+    root.mkdir()
+    port = free_port()
+    pf = start_postfix(sink_port, port, BEFORE_QUEUE)
+    gateway = start_gateway(root, port, pf.reinject_port, profile)
+    processes.append(gateway)
+    pid = gateway.pid
+    cpu = TreeCpu(lambda: pid, lambda p: "gateway" if p == pid else "scan workers")
+    return Chain("bq", "Postfix + gateway before-queue", pf,
+                 {"postfix": pf.cpu(), "gateway": cpu}, {sink_port: "bq: -> sink"})
 
 
 def run_rounds(chains: list[Chain], sink: ArrivalSink, args: argparse.Namespace) -> None:

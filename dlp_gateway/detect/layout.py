@@ -389,6 +389,9 @@ class LayoutReader:
             return None
         if not lower_row.cells or lower_row.cells[0] in (None, ""):
             return None  # the second header row kept its positions
+        cells = non_empty(lower_row)
+        if cells[-1][0] + 1 != len(cells) or self._holds_dates(cells):
+            return None  # an empty cell inside it (kept positions), or a person's values
         upper = [v for _, v in non_empty(upper_row)]
         lower = [v for _, v in non_empty(lower_row)]
         widths = [len(r.cells) for r in below if not self.label_row(r, 1)]
@@ -416,6 +419,12 @@ class LayoutReader:
         if best is None or best[0] <= self._header_fit(upper, data):
             return None
         return best[1]
+
+    def _holds_dates(self, cells: list[tuple[int, CellValue]]) -> bool:
+        """A date among cells (昭和二年三月二十四日 has no digit, yet is no label)."""
+        return self.fits is not None and any(
+            not self.classify.known_label(v) and self.fits(Kind.BIRTH_DATE, v) for _, v in cells
+        )
 
     def _under_groups(
         self, upper_row: Row, lower: list[CellValue], below: list[Row]
@@ -474,7 +483,12 @@ class LayoutReader:
         if extra <= 0 or any(v in (None, "") for v in header):
             return rows
         widened = self._widened(header, extra)
-        return [Row(rows[0].number, widened), *rows[1:]] if widened != header else rows
+        if widened == header:
+            return rows
+        data = [r for r in rows[1:12] if not self.label_row(r, 1)][:SHAPE_ROWS]
+        if self._header_fit(widened, data) < self._header_fit(header, data):
+            return rows  # the wider rows are another table beside this one, not split values
+        return [Row(rows[0].number, widened), *rows[1:]]
 
     def _widened(self, header: list[CellValue], extra: int) -> list[CellValue]:
         """The header with ``extra`` empty cells after its first number cell (My Number,
@@ -783,12 +797,27 @@ class LayoutReader:
         if not self.title_plain(value):
             return False
         title = " ".join([context, *self._titles(rows[:index])])
-        below = rows[index + 1 : index + 4]
+        below = [r for r in rows[index + 1 : index + 4] if non_empty(r)]
+        values = [v for r in below for _, v in non_empty(r)]
+        # one value below and nothing after it: a list of one person, if the value fits
+        alone = len(below) == 1 and (self.fits is None or self._fitting(Kind.INSURED, values))
         return (
             self.title_says_insured(title)
-            and len(below) >= 2
-            and not any(self.classify.is_label(v) for r in below for _, v in non_empty(r))
+            and (len(below) >= 2 or alone)
+            and not any(self.classify.is_label(v) for v in values)
         )
+
+    def titled_column_ahead(self, rows: list[Row], context: str) -> bool:
+        """Title lines, then 番号 over a column of numbers in a table titled 被保険者一覧:
+        a new block starts (below statistics or another table)."""
+        rows = [r for r in rows if non_empty(r)]
+        for index, row in enumerate(rows[:4]):
+            cells = non_empty(row)
+            if len(cells) != 1 or not isinstance(cells[0][1], str):
+                return False
+            if self._titled_number_column(rows, index, context):
+                return True
+        return False
 
     def _symbol_run(self, labels: dict[int, str], i: int) -> int:
         """記号 | 番号 | 枝番 side by side: one health-insurance number over the run."""

@@ -456,6 +456,10 @@ class _ListPass:
             if not isinstance(labels[0][1], str):
                 return False
             ahead = rows.peek(4)
+            if after_blank and reader.titled_column_ahead(
+                [row, *rows.peek(8)], self.table.location
+            ):
+                return True  # 被保険者一覧 / 番号 over numbers, under statistics or a table
             if not after_blank:  # a title line right above a new header (表題 / 番号 | 氏名)
                 return (
                     bool(ahead) and reader.label_row(ahead[0]) and len(reader.kinds(ahead[0])) >= 2

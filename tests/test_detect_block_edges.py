@@ -175,3 +175,50 @@ def test_a_pasted_roster_narrower_than_the_tally_beside_it_is_not_widened(
     result = scanner.scan_message(mail(body))
     assert _counts(result) == (4, 0, 4), result.counts
     assert result.counts["birth_date"] == 4, result.counts
+
+
+@pytest.mark.parametrize("n", [3, 5, 12])
+def test_a_transposed_roster_whose_reading_holds_a_label_word(scanner: Scanner, n: int) -> None:
+    """氏名(ふりがな) | 高橋 芽依（タカハシ メイ） | …, one child per column (seed 1020378):
+    タカハシ メイ holds シメイ, yet a name under a name label is a value, not a header."""
+    names = ["金子 凛（カネコ リン）", "高橋 芽依（タカハシ メイ）", "松田 蓮（マツダ レン）"]
+    names = [names[i % 3] for i in range(n)]
+    births = [f"20{20 + i % 3}-0{1 + i % 9}-1{i % 9}" for i in range(n)]
+    lines = [
+        ",".join(["氏名(ふりがな)", *names]),
+        ",".join(["誕生日", *births]),
+        ",".join(["性別", *(["女"] * n)]),
+        ",".join(["電話番号", *(f"090-2954-45{i:02d}" for i in range(n))]),
+    ]
+    result = scanner.scan_file("児童名簿.csv", ("\n".join(lines) + "\n").encode("utf-8-sig"))
+    assert (result.counts["name"], result.counts["records"]) == (n, n), result.counts
+
+
+def test_a_transposed_header_row_of_labels_is_still_a_list_header(scanner: Scanner) -> None:
+    """氏名 | フリガナ | 生年月日 over people: フリガナ is a whole label, so the first row is
+    a header, never a transposed 氏名 row."""
+    lines = ["氏名,フリガナ,生年月日"] + [
+        f"{p['name']},{p['kana']},{p['born']:%Y/%m/%d}"  # type: ignore[str-format]
+        for p in people(4, seed=24)
+    ]
+    result = scanner.scan_file("名簿.csv", ("\n".join(lines) + "\n").encode("utf-8"))
+    assert result.counts["records"] == 4, result.counts
+
+
+@pytest.mark.parametrize(("label", "value", "want"), [
+    ("被保番号", "28496", 1),  # 00028496 stored as a number: its own label, any length
+    ("番号", "28496", 0),  # a plain 番号 takes the title's lengths (6-10 digits)
+    ("番号", "0028496", 1),
+])
+def test_a_form_under_an_insured_title_reads_its_own_insured_label(
+    scanner: Scanner, label: str, value: str, want: int
+) -> None:
+    """後期高齢者医療 被保険者証再交付申請書 with 被保番号 28496 (seed 1021780): the title's
+    lengths are for a plain 番号 only; 被保番号 is an insured label by itself."""
+    lines = [
+        "後期高齢者医療 被保険者証再交付申請書,", "申請日,令和8年4月18日", f"{label},{value}",
+        "氏名,田中貞子", "生年月日,1955/11/30", "性別,女",
+    ]
+    result = scanner.scan_file("申請書.csv", ("\n".join(lines) + "\n").encode("utf-8"))
+    assert result.counts["insured_number"] == want, result.counts
+    assert result.counts["records"] == 1, result.counts

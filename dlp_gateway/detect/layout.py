@@ -115,6 +115,13 @@ class HeaderClassifier:
         key = self.key(str(value).strip())
         return key in self._exact or key in self._other or self(value) is not None
 
+    def whole_label(self, value: CellValue) -> bool:
+        """A label of our vocabulary as a whole (not a word found inside a longer text)."""
+        if not self.is_label(value):
+            return False
+        text = str(value).strip()
+        return self.key(text) in self._exact or label_key_core(text) in self._exact
+
     def __call__(self, text: object) -> Kind | None:
         if not isinstance(text, str) or not self.is_label(text):
             return None
@@ -865,7 +872,7 @@ class LayoutReader:
             if kind is None and titled and self.title_plain(value):
                 kind = Kind.INSURED
             if kind is not None:
-                if len(values) < 2 or any(self.classify(v) is not None for _, v in values):
+                if len(values) < 2 or any(self._label_value(kind, v) for _, v in values):
                     return 0
                 label_rows += 1
                 fitting = self.fits is None or all(self.fits(kind, v) for _, v in values)
@@ -880,6 +887,13 @@ class LayoutReader:
         if label_rows >= 2 or (label_rows == 1 and plain_rows >= 1):
             return lead + span
         return 0
+
+    def _label_value(self, kind: Kind, value: CellValue) -> bool:
+        """A label among a row's values (a list header, not a transposed row); a value of
+        the row's kind that merely holds a label word (タカハシ メイ: シメイ) is data."""
+        if self.classify(value) is None:
+            return False
+        return self.classify.whole_label(value) or self.fits is None or not self.fits(kind, value)
 
     def _plain_layout(self, rows: list[Row], context: str = "") -> ListLayout:
         """A row of labels none of which we know (会社名 | 作成日 | 注文番号) over values

@@ -611,6 +611,7 @@ class _FormPass:
         self.group = f"{self.table.location}!{name}"
         self.context = context
         self.by_title = False
+        self.value_titled = False  # the value's label is insured by the title alone (番号)
         self.after_symbol = False
 
     def _label(self, value: CellValue) -> Kind | None:
@@ -627,9 +628,12 @@ class _FormPass:
         self.by_title = self.s.layouts.title_says_insured(" ".join([self.context, *titles]))
         above: dict[int, Kind] = {}
         named = False
+        own: set[int] = set()  # columns of labels above with a kind of their own (被保番号)
         for row in rows:
             labels_here: dict[int, Kind] = {}
+            own_here: set[int] = set()
             pending: Kind | None = None
+            pending_own = False
             box_kind: Kind | None = None
             symbol_row = False
             for i, value in enumerate(row.cells):
@@ -644,8 +648,13 @@ class _FormPass:
                     )
                     labels_here[i] = kind
                     pending = box_kind = kind
+                    pending_own = self.s.classify(value) is not None
+                    if pending_own:
+                        own_here.add(i)
                     continue
                 governing = pending or above.get(i)
+                # the title's lengths hold only for a plain 番号: 被保番号 is its own label
+                self.value_titled = self.by_title and not (pending_own if pending else i in own)
                 if governing is not None:
                     if governing in NAME_KINDS:
                         if not named and self._cell(governing, fold_cell(value), row, i):
@@ -656,7 +665,7 @@ class _FormPass:
                 elif isinstance(value, str) and len(value) >= 10:
                     self._free_text(value, row, i)
             self._box_digits(row, box_kind or _single_kind(above))
-            above = labels_here
+            above, own = labels_here, own_here
             self.after_symbol = symbol_row
 
     def _cell(self, kind: Kind, value: CellValue, row: Row, i: int) -> bool:
@@ -675,7 +684,7 @@ class _FormPass:
                 self.sink.add("my_number", location, mask_number(digits), 0.95, self.group)
                 return True
         elif kind is Kind.INSURED:
-            digits = insured_value([value], p.insured_number, by_title=self.by_title)
+            digits = insured_value([value], p.insured_number, by_title=self.value_titled)
             if digits:
                 self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
                 return True
@@ -704,7 +713,7 @@ class _FormPass:
             if digits:  # (one digit per cell is _box_digits' work)
                 self.sink.add("my_number", location, mask_number(digits), 0.9, self.group)
         elif kind is Kind.INSURED:
-            digits = insured_value(cells, p.insured_number, by_title=self.by_title)
+            digits = insured_value(cells, p.insured_number, by_title=self.value_titled)
             if digits:
                 self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
 

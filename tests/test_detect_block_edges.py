@@ -222,3 +222,24 @@ def test_a_form_under_an_insured_title_reads_its_own_insured_label(
     result = scanner.scan_file("申請書.csv", ("\n".join(lines) + "\n").encode("utf-8"))
     assert result.counts["insured_number"] == want, result.counts
     assert result.counts["records"] == 1, result.counts
+
+
+def test_a_one_column_two_row_list_of_one_person_in_a_mail_body(scanner: Scanner) -> None:
+    """出生年月日 / 氏名カナ over one person's 3120714 / カトウ イサム (seed 1028191)."""
+    lines = ["対象者は以下のとおりです。", "", "出生年月日", "氏名カナ", "3120714", "カトウ イサム"]
+    body = "\n".join([*lines, "", "よろしく。", ""])
+    result = scanner.scan_message(mail(body))
+    assert result.counts["records"] == 1, result.counts
+    assert result.verdict.action != "pass"
+
+
+@pytest.mark.parametrize("n", [3, 9])
+def test_a_two_row_header_whose_names_fill_every_other_row(scanner: Scanner, n: int) -> None:
+    """番号 | 【氏名】 over 性別, a person's number and name, then their sex (seed 1031691):
+    the names fill only the first rows, so the header is judged on those."""
+    rows: list[list[object]] = [["番号", "【氏名】"], [None, "性別"]]
+    names = ["林一郎"] + [str(p["name"]).replace(" ", "") for p in people(n - 1, seed=25)]
+    for name, number in zip(names, _insured(n, seed=25), strict=True):
+        rows += [[int(number) or 1, name], [None, "男"]]  # 林一郎 alone reads as no name
+    result = scanner.scan_file("被保険者一覧.xlsx", _xlsx(rows, "被保険者一覧"))
+    assert (result.counts["insured_number"], result.counts["records"]) == (n, n), result.counts

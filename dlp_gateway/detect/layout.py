@@ -326,17 +326,20 @@ class LayoutReader:
             if score == 0:
                 continue
             below = rows[index + 1 : index + 1 + SHAPE_ROWS]
-            if len(below) > 1 and (
+            lowered = len(below) > 1 and (
                 self._sub_header(row, below[0])
                 or self._is_lower(row, below[0], rows[index + 2 : index + 2 + SHAPE_ROWS])
-            ):
+            )
+            if lowered:
                 below = below[1:]  # a second header row (被保険者 / 番号, 性別 / 住所) is not data
             if not below:
                 continue  # a lone 氏名 | 山田太郎 line is a form, not a header
             below = self._own_rows(row, below)
             if not self._list_shape(row, below):
                 continue
-            if kinds and not self._values_fit(kinds, below, row):
+            # two rows per person: the first header row's kinds are judged on first rows
+            own = below[::2] if lowered and _alternating(below) else below
+            if kinds and not self._values_fit(kinds, own, row):
                 continue
             if best is None or score > best[0]:
                 best = (score, index)

@@ -145,11 +145,18 @@ def test_generated_case(seed: int, scanner: Scanner) -> None:
 # 氏名 spread over 生年 (120544), a transposed 番号 row under a 被保険者一覧 title (164732),
 # a number header over digit cells beside other headers (180995), not a 生年 over 元号 |
 # 年 | 月 | 日 (201553).
+# Fuzz range: a 被保険者一覧 title over a one-column 番号 list after blank rows (1006927)
+# or below statistics (1012085); a PDF roster under statistics of as many columns
+# (1012332); a tsv body beside a tally (1014673, 1015920); a transposed name row whose
+# reading holds シメイ (1020378); 被保番号 in a form under an insured title (1021780); a
+# one-column two-row list of one person in a body (1028191); 番号 | 【氏名】 over 性別, two
+# rows per person, names judged on first rows only (1031691).
 PINNED_SEEDS = (
     219, 331, 797, 1660, 1661, 2904, 2985, 6877, 6973, 7166, 9868, 10310, 10681, 10925, 11137,
     11524, 15868, 60297, 60373, 80698, 80816, 80834, 80902, 120544, 161357, 164732, 180995, 191627,
     201553, 212046, 219519, 222886, 236748, 240463, 241587, 243104, 243202, 250331, 259010,
     274372, 1010415,
+    1006927, 1012085, 1012332, 1014673, 1015920, 1020378, 1021780, 1028191, 1031691,
 )
 
 

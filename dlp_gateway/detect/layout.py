@@ -116,6 +116,13 @@ class HeaderClassifier:
         key = self.key(str(value).strip())
         return key in self._exact or key in self._other or self(value) is not None
 
+    def whole_label(self, value: CellValue) -> bool:
+        """A label of our vocabulary as a whole (not a word found inside a longer text)."""
+        if not self.is_label(value):
+            return False
+        text = str(value).strip()
+        return self.key(text) in self._exact or label_key_core(text) in self._exact
+
     def __call__(self, text: object) -> Kind | None:
         if not isinstance(text, str) or not self.is_label(text):
             return None
@@ -322,17 +329,20 @@ class LayoutReader:
             if score == 0:
                 continue
             below = rows[index + 1 : index + 1 + SHAPE_ROWS]
-            if len(below) > 1 and (
+            lowered = len(below) > 1 and (
                 self._sub_header(row, below[0])
                 or self._is_lower(row, below[0], rows[index + 2 : index + 2 + SHAPE_ROWS])
-            ):
+            )
+            if lowered:
                 below = below[1:]  # a second header row (被保険者 / 番号, 性別 / 住所) is not data
             if not below:
                 continue  # a lone 氏名 | 山田太郎 line is a form, not a header
             below = self._own_rows(row, below)
             if not self._list_shape(row, below):
                 continue
-            if kinds and not self._values_fit(kinds, below, row):
+            # two rows per person: the first header row's kinds are judged on first rows
+            own = below[::2] if lowered and _alternating(below) else below
+            if kinds and not self._values_fit(kinds, own, row):
                 continue
             if best is None or score > best[0]:
                 best = (score, index)
@@ -392,6 +402,9 @@ class LayoutReader:
             return None
         if not lower_row.cells or lower_row.cells[0] in (None, ""):
             return None  # the second header row kept its positions
+        cells = non_empty(lower_row)
+        if cells[-1][0] + 1 != len(cells) or self._holds_dates(cells):
+            return None  # an empty cell inside it (kept positions), or a person's values
         upper = [v for _, v in non_empty(upper_row)]
         lower = [v for _, v in non_empty(lower_row)]
         widths = [len(r.cells) for r in below if not self.label_row(r, 1)]
@@ -419,6 +432,12 @@ class LayoutReader:
         if best is None or best[0] <= self._header_fit(upper, data):
             return None
         return best[1]
+
+    def _holds_dates(self, cells: list[tuple[int, CellValue]]) -> bool:
+        """A date among cells (昭和二年三月二十四日 has no digit, yet is no label)."""
+        return self.fits is not None and any(
+            not self.classify.known_label(v) and self.fits(Kind.BIRTH_DATE, v) for _, v in cells
+        )
 
     def _under_groups(
         self, upper_row: Row, lower: list[CellValue], below: list[Row]
@@ -477,7 +496,12 @@ class LayoutReader:
         if extra <= 0 or any(v in (None, "") for v in header):
             return rows
         widened = self._widened(header, extra)
-        return [Row(rows[0].number, widened), *rows[1:]] if widened != header else rows
+        if widened == header:
+            return rows
+        data = [r for r in rows[1:12] if not self.label_row(r, 1)][:SHAPE_ROWS]
+        if self._header_fit(widened, data) < self._header_fit(header, data):
+            return rows  # the wider rows are another table beside this one, not split values
+        return [Row(rows[0].number, widened), *rows[1:]]
 
     def _widened(self, header: list[CellValue], extra: int) -> list[CellValue]:
         """The header with ``extra`` empty cells after its first number cell (My Number,
@@ -772,7 +796,10 @@ class LayoutReader:
             if not digits or len(digits) < min(lengths, default=1):
                 continue  # empty, or text of a block below (要介護度 | 要支援1)
             seen += 1
-            fit += len(digits) in lengths
+            if isinstance(value, int | float):  # a number cell may have lost leading zeros
+                fit += len(digits) <= max(lengths)
+            else:
+                fit += len(digits) in lengths
         return not seen or 2 * fit >= seen
 
     def title_says_insured(self, title: str) -> bool:
@@ -805,12 +832,27 @@ class LayoutReader:
         if not self.title_plain(value):
             return False
         title = " ".join([context, *self._titles(rows[:index])])
-        below = rows[index + 1 : index + 4]
+        below = [r for r in rows[index + 1 : index + 4] if non_empty(r)]
+        values = [v for r in below for _, v in non_empty(r)]
+        # one value below and nothing after it: a list of one person, if the value fits
+        alone = len(below) == 1 and (self.fits is None or self._fitting(Kind.INSURED, values))
         return (
             self.title_says_insured(title)
-            and len(below) >= 2
-            and not any(self.classify.is_label(v) for r in below for _, v in non_empty(r))
+            and (len(below) >= 2 or alone)
+            and not any(self.classify.is_label(v) for v in values)
         )
+
+    def titled_column_ahead(self, rows: list[Row], context: str) -> bool:
+        """Title lines, then 番号 over a column of numbers in a table titled 被保険者一覧:
+        a new block starts (below statistics or another table)."""
+        rows = [r for r in rows if non_empty(r)]
+        for index, row in enumerate(rows[:4]):
+            cells = non_empty(row)
+            if len(cells) != 1 or not isinstance(cells[0][1], str):
+                return False
+            if self._titled_number_column(rows, index, context):
+                return True
+        return False
 
     def _symbol_run(self, labels: dict[int, str], i: int) -> int:
         """記号 | 番号 | 枝番 side by side: one health-insurance number over the run."""
@@ -858,7 +900,7 @@ class LayoutReader:
             if kind is None and titled and self.title_plain(value):
                 kind = Kind.INSURED
             if kind is not None:
-                if len(values) < 2 or any(self.classify(v) is not None for _, v in values):
+                if len(values) < 2 or any(self._label_value(kind, v) for _, v in values):
                     return 0
                 label_rows += 1
                 fitting = self.fits is None or all(self.fits(kind, v) for _, v in values)
@@ -873,6 +915,13 @@ class LayoutReader:
         if label_rows >= 2 or (label_rows == 1 and plain_rows >= 1):
             return lead + span
         return 0
+
+    def _label_value(self, kind: Kind, value: CellValue) -> bool:
+        """A label among a row's values (a list header, not a transposed row); a value of
+        the row's kind that merely holds a label word (タカハシ メイ: シメイ) is data."""
+        if self.classify(value) is None:
+            return False
+        return self.classify.whole_label(value) or self.fits is None or not self.fits(kind, value)
 
     def _plain_layout(self, rows: list[Row], context: str = "") -> ListLayout:
         """A row of labels none of which we know (会社名 | 作成日 | 注文番号) over values

@@ -220,6 +220,20 @@ class NameFinder:
         following = tokens[k + 1].surface() if k + 1 < len(tokens) else ""
         return not following or following[:1] in _NAME_END or following in self._honorifics
 
+    def _joined_name(self, value: str) -> bool:
+        """林一郎, 黒木トメ: a known surname and then a given name (a dictionary given name,
+        or a katakana one) with no space between, which the dictionary reads otherwise."""
+        for size in (1, 2, 3):
+            rest = value[size:]
+            if not rest or not self._is_surname(value[:size]):
+                continue
+            if _KANA_GIVEN.match(rest):
+                return True
+            tokens = list(self._tokenizer.tokenize(rest))
+            if len(tokens) == 1 and tuple(tokens[0].part_of_speech()[:4]) == _GIVEN:
+                return True
+        return False
+
     def _whole_name(self, tokens: list, i: int) -> tuple[tuple[int, int, float] | None, int]:
         """A full name the dictionary lists as one word (小林太郎): a name when it is a
         known surname followed by a given name in kanji."""
@@ -245,6 +259,8 @@ class NameFinder:
         if len(parts) == 2 and _GIVEN_SHAPE.match(parts[1]) and self._is_surname(parts[0]):
             return True  # 山田 ウメ, 伊藤 末吉: a known surname, a given name by its shape
         compact = value.replace(" ", "").replace("\u3000", "").translate(self._variants)
+        if len(parts) == 1 and self._joined_name(compact):
+            return True
         tokens = [t for t in self._tokenizer.tokenize(compact) if t.surface().strip()]
         if not tokens or len(tokens) > 3:
             return False

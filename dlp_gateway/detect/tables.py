@@ -481,6 +481,10 @@ class _ListPass:
             if not isinstance(labels[0][1], str):
                 return False
             ahead = rows.peek(4)
+            if after_blank and reader.titled_column_ahead(
+                [row, *rows.peek(8)], self.table.location
+            ):
+                return True  # 被保険者一覧 / 番号 over numbers, under statistics or a table
             if not after_blank:  # a title line right above a new header (表題 / 番号 | 氏名)
                 return (
                     bool(ahead) and reader.label_row(ahead[0]) and len(reader.kinds(ahead[0])) >= 2
@@ -658,6 +662,7 @@ class _FormPass:
         self.mark = len(sink.findings)  # the current person's findings start here
         self.context = context
         self.by_title = False
+        self.value_titled = False  # the value's label is insured by the title alone (番号)
         self.after_symbol = False
 
     def _label(self, value: CellValue) -> Kind | None:
@@ -676,11 +681,14 @@ class _FormPass:
         above_text: dict[int, str] = {}  # labels of no kind (予約番号, 備考) in the row above
         named = False
         is_label = self.s.classify.is_label
+        own: set[int] = set()  # columns of labels above with a kind of their own (被保番号)
         for row in rows:
             labels_here: dict[int, Kind] = {}
             texts_here: dict[int, str] = {}
+            own_here: set[int] = set()
             left = ""
             pending: Kind | None = None
+            pending_own = False
             box_kind: Kind | None = None
             symbol_row = False
             for i, value in enumerate(row.cells):
@@ -698,8 +706,13 @@ class _FormPass:
                     )
                     labels_here[i] = kind
                     pending = box_kind = kind
+                    pending_own = self.s.classify(value) is not None
+                    if pending_own:
+                        own_here.add(i)
                     continue
                 governing = pending or above.get(i)
+                # the title's lengths hold only for a plain 番号: 被保番号 is its own label
+                self.value_titled = self.by_title and not (pending_own if pending else i in own)
                 if governing is not None:
                     if governing in NAME_KINDS:
                         if not named and self._cell(governing, fold_cell(value), row, i):
@@ -714,7 +727,7 @@ class _FormPass:
                 if left:
                     texts_here[i] = left
             self._box_digits(row, box_kind or _single_kind(above))
-            above = labels_here
+            above, own = labels_here, own_here
             above_text = texts_here
             self.after_symbol = symbol_row
 
@@ -744,7 +757,7 @@ class _FormPass:
                 self.sink.add("my_number", location, mask_number(digits), 0.95, self.group)
                 return True
         elif kind is Kind.INSURED:
-            digits = insured_value([value], p.insured_number, by_title=self.by_title)
+            digits = insured_value([value], p.insured_number, by_title=self.value_titled)
             if digits:
                 self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
                 return True
@@ -773,7 +786,7 @@ class _FormPass:
             if digits:  # (one digit per cell is _box_digits' work)
                 self.sink.add("my_number", location, mask_number(digits), 0.9, self.group)
         elif kind is Kind.INSURED:
-            digits = insured_value(cells, p.insured_number, by_title=self.by_title)
+            digits = insured_value(cells, p.insured_number, by_title=self.value_titled)
             if digits:
                 self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
 

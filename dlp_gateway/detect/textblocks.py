@@ -142,18 +142,20 @@ _VALUE_LINE = regex.compile(r"^[ \t\u3000]*[^\t]{1,40}$")
 def find_stacked_columns(text: str) -> list[TextTable]:
     """A one-column list with two rows per person pasted as lines (a PDF or HTML table of
     one column): two label lines (出生年月日 / カナ氏名), then values alternating in the
-    same two shapes (a line with digits, a line without), four lines or more."""
+    same two shapes (a line with digits, a line without), four lines or more (two when
+    they end the paragraph: a list of one person)."""
     if "\n" not in text:
         return []
     lines, offsets = _lines_with_offsets(text)
     tables: list[TextTable] = []
     i = 0
-    while i + 5 < len(lines):
+    while i + 3 < len(lines):
         if not (_is_label_line(lines[i]) and _is_label_line(lines[i + 1])):
             i += 1
             continue
         values = _alternating_pairs(lines, i + 2)
-        if values >= 4:
+        alone = values == 2 and (i + 4 >= len(lines) or not lines[i + 4].strip())
+        if values >= 4 or alone:  # one person: the pair ends the paragraph
             end_line = i + 1 + values
             rows = tuple(Row(k + 1, [lines[k].strip()]) for k in range(i, end_line + 1))
             title = " ".join(x.strip() for x in lines[max(0, i - TITLE_LINES) : i] if x.strip())

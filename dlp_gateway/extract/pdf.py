@@ -419,7 +419,8 @@ def _bands(lines: list[list[_Run]]) -> list[tuple[list[list[_Run]], list[tuple[f
     """The page's lines cut where the column layout changes, each band with its columns;
     lines of one cell (titles) go with the band below them."""
     multi_at = [i for i, line in enumerate(lines) if len(line) > 1]
-    parts = _split([lines[i] for i in multi_at])
+    titled = {id(lines[b]) for a, b in itertools.pairwise(multi_at) if b > a + 1}
+    parts = _split([lines[i] for i in multi_at], titled)
     bands = []
     start, seen = 0, 0
     for number, part in enumerate(parts):
@@ -430,31 +431,37 @@ def _bands(lines: list[list[_Run]]) -> list[tuple[list[list[_Run]], list[tuple[f
     return bands
 
 
-def _split(multi: list[list[_Run]]) -> list[list[list[_Run]]]:
+def _split(
+    multi: list[list[_Run]], titled: set[int] | None = None
+) -> list[list[list[_Run]]]:
     """Consecutive parts of the grid lines such that each part's runs, read by the part's
-    own columns, share cells far less than by the columns of all of them together."""
+    own columns, share cells far less than by the columns of all of them together.
+    ``titled``: ids of lines with a title line above them (a table may start there)."""
     shared = _shared(multi, _columns(multi))
     if shared < 2 or len(multi) < 4:
         return [multi]
     best, cut = shared, 0
-    for k in _cut_candidates(multi):
+    for k in _cut_candidates(multi, titled or set()):
         top, bottom = multi[:k], multi[k:]
         cost = _shared(top, _columns(top)) + _shared(bottom, _columns(bottom))
         if cost < best:
             best, cut = cost, k
     if not cut or 2 * best > shared:
         return [multi]
-    return _split(multi[:cut]) + _split(multi[cut:])
+    return _split(multi[:cut], titled) + _split(multi[cut:], titled)
 
 
-def _cut_candidates(multi: list[list[_Run]]) -> list[int]:
+def _cut_candidates(multi: list[list[_Run]], titled: set[int]) -> list[int]:
     """Where one line's cells straddle the gaps of the line above, else where the number
-    of cells changes (at most MAX_CUTS places), leaving two lines or more on each side."""
+    of cells changes (at most MAX_CUTS places), leaving two lines or more on each side;
+    and always under a title line (statistics, then a titled roster of as many columns
+    whose cells fall in the gaps of the other)."""
     places = range(2, len(multi) - 1)
     cuts = [k for k in places if _straddles(multi[k - 1], multi[k])]
     if not cuts:
         cuts = [k for k in places if len(multi[k]) != len(multi[k - 1])]
-    return cuts[:: -(-len(cuts) // MAX_CUTS) or 1]
+    sampled = cuts[:: -(-len(cuts) // MAX_CUTS) or 1]
+    return sorted({*sampled, *(k for k in places if id(multi[k]) in titled)})
 
 
 def _straddles(upper: list[_Run], lower: list[_Run]) -> bool:

@@ -23,6 +23,7 @@ from dlp_gateway.detect.columns import (
     birth_value,
     insured_value,
     is_masked,
+    lost_zero_insured,
     my_number_value,
     name_value,
 )
@@ -162,15 +163,19 @@ class ColumnJudge:
                     return 6 <= len(v) <= 12 and valid_plain_my_number(v.zfill(12))
                 return my_number_value([v], mask)
         elif kind is Kind.INSURED:
-            ins, by_title = p.insured_number, f.by_title
+            ins, by_title, pad_to = p.insured_number, f.by_title, f.pad_to
             plain = not any(ch.isdigit() for ch in ins.mask_characters)
             lo, hi, title_lengths = ins.cell_min_digits, ins.cell_max_digits, ins.title_lengths
 
             def check(v: CellValue) -> object:
                 if plain and type(v) is str and v.isdigit() and v.isascii():
                     # insured_value of plain digits: the digits themselves, by length.
-                    return len(v) in title_lengths if by_title else lo <= len(v) <= hi
-                return insured_value([v], ins, by_title)
+                    if by_title:
+                        return len(v) in title_lengths
+                    return lo <= len(v) <= hi or (pad_to and lost_zero_insured(v, pad_to))
+                return insured_value([v], ins, by_title) or (
+                    pad_to and lost_zero_insured(v, pad_to)
+                )
         elif kind is Kind.BIRTH_DATE:
             today = self.today
             check = lambda v: birth_value([v], today) is not None  # noqa: E731

@@ -115,6 +115,23 @@ def insured_value(
     return None
 
 
+def lost_zero_insured(value: CellValue, pad_to: int) -> str | None:
+    """A digit-only value shorter than ``pad_to`` in an insured column of long numbers:
+    the number Excel stored without its leading zeros (546 for 00000546), padded back."""
+    value = fold_cell(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        text = str(value) if value > 0 else ""
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        text = value.strip()
+    else:
+        return None
+    if not text or len(text) >= pad_to or not text.strip("0"):
+        return None
+    return text.zfill(pad_to)
+
+
 _CACHE_LIMIT = 200_000
 _DATES: dict[str, dt.date | None] = {}
 _NAMES: dict[str, str | None] = {}

@@ -101,6 +101,7 @@ class InsuredPatterns:
     title_lengths: tuple[int, ...] = ()
     sub_headers: tuple[str, ...] = ()
     mask_characters: str = "*"
+    lost_zero_column_share: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,7 @@ def _insured(r: _Reader, doc: dict[str, Any]) -> InsuredPatterns:
         title_lengths=tuple(r.get("title_lengths", list, [8, 10])),
         sub_headers=r.words("sub_headers", required=False),
         mask_characters=r.get("mask_characters", str, "*"),
+        lost_zero_column_share=r.get("lost_zero_column_share", float, 0.8),
     )
 
 

@@ -37,6 +37,7 @@ from dlp_gateway.detect.columns import (
     fold_cell,
     insured_value,
     is_masked,
+    lost_zero_insured,
     my_number_value,
     name_value,
 )
@@ -293,6 +294,19 @@ class TableScanner:
             if has_name and len(values) >= 3 and _looks_like_birth_dates(values):
                 layout.fields.append(Field(Kind.BIRTH_DATE, (i,), 0.6))
         layout.fields.sort(key=lambda f: f.columns[0])
+        for f in layout.fields:
+            if f.kind is Kind.INSURED and len(f.columns) == 1 and not f.by_title:
+                f.pad_to = self._lost_zero_width(f.columns[0], body)
+
+    def _lost_zero_width(self, i: int, body: list[Row]) -> int:
+        """The width short digit-only cells of an insured column are padded to: the longest
+        of its values, when most of them are insured numbers (0: none padded)."""
+        ins = self.p.insured_number
+        values = [r.cells[i] for r in body if i < len(r.cells) and r.cells[i] not in (None, "")]
+        found = [d for d in (insured_value([v], ins) for v in values) if d]
+        if len(found) < 3 or len(found) < ins.lost_zero_column_share * len(values):
+            return 0
+        return max(len(d) for d in found)
 
     def fits(self, kind: Kind, value: CellValue) -> bool:
         """A sample value looks like data of ``kind`` (for the list-or-form decision)."""
@@ -519,6 +533,8 @@ class _ListPass:
                 self.sink.add("my_number", loc, mask_number(digits), f.confidence, group)
         elif f.kind is Kind.INSURED:
             digits = insured_value(values, self.s.p.insured_number, f.by_title)
+            if not digits and f.pad_to:
+                digits = lost_zero_insured(values[0], f.pad_to)
             if digits:
                 self.sink.add("insured_number", loc, mask_number(digits), f.confidence, group)
         elif f.kind is Kind.BIRTH_DATE and birth_value(values, self.today):
@@ -622,10 +638,13 @@ class _FormPass:
         titles = [c[0][1] for c in map(non_empty, rows) if len(c) == 1 and isinstance(c[0][1], str)]
         self.by_title = self.s.layouts.title_says_insured(" ".join([self.context, *titles]))
         above: dict[int, Kind] = {}
+        neutral_above: dict[int, str] = {}  # labels of other data (予約番号) above a cell
         named = False
         for row in rows:
             labels_here: dict[int, Kind] = {}
+            neutral_here: dict[int, str] = {}
             pending: Kind | None = None
+            neutral: str | None = None  # a label of other data left of the next value
             box_kind: Kind | None = None
             symbol_row = False
             for i, value in enumerate(row.cells):
@@ -640,8 +659,13 @@ class _FormPass:
                     )
                     labels_here[i] = kind
                     pending = box_kind = kind
+                    neutral = None
                     continue
-                governing = pending or above.get(i)
+                if self.s.classify.known_label(value):
+                    neutral_here[i] = neutral = str(value).strip()
+                    pending = None
+                    continue
+                governing = None if neutral else pending or above.get(i)
                 if governing is not None:
                     if governing in NAME_KINDS:
                         if not named and self._cell(governing, fold_cell(value), row, i):
@@ -650,9 +674,10 @@ class _FormPass:
                         self._split(governing, row, i)
                     pending = None
                 elif isinstance(value, str) and len(value) >= 10:
-                    self._free_text(value, row, i)
+                    self._free_text(value, row, i, neutral or neutral_above.get(i, ""))
+                neutral = None
             self._box_digits(row, box_kind or _single_kind(above))
-            above = labels_here
+            above, neutral_above = labels_here, neutral_here
             self.after_symbol = symbol_row
 
     def _cell(self, kind: Kind, value: CellValue, row: Row, i: int) -> bool:
@@ -704,11 +729,13 @@ class _FormPass:
             if digits:
                 self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
 
-    def _free_text(self, value: str, row: Row, i: int) -> None:
+    def _free_text(self, value: str, row: Row, i: int, label: str = "") -> None:
+        """``label``: the form's label of this cell when it names other data (予約番号):
+        read before the value, it is the nearest label (a check digit alone never wins)."""
         if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
             return
         location = self.table.cell_location(row.number, i)
-        for hit in self.s.text_hits(value, ""):
+        for hit in self.s.text_hits(f"{label} {value}" if label else value, ""):
             self.sink.add(hit.type, location, hit.masked, hit.confidence, self.group)
 
     def _box_digits(self, row: Row, kind: Kind | None) -> None:

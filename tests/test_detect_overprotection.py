@@ -198,3 +198,24 @@ def test_short_numbers_elsewhere_never_count(scanner: Scanner) -> None:
     form: list[list[object]] = [["後期高齢者医療被保険者番号", 546], ["氏名", "原田 健太"]]
     result = scanner.scan_file("申請.xlsx", xlsx(form))
     assert result.counts["insured_number"] == 0
+
+
+# -- a reading whose kana run holds a header word ----------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [("小林 芽依（コバヤシ メイ）", False), ("ハヤシ メイ", False), ("利用者フリガナ", True),
+     ("被保険者フリガナ", True), ("氏名ふりがな", True), ("カナシメイ", True)],
+)
+def test_header_word_inside_a_kana_reading_is_no_label(
+    engine: DetectionEngine, value: str, label: bool
+) -> None:
+    """コバヤシ メイ folds to コバヤシメイ, which holds シメイ (氏名): not a header."""
+    assert engine.classify.known_label(value) is label
+
+
+def test_one_person_under_a_line_broken_name_header_counts(scanner: Scanner) -> None:
+    rows: list[list[object]] = [["氏名／\nフリガナ", "生年", "性別", "電話番号"],
+                                ["小林 芽依（コバヤシ メイ）", dt.date(2019, 6, 21), "女",
+                                 "0982-29-7495"]]
+    result = scanner.scan_file("児童名簿.xlsx", xlsx(rows))
+    assert (result.counts["records"], result.verdict.action) == (1, "encrypt")

@@ -140,6 +140,8 @@ class HeaderClassifier:
         kind: Kind | None = None
         for rank, (word, word_kind) in enumerate(self._words):
             at = key.rfind(word)
+            while at > 0 and _is_kana(word[0]) and _is_kana(key[at - 1]):
+                at = key.rfind(word, 0, at + len(word) - 1)  # inside a kana word: not it
             if at < 0:
                 continue
             score = (at + len(word), len(word), -rank)
@@ -891,6 +893,12 @@ class LayoutReader:
                 (row.number,), fields, labels, signature=self._signature(row), title=title
             )
         return ListLayout((), [])
+
+
+def _is_kana(ch: str) -> bool:
+    """A kana header word inside a longer kana run is part of another word (シメイ in
+    コバヤシ メイ, a reading whose space the label folding removed), not that header."""
+    return "\u3041" <= ch <= "\u30ff"
 
 
 def _span_width(header: Row, col: int) -> int:

@@ -219,3 +219,12 @@ def test_one_person_under_a_line_broken_name_header_counts(scanner: Scanner) -> 
                                  "0982-29-7495"]]
     result = scanner.scan_file("児童名簿.xlsx", xlsx(rows))
     assert (result.counts["records"], result.verdict.action) == (1, "encrypt")
+
+
+# -- a split number with two of its cells joined -------------------------------------------------
+def test_my_number_in_three_cells_two_of_them_joined_by_a_space(engine: DetectionEngine) -> None:
+    """A PDF table of 4 | 4 | 4 cells read back with two cells in one: 5305 0380 | 8276."""
+    rows: list[list[object]] = [["マイナンバー", None, "姓", "名", "生年月日"]]
+    for number in valid_my_numbers(3, seed=21):
+        rows.append([f"{number[:4]} {number[4:8]}", number[8:], "山口", "太郎", "2004/05/24"])
+    assert types(engine.scan_table(table(rows))).get("my_number") == 3

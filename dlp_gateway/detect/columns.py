@@ -78,8 +78,8 @@ def _joined_digits(cells: Sequence[CellValue], total: int) -> str | None:
             text = str(int(value))
             if width and len(text) < width:
                 text = text.zfill(width)
-        elif isinstance(value, str) and _DIGITS_ONLY.match(value.strip().replace("-", "")):
-            text = value.strip().replace("-", "")
+        elif isinstance(value, str) and _DIGITS_ONLY.match(_unspaced(value)):
+            text = _unspaced(value)  # a PDF may join two of the cells: 5305 0380 | 8276
         else:
             return None
         out.append(text)
@@ -87,6 +87,10 @@ def _joined_digits(cells: Sequence[CellValue], total: int) -> str | None:
             break
     joined = "".join(out)
     return joined if len(joined) == total else None
+
+
+def _unspaced(value: str) -> str:
+    return value.strip().replace("-", "").replace(" ", "")
 
 
 def insured_value(

@@ -228,3 +228,16 @@ def test_my_number_in_three_cells_two_of_them_joined_by_a_space(engine: Detectio
     for number in valid_my_numbers(3, seed=21):
         rows.append([f"{number[:4]} {number[4:8]}", number[8:], "山口", "太郎", "2004/05/24"])
     assert types(engine.scan_table(table(rows))).get("my_number") == 3
+
+
+# -- 姓 | 名 columns of place-name surnames ----------------------------------------------------
+def test_two_people_under_split_name_headers_of_place_name_surnames(scanner: Scanner) -> None:
+    """宮城 | 久子 under 姓（漢字）| 名（漢字）: each cell one part of a name, so the block is a
+    list of two people (with a 番号 column the title 被保険者一覧 gives its meaning)."""
+    rows: list[list[object]] = [
+        ["番号", "姓（漢字）", "名（漢字）", "性別", "住所", "電話番号"],
+        ["0714719910", "宮城", "久子", "女", "宮崎市旭町831-11", "090-4588-8241"],
+        ["0357073836", "延岡", "千代子", "女", "宮崎市出北1丁目11番11号", "0982-30-5152"],
+    ]
+    result = scanner.scan_file("被保険者一覧.xlsx", xlsx(rows, sheet="被保険者一覧"))
+    assert (result.counts["insured_number"], result.counts["records"]) == (2, 2)

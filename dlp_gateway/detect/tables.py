@@ -323,6 +323,8 @@ class TableScanner:
             parts = name.replace("\u3000", " ").split()
             if len(parts) == 2 and all(len(x) <= 6 for x in parts):
                 return True  # 姓 名 with a space: the way rosters write names
+            if kind is Kind.NAME_PART and len(parts) == 1 and len(name) <= 6:
+                return True  # 宮城 under 姓, 久子 under 名: one part, whatever the dictionary
             return self.names.looks_like_name(name)
         if kind is Kind.BIRTH_DATE:
             if isinstance(value, str) and (value.strip() in _ERA_WORDS or value.strip().isdigit()):

@@ -241,3 +241,19 @@ def test_two_people_under_split_name_headers_of_place_name_surnames(scanner: Sca
     ]
     result = scanner.scan_file("被保険者一覧.xlsx", xlsx(rows, sheet="被保険者一覧"))
     assert (result.counts["insured_number"], result.counts["records"]) == (2, 2)
+
+
+# -- a column of numbers under a negative label, in text laid out with spaces ----------------------
+@pytest.mark.parametrize(("head", "mine"), [("予約番号 氏名 予約日時", 0), ("受付番号  氏名", 0),
+                                            ("氏名 予約日時", 3), ("番号 氏名", 3)])
+def test_column_head_is_the_nearest_label_in_text(
+    engine: DetectionEngine, head: str, mine: int
+) -> None:
+    """Lines that each start with a 4-4-4 number under a line starting with 予約番号: the
+    column head is their nearest label, not the マイナンバー of the title or the grouping."""
+    numbers = valid_my_numbers(4, seed=3)
+    text = "マイナンバーカード交付 予約者一覧\n" + head + "\n"
+    text += "\n".join(f"{dashed(n)} 原田 健太 令和8年12月{i + 1}日" for i, n in enumerate(numbers))
+    found = engine.scan_text(TextUnit(text=text + "\n", part="a.pdf", location="a.pdf!text"))
+    # (the first row sits within the label window of the head: read by its words as before)
+    assert types(found).get("my_number", 0) == mine

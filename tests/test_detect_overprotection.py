@@ -257,3 +257,17 @@ def test_column_head_is_the_nearest_label_in_text(
     found = engine.scan_text(TextUnit(text=text + "\n", part="a.pdf", location="a.pdf!text"))
     # (the first row sits within the label window of the head: read by its words as before)
     assert types(found).get("my_number", 0) == mine
+
+
+@pytest.mark.parametrize("n", [12, EVIDENCE_PER_TABLE + 30])
+def test_statistics_under_a_lost_zero_column_do_not_count(scanner: Scanner, n: int) -> None:
+    """要支援1 | 4 under the roster sits in the insured column: 4 is a count, not 00000004
+    (padding counts only on a person's row), per cell and past the evidence bound."""
+    numbers = [10000000 + 1237 * i for i in range(n)]
+    numbers[2] = 546
+    rows = [*kouki_rows(numbers), [], ["要介護度", "人数"]]
+    rows += [[level, k % 9 + 1] for k, level in enumerate(
+        ["要支援1", "要支援2", "要介護1", "要介護2", "要介護3", "要介護4", "要介護5"])]
+    rows += [["合計", n]]
+    result = scanner.scan_file("後期.xlsx", xlsx(rows))
+    assert (result.counts["insured_number"], result.counts["records"]) == (n, n)

@@ -300,9 +300,15 @@ class TableScanner:
 
     def _lost_zero_width(self, i: int, body: list[Row]) -> int:
         """The width short digit-only cells of an insured column are padded to: the longest
-        of its values, when most of them are insured numbers (0: none padded)."""
+        of its values, when most of them are insured numbers (0: none padded). The sample
+        ends at another table's header (statistics under the list)."""
         ins = self.p.insured_number
-        values = [r.cells[i] for r in body if i < len(r.cells) and r.cells[i] not in (None, "")]
+        values = []
+        for r in body:
+            if _may_be_header(r.cells) and any(self.classify.known_label(v) for v in r.cells):
+                break
+            if i < len(r.cells) and r.cells[i] not in (None, ""):
+                values.append(r.cells[i])
         found = [d for d in (insured_value([v], ins) for v in values) if d]
         if len(found) < 3 or len(found) < ins.lost_zero_column_share * len(values):
             return 0
@@ -410,6 +416,8 @@ class _ListPass:
                 if not first and self._new_block(row, blank, rows):
                     rows.push(row)
                     break
+                if self._other_header(row, blank):
+                    self._stop_padding()
             blank = first = False
             if second is not None:
                 if ordinal % 2 == 0:
@@ -462,6 +470,22 @@ class _ListPass:
             pairs = min(names[j], births[j])
             key = (mn[j], ins[j], pairs, tuple(columns))
             self.counted_twelve[key] = self.counted_twelve.get(key, 0) + 1
+
+    def _other_header(self, row: Row, after_blank: bool) -> bool:
+        """Labels read on as this list's rows (要介護度 | 人数 under a roster): the rows
+        below are another table's."""
+        classify = self.s.classify
+        return after_blank or any(classify.known_label(v) for _, v in non_empty(row))
+
+    def _stop_padding(self) -> None:
+        """Small numbers below another table's header are counts, not insured numbers
+        that lost their leading zeros: stop padding (rows batched so far keep it)."""
+        if not any(f.pad_to for f in self.layout.fields):
+            return
+        self._count_batch()
+        self.judge = None
+        for f in self.layout.fields:
+            f.pad_to = 0
 
     def _new_block(self, row: Row, after_blank: bool, rows: _Rows) -> bool:
         """A different header (or a title after a gap) starts the next block."""

@@ -271,3 +271,17 @@ def test_statistics_under_a_lost_zero_column_do_not_count(scanner: Scanner, n: i
     rows += [["合計", n]]
     result = scanner.scan_file("後期.xlsx", xlsx(rows))
     assert (result.counts["insured_number"], result.counts["records"]) == (n, n)
+
+
+# -- a column header is the nearest label of a number in a free-text cell -------------------------
+@pytest.mark.parametrize(("header", "mine"), [("電話番号", 0), ("予約番号", 0), ("備考", 1)])
+def test_column_header_labels_numbers_in_its_free_text_cells(
+    engine: DetectionEngine, header: str, mine: int
+) -> None:
+    """Two rows a pasted table glued into one cell (0982-22-6701 / 5772-1980-2396) under
+    電話番号: that header is the number's nearest label, not its 4-4-4 grouping."""
+    number = dashed(valid_my_numbers(1, seed=9)[0])
+    rows: list[list[object]] = [["氏名", "フリガナ", header]]
+    rows += [["高橋 佳奈", "タカハシ カナ", f"0982-22-6701\n{number}"],
+             ["伊藤 陽子", "イトウ ヨウコ", "090-7843-6414"]]
+    assert types(engine.scan_table(table(rows))).get("my_number", 0) == mine

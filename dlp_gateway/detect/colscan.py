@@ -230,7 +230,8 @@ class ColumnJudge:
                 if len(value) >= 10:  # 個人番号 123456789018 in one cell: read by its label
                     if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
                         return None
-                    return tuple(h.type for h in text_hits(value, header)) or None
+                    hits = text_hits(under_header(value, header), header)
+                    return tuple(h.type for h in hits) or None
             return None
 
         return judge
@@ -297,6 +298,12 @@ _KIND_TYPES = {
 
 
 _WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)  # python-stdnum jp.in_ (My Number)
+
+
+def under_header(value: str, header: str) -> str:
+    """A cell's text read after its column header, its nearest label unless the cell holds
+    its own (電話番号 over 0982-22-6701 / 5772-1980-2396: not a My Number by its grouping)."""
+    return f"{header} {value}" if header else value
 
 
 def has_keyword(value: str, keywords: Sequence[str]) -> bool:

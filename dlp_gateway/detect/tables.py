@@ -31,6 +31,7 @@ from dlp_gateway.detect.colscan import (
     BatchCounts,
     ColumnJudge,
     has_keyword,
+    under_header,
 )
 from dlp_gateway.detect.columns import (
     birth_value,
@@ -631,7 +632,7 @@ class _ListPass:
             return  # addresses, notes without numbers or dates: nothing to find
         header = self.layout.headers.get(i, "")
         location = self._loc(row, i)
-        for hit in self.s.text_hits(value, header):
+        for hit in self.s.text_hits(under_header(value, header), header):
             self.sink.add(hit.type, location, hit.masked, hit.confidence, group)
 
     def _loc(self, row: Row, i: int) -> str:

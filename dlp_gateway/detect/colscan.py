@@ -26,6 +26,7 @@ from dlp_gateway.detect.columns import (
     insured_value,
     is_masked,
     joined_birth,
+    lost_zero_insured,
     my_number_value,
     name_value,
 )
@@ -177,15 +178,19 @@ class ColumnJudge:
                     return MIN_PADDED_DIGITS <= len(v) <= 12 and valid_plain_my_number(v.zfill(12))
                 return my_number_value([v], mask)
         elif kind is Kind.INSURED:
-            ins, by_title = p.insured_number, f.by_title
+            ins, by_title, pad_to = p.insured_number, f.by_title, f.pad_to
             plain = not any(ch.isdigit() for ch in ins.mask_characters)
             lo, hi, title_lengths = ins.cell_min_digits, ins.cell_max_digits, ins.title_lengths
 
             def check(v: CellValue) -> object:
                 if plain and type(v) is str and v.isdigit() and v.isascii():
                     # insured_value of plain digits: the digits themselves, by length.
-                    return len(v) in title_lengths if by_title else lo <= len(v) <= hi
-                return insured_value([v], ins, by_title)
+                    if by_title:
+                        return len(v) in title_lengths
+                    return lo <= len(v) <= hi or (pad_to and lost_zero_insured(v, pad_to))
+                return insured_value([v], ins, by_title) or (
+                    pad_to and lost_zero_insured(v, pad_to)
+                )
         elif kind is Kind.BIRTH_DATE:
             today = self.today
             check = lambda v: birth_value([v], today) is not None  # noqa: E731
@@ -249,7 +254,8 @@ class ColumnJudge:
                 if len(value) >= 10:  # 個人番号 123456789018 in one cell: read by its label
                     if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
                         return None
-                    return tuple(h.type for h in text_hits(value, header)) or None
+                    hits = text_hits(under_header(value, header), header)
+                    return tuple(h.type for h in hits) or None
             return None
 
         return judge
@@ -321,6 +327,12 @@ _KIND_TYPES = {
 
 
 _WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)  # python-stdnum jp.in_ (My Number)
+
+
+def under_header(value: str, header: str) -> str:
+    """A cell's text read after its column header, its nearest label unless the cell holds
+    its own (電話番号 over 0982-22-6701 / 5772-1980-2396: not a My Number by its grouping)."""
+    return f"{header} {value}" if header else value
 
 
 def has_keyword(value: str, keywords: Sequence[str]) -> bool:

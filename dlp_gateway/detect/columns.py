@@ -82,8 +82,8 @@ def _joined_digits(cells: Sequence[CellValue], total: int) -> str | None:
             text = str(int(value))
             if width and len(text) < width:
                 text = text.zfill(width)
-        elif isinstance(value, str) and _DIGITS_ONLY.match(value.strip().replace("-", "")):
-            text = value.strip().replace("-", "")
+        elif isinstance(value, str) and _DIGITS_ONLY.match(_unspaced(value)):
+            text = _unspaced(value)  # a PDF may join two of the cells: 5305 0380 | 8276
         else:
             return None
         out.append(text)
@@ -91,6 +91,10 @@ def _joined_digits(cells: Sequence[CellValue], total: int) -> str | None:
             break
     joined = "".join(out)
     return joined if len(joined) == total else None
+
+
+def _unspaced(value: str) -> str:
+    return value.strip().replace("-", "").replace(" ", "")
 
 
 def insured_value(
@@ -121,6 +125,23 @@ def insured_value(
     if patterns.cell_min_digits <= len(digits) <= longest:
         return digits
     return None
+
+
+def lost_zero_insured(value: CellValue, pad_to: int) -> str | None:
+    """A digit-only value shorter than ``pad_to`` in an insured column of long numbers:
+    the number Excel stored without its leading zeros (546 for 00000546), padded back."""
+    value = fold_cell(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        text = str(value) if value > 0 else ""
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        text = value.strip()
+    else:
+        return None
+    if not text or len(text) >= pad_to or not text.strip("0"):
+        return None
+    return text.zfill(pad_to)
 
 
 _CACHE_LIMIT = 200_000

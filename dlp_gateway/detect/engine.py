@@ -28,7 +28,7 @@ from dlp_gateway.detect.findings import (
     omitted_of,
 )
 from dlp_gateway.detect.idtypes import find_id_type, find_id_types_in_table
-from dlp_gateway.detect.layout import WINDOW_ROWS, LayoutReader
+from dlp_gateway.detect.layout import WINDOW_ROWS, LayoutReader, non_empty
 from dlp_gateway.detect.names import NameFinder
 from dlp_gateway.detect.normalize import LabelIndex, fold
 from dlp_gateway.detect.numbers import Hit, find_insured_numbers, find_my_numbers
@@ -134,8 +134,10 @@ class DetectionEngine:
             inside = [f for f in findings if first <= _line_of(f, unit) <= last]
             found = self._read_text_table(unit, block, index)
             layouts = self.tables.layouts
-            headed = any(layouts.label_row(r) for r in block.rows[:2]) or (
-                bool(block.joined_rows) and layouts.label_row(block.joined_rows[0])
+            headed = (
+                any(layouts.label_row(r) for r in block.rows[:2])
+                or (bool(block.joined_rows) and layouts.label_row(block.joined_rows[0]))
+                or _labelled_rows(layouts, block.rows)
             )
             if headed or (
                 count_records(found).total >= count_records(inside).total
@@ -214,7 +216,6 @@ class DetectionEngine:
         insured = find_insured_numbers(
             text, insured_labels, p.insured_number, header_context=header_kind is Kind.INSURED
         )
-        hits += _without_overlaps(insured, hits)
         birth_labels = LabelIndex(p.birth_date.labels, text)
         births = find_birth_dates(
             text,
@@ -223,6 +224,13 @@ class DetectionEngine:
             self.today,
             header_context=header_kind is Kind.BIRTH_DATE,
         )
+        if births and insured:
+            window = p.insured_number.keyword_window
+            insured = [
+                h for h in insured
+                if not _date_by_nearer_label(h, births, insured_labels, birth_labels, window)
+            ]
+        hits += _without_overlaps(insured, hits)
         hits += births
         by_id_type = [find_id_type(text, id_type, header) for id_type in p.id_types]
         if names == "all" or (names == "cell" and births):
@@ -380,3 +388,26 @@ def _without_overlaps(new: list[Hit], existing: list[Hit]) -> list[Hit]:
     if not existing:
         return new
     return [h for h in new if not any(h.start < e.end and e.start < h.end for e in existing)]
+
+
+def _labelled_rows(layouts: LayoutReader, rows: tuple[Row, ...]) -> bool:
+    """Label | value rows (a form, or a transposed list) whose labels we know: each value's
+    label is the cell left of it, the nearest label (生年月日 | 19490713 under a line
+    holding 被保険者番号 is a date), so the table reading is the one to keep."""
+    pairs = [cells for cells in (non_empty(r) for r in rows) if len(cells) >= 2]
+    known = sum(1 for cells in pairs if layouts.classify.known_label(cells[0][1]))
+    return known >= 2 and known >= 0.6 * len(pairs)
+
+
+def _date_by_nearer_label(
+    hit: Hit, births: list[Hit], insured: LabelIndex, birth: LabelIndex, window: int
+) -> bool:
+    """An insured-number candidate that is a birth date under a nearer birth label
+    (被保険者番号 01287682 / 生年月日 19490713: the second number is the date)."""
+    if not any(b.start < hit.end and hit.start < b.end for b in births):
+        return False
+    date_label = birth.nearest_before(hit.start, window)
+    if date_label is None or not date_label.positive:
+        return False
+    number_label = insured.nearest_before(hit.start, window)
+    return number_label is None or number_label.end <= date_label.start

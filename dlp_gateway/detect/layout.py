@@ -148,6 +148,8 @@ class HeaderClassifier:
         kind: Kind | None = None
         for rank, (word, word_kind) in enumerate(self._words):
             at = key.rfind(word)
+            while at > 0 and _is_kana(word[0]) and _is_kana(key[at - 1]):
+                at = key.rfind(word, 0, at + len(word) - 1)  # inside a kana word: not it
             if at < 0:
                 continue
             if word_kind is Kind.MY_NUMBER and at + len(word) != len(key):
@@ -172,6 +174,9 @@ class Field:
     confidence: float
     header: str = ""
     by_title: bool = False
+    # An insured column of long numbers: short digit-only cells are padded to this many
+    # digits (leading zeros lost in a numeric cell); 0: not padded.
+    pad_to: int = 0
 
 
 @dataclass(slots=True)
@@ -362,15 +367,22 @@ class LayoutReader:
         """The rows under a header up to the header of another table below it (要介護度 |
         人数 under a two-person roster): that table's rows say nothing of this header."""
         signature = self._signature(header)
+        width = len(non_empty(header))
         for at in range(1, len(below)):
             row = below[at]
-            if (
-                self.label_row(row)
-                and self._signature(row) != signature
-                and any(self.classify.known_label(v) for _, v in non_empty(row))
+            if not self.label_row(row) or self._signature(row) == signature:
+                continue
+            if any(self.classify.known_label(v) for _, v in non_empty(row)) or (
+                len(non_empty(row)) != width and self._heads_values(below[at + 1 : at + 3])
             ):
                 return below[:at]
         return below
+
+    def _heads_values(self, rows: list[Row]) -> bool:
+        """Rows of values (not labels) follow: a label row of another width above them
+        is the header of another table (地区 | 男 | 女 | 計 under a 5-column roster)."""
+        rows = [r for r in rows if non_empty(r)]
+        return bool(rows) and not any(self.label_row(r, 1) for r in rows)
 
     def _sub_header(self, header: Row, row: Row) -> bool:
         """A partial label row right under a header: its second header row."""
@@ -952,6 +964,12 @@ class LayoutReader:
                 (row.number,), fields, labels, signature=self._signature(row), title=title
             )
         return ListLayout((), [])
+
+
+def _is_kana(ch: str) -> bool:
+    """A kana header word inside a longer kana run is part of another word (シメイ in
+    コバヤシ メイ, a reading whose space the label folding removed), not that header."""
+    return "\u3041" <= ch <= "\u30ff"
 
 
 def _span_width(header: Row, col: int) -> int:

@@ -101,6 +101,7 @@ def find_my_numbers(
     4-4-4 grouping.
     """
     hits = []
+    heads: dict[int, bool] = {}
     for m in _MY_NUMBER_TEXT.finditer(text):
         digits = m.group("plain") or (m.group("a") + m.group("b") + m.group("c"))
         if not is_valid_my_number(digits):
@@ -109,6 +110,8 @@ def find_my_numbers(
         if nearest is not None and not nearest.positive:
             continue
         if nearest is None and _negative_on_line(text, labels, m.start(), patterns.keyword_window):
+            continue
+        if nearest is None and _negative_column_head(text, labels, m.start(), heads):
             continue
         if nearest is not None or header_context:
             confidence = 0.99
@@ -181,6 +184,39 @@ def _wrapped_my_numbers(
                                                          patterns.keyword_window):
             hits.append(Hit("my_number", m.start(), m.end(), mask_number(digits), 0.8))
     return hits
+
+
+def _negative_column_head(
+    text: str, labels: LabelIndex, start: int, heads: dict[int, bool]
+) -> bool:
+    """A number first on its line, under lines that each start with a number, under a line
+    that starts with a negative label (予約番号 over a column of 4-4-4 numbers in text a
+    PDF or a mail lays out with spaces): that column head is the number's nearest label.
+    ``heads`` remembers the answer per line start (a long column is walked once)."""
+    line = text.rfind("\n", 0, start) + 1
+    if text[line:start].strip():
+        return False
+    walked = []
+    answer = False
+    while line > 0:
+        if line in heads:
+            answer = heads[line]
+            break
+        walked.append(line)
+        above = text.rfind("\n", 0, line - 1) + 1
+        first = len(text[above : line - 1]) - len(text[above : line - 1].lstrip())
+        head = above + first
+        if head >= line - 1:
+            break  # a blank line: no column head
+        if text[head].isdigit():
+            line = above  # another row of the column
+            continue
+        label = next((x for x in labels.labels if x.start == head), None)
+        answer = label is not None and not label.positive
+        break
+    for at in walked:
+        heads[at] = answer
+    return answer
 
 
 def _negative_on_line(text: str, labels: LabelIndex, start: int, window: int) -> bool:

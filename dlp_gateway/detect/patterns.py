@@ -141,6 +141,7 @@ class InsuredPatterns:
     mask_characters: str = "*"
     # 保険証番号 宮延23-456: a card label and its value (None: no card labels).
     card_number: Any = None
+    lost_zero_column_share: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -395,6 +396,7 @@ def _insured(r: _Reader, doc: dict[str, Any]) -> InsuredPatterns:
         title_lengths=tuple(r.get("title_lengths", list, [8, 10])),
         sub_headers=r.words("sub_headers", required=False),
         mask_characters=r.get("mask_characters", str, "*"),
+        lost_zero_column_share=r.get("lost_zero_column_share", float, 0.8),
     )
 
 

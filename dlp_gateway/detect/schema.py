@@ -87,6 +87,7 @@ SCHEMA: dict[str, dict[str, dict[str, Key]]] = {
             "title_lengths": Key("ints", required=False, lo=4, hi=20),
             "sub_headers": OPTIONAL_WORDS,
             "mask_characters": Key("str", required=False),
+            "lost_zero_column_share": Key("float", required=False, lo=0.1, hi=1.0),
         },
         "[[examples]]": TEXT_EXAMPLE,
     },

@@ -31,6 +31,7 @@ from dlp_gateway.detect.colscan import (
     BatchCounts,
     ColumnJudge,
     has_keyword,
+    under_header,
 )
 from dlp_gateway.detect.columns import (
     birth_value,
@@ -38,6 +39,7 @@ from dlp_gateway.detect.columns import (
     insured_value,
     is_masked,
     joined_birth,
+    lost_zero_insured,
     my_number_value,
     name_value,
 )
@@ -294,6 +296,25 @@ class TableScanner:
             if has_name and len(values) >= 3 and _looks_like_birth_dates(values):
                 layout.fields.append(Field(Kind.BIRTH_DATE, (i,), 0.6))
         layout.fields.sort(key=lambda f: f.columns[0])
+        for f in layout.fields:
+            if f.kind is Kind.INSURED and len(f.columns) == 1 and not f.by_title:
+                f.pad_to = self._lost_zero_width(f.columns[0], body)
+
+    def _lost_zero_width(self, i: int, body: list[Row]) -> int:
+        """The width short digit-only cells of an insured column are padded to: the longest
+        of its values, when most of them are insured numbers (0: none padded). The sample
+        ends at another table's header (statistics under the list)."""
+        ins = self.p.insured_number
+        values = []
+        for r in body:
+            if _may_be_header(r.cells) and any(self.classify.known_label(v) for v in r.cells):
+                break
+            if i < len(r.cells) and r.cells[i] not in (None, ""):
+                values.append(r.cells[i])
+        found = [d for d in (insured_value([v], ins) for v in values) if d]
+        if len(found) < 3 or len(found) < ins.lost_zero_column_share * len(values):
+            return 0
+        return max(len(d) for d in found)
 
     def fits(self, kind: Kind, value: CellValue) -> bool:
         """A sample value looks like data of ``kind`` (for the list-or-form decision)."""
@@ -310,6 +331,8 @@ class TableScanner:
             parts = name.replace("\u3000", " ").split()
             if len(parts) == 2 and all(len(x) <= 6 for x in parts):
                 return True  # 姓 名 with a space: the way rosters write names
+            if kind is Kind.NAME_PART and len(parts) == 1 and len(name) <= 6:
+                return True  # 宮城 under 姓, 久子 under 名: one part, whatever the dictionary
             return self.names.looks_like_name(name)
         if kind is Kind.BIRTH_DATE:
             if isinstance(value, str) and (value.strip() in _ERA_WORDS or value.strip().isdigit()):
@@ -417,6 +440,8 @@ class _ListPass:
                 if not first and self._new_block(row, blank, rows):
                     rows.push(row)
                     break
+                if self._other_header(row, blank):
+                    self._stop_padding()
             blank = first = False
             if second is not None:
                 if ordinal % 2 == 0:
@@ -471,6 +496,22 @@ class _ListPass:
             pairs = min(names[j], births[j])
             key = (mn[j], ins[j], pairs, tuple(columns))
             self.counted_twelve[key] = self.counted_twelve.get(key, 0) + 1
+
+    def _other_header(self, row: Row, after_blank: bool) -> bool:
+        """Labels read on as this list's rows (要介護度 | 人数 under a roster): the rows
+        below are another table's."""
+        classify = self.s.classify
+        return after_blank or any(classify.known_label(v) for _, v in non_empty(row))
+
+    def _stop_padding(self) -> None:
+        """Small numbers below another table's header are counts, not insured numbers
+        that lost their leading zeros: stop padding (rows batched so far keep it)."""
+        if not any(f.pad_to for f in self.layout.fields):
+            return
+        self._count_batch()
+        self.judge = None
+        for f in self.layout.fields:
+            f.pad_to = 0
 
     def _new_block(self, row: Row, after_blank: bool, rows: _Rows) -> bool:
         """A different header (or a title after a gap) starts the next block."""
@@ -551,6 +592,8 @@ class _ListPass:
                 self.sink.add("my_number", loc, mask_number(digits), f.confidence, group)
         elif f.kind is Kind.INSURED:
             digits = insured_value(values, self.s.p.insured_number, f.by_title)
+            if not digits and f.pad_to:
+                digits = lost_zero_insured(values[0], f.pad_to)
             if digits:
                 self.sink.add("insured_number", loc, mask_number(digits), f.confidence, group)
         elif f.kind is Kind.BIRTH_DATE and birth_value(values, self.today):
@@ -642,7 +685,7 @@ class _ListPass:
             return  # addresses, notes without numbers or dates: nothing to find
         header = self.layout.headers.get(i, "")
         location = self._loc(row, i)
-        for hit in self.s.text_hits(value, header):
+        for hit in self.s.text_hits(under_header(value, header), header):
             self.sink.add(hit.type, location, hit.masked, hit.confidence, group)
 
     def _loc(self, row: Row, i: int) -> str:
@@ -678,17 +721,18 @@ class _FormPass:
         titles = [c[0][1] for c in map(non_empty, rows) if len(c) == 1 and isinstance(c[0][1], str)]
         self.by_title = self.s.layouts.title_says_insured(" ".join([self.context, *titles]))
         above: dict[int, Kind] = {}
-        above_text: dict[int, str] = {}  # labels of no kind (予約番号, 備考) in the row above
+        neutral_above: dict[int, str] = {}  # labels of other data (予約番号) above a cell
         named = False
         is_label = self.s.classify.is_label
         own: set[int] = set()  # columns of labels above with a kind of their own (被保番号)
         for row in rows:
             labels_here: dict[int, Kind] = {}
-            texts_here: dict[int, str] = {}
+            neutral_here: dict[int, str] = {}
             own_here: set[int] = set()
-            left = ""
             pending: Kind | None = None
             pending_own = False
+            neutral: str | None = None  # a label of other data left of the next value
+            left = ""
             box_kind: Kind | None = None
             symbol_row = False
             for i, value in enumerate(row.cells):
@@ -709,8 +753,13 @@ class _FormPass:
                     pending_own = self.s.classify(value) is not None
                     if pending_own:
                         own_here.add(i)
+                    neutral, left = None, ""
                     continue
-                governing = pending or above.get(i)
+                if self.s.classify.known_label(value):
+                    neutral_here[i] = neutral = str(value).strip()
+                    pending, left = None, ""
+                    continue
+                governing = None if neutral else pending or above.get(i)
                 # the title's lengths hold only for a plain 番号: 被保番号 is its own label
                 self.value_titled = self.by_title and not (pending_own if pending else i in own)
                 if governing is not None:
@@ -722,13 +771,14 @@ class _FormPass:
                     pending = None
                 elif isinstance(value, str) and len(value) >= 10:
                     # the label beside or above is the nearest label (予約番号 | 4652 8126 6333)
-                    self._free_text(value, row, i, left or above_text.get(i, ""))
+                    self._free_text(value, row, i, neutral or left or neutral_above.get(i, ""))
+                # a label of no kind we know (お問い合わせ番号) still names the value beside it
                 left = value.strip() if isinstance(value, str) and is_label(value) else ""
                 if left:
-                    texts_here[i] = left
+                    neutral_here.setdefault(i, left)
+                neutral = None
             self._box_digits(row, box_kind or _single_kind(above))
-            above, own = labels_here, own_here
-            above_text = texts_here
+            above, own, neutral_above = labels_here, own_here, neutral_here
             self.after_symbol = symbol_row
 
     def _has_data(self) -> bool:
@@ -791,10 +841,12 @@ class _FormPass:
                 self.sink.add("insured_number", location, mask_number(digits), 0.9, self.group)
 
     def _free_text(self, value: str, row: Row, i: int, label: str = "") -> None:
+        """``label``: the form's label of this cell when it names other data (予約番号):
+        read before the value, it is the nearest label (a check digit alone never wins)."""
         if len(_DIGITS.findall(value)) < MIN_DIGITS_FOR_TEXT:
             return
         location = self.table.cell_location(row.number, i)
-        for hit in self.s.text_hits(f"{label}：{value}" if label else value, ""):
+        for hit in self.s.text_hits(f"{label} {value}" if label else value, ""):
             self.sink.add(hit.type, location, hit.masked, hit.confidence, self.group)
 
     def _box_digits(self, row: Row, kind: Kind | None) -> None:

@@ -194,6 +194,7 @@ def _logical_rows(lines: list[str], i: int, j: int, delimiter: str, widths: list
     ]
     widths = data or widths  # data rows (with digits) give the width, not header fragments
     width = max(set(widths), key=lambda w: (widths.count(w), w))  # ties: the widest
+    apart = _narrow_tables(lines, i, j, delimiter, width)
     rows: list[Row] = []
     k = i
     while k < j:
@@ -202,6 +203,8 @@ def _logical_rows(lines: list[str], i: int, j: int, delimiter: str, widths: list
         k += 1
         while (
             k < j
+            and start not in apart
+            and k not in apart
             and text.count(delimiter) + 1 < width
             and (text.count(delimiter) + lines[k].count(delimiter) + 1 <= width)
         ):
@@ -212,6 +215,28 @@ def _logical_rows(lines: list[str], i: int, j: int, delimiter: str, widths: list
             k += 1
         rows.append(Row(start + 1, [_cell(c) for c in _split(text, delimiter)]))
     return rows
+
+
+def _narrow_tables(lines: list[str], i: int, j: int, delimiter: str, width: int) -> set[int]:
+    """Lines of a narrower table below or above the block's (要介護度 | 人数 under a
+    7-column roster): a label line, then lines of values, all with the same number of
+    cells (three lines or more). Their cells never join into the wider rows."""
+    out: set[int] = set()
+    k = i
+    while k < j:
+        count = lines[k].count(delimiter)
+        end = k + 1
+        while end < j and lines[end].count(delimiter) == count:
+            end += 1
+        if (
+            1 <= count < width - 1
+            and end - k >= 3
+            and not any(ch.isdigit() for ch in lines[k])
+            and any(ch.isdigit() for ch in lines[k + 1])
+        ):
+            out.update(range(k, end))
+        k = end
+    return out
 
 
 def _delimiter(line: str) -> str | None:

@@ -306,6 +306,27 @@ def test_a_heading_governs_every_line_of_its_list(scanner: Scanner, seed: int) -
     assert got["verdict"] == "hold", (seed, got)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_heading_governs_a_quoted_list_in_a_reply(scanner: Scanner, seed: int) -> None:
+    """A reply quoting the list (> 0123456789　氏名) under a quoted heading, with a quoted
+    blank line (a lone >) between: the quote marks are not part of the lines' shape."""
+    rng = random.Random(f"quoted-{seed}")
+    n = rng.randint(6, 15)
+    digits = rng.choice((8, 10))
+    quote = rng.choice(("> ", ">", "> > ", ">> ", "＞ "))
+    heading = rng.choice(
+        ("下記の被保険者番号・氏名の方の認定結果をお知らせください。", "被保険者番号　氏名")
+    )
+    items = [f"{rng.randrange(10 ** (digits - 1)):0{digits}d}　{name(rng)}" for _ in range(n)]
+    gap = [quote.rstrip()] if rng.random() < 0.7 else []
+    quoted = [heading, *gap, *items]
+    body = "承知しました。\n\n" + "\n".join(f"{quote}{line}" for line in quoted) + "\n\n--\n担当\n"
+    charset = rng.choice(("iso-2022-jp", "utf-8", "shift_jis"))
+    got = counts(scanner, "m.eml", mail(body, charset))
+    assert (got["insured_number"], got["records"]) == (n, n), (seed, quote, charset, body, got)
+    assert got["verdict"] == "hold", got
+
+
 def test_a_list_under_an_insurer_heading_is_not_insured_numbers(scanner: Scanner) -> None:
     rng = random.Random(9)
     items = insured_lines(rng, 12, 8, "・")

@@ -163,7 +163,11 @@ def _text_date(text: str) -> dt.date | None:
 def birth_value(cells: Sequence[CellValue], today: dt.date) -> dt.date | None:
     """A birth date in one cell, or split over 元号 | 年 | 月 | 日 (or 年 | 月 | 日) cells."""
     first = cells[0]
-    if type(first) is str:
+    if len(cells) > 1 and type(first) is int and 1000 <= first <= 9999:
+        first = None  # a year cell of 生年 | 月 | 日: an Excel serial it is not
+    if first is None:
+        found = None
+    elif type(first) is str:
         date = _text_date(first)
         found = date if date is not None and is_plausible_birth_date(date, today) else None
     else:
@@ -184,6 +188,8 @@ def _joined_date(cells: Sequence[CellValue]) -> str | None:
             era = next((e.name for e in ERAS if era in (e.letter, e.letter.lower(), e.kanji)), era)
         return f"{era}{parts[1]}年{parts[2]}月{parts[3]}日"
     if len(parts) >= 3 and all(p.isdigit() for p in parts[:3]):
+        return f"{parts[0]}年{parts[1]}月{parts[2]}日"
+    if len(parts) >= 3 and parts[1].isdigit() and parts[2].isdigit():  # 昭和45 | 3 | 2
         return f"{parts[0]}年{parts[1]}月{parts[2]}日"
     if len(parts) >= 2 and parts[0] in _ERA_NAMES:  # 昭和 | 45.3.2
         return f"{parts[0]}{parts[1]}"

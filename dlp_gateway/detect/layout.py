@@ -240,6 +240,17 @@ class LayoutReader:
                 *patterns.name.sub_headers,
             )
         }
+        bd = patterns.birth_date
+        self._date_parts = {
+            part: {label_key(w) for w in words}
+            for part, words in (
+                ("era", bd.split_era_headers),
+                ("birth_year", bd.split_year_headers),
+                ("year", bd.split_plain_year_headers),
+                ("month", bd.split_month_headers),
+                ("day", bd.split_day_headers),
+            )
+        }
 
     # -- header rows ------------------------------------------------------------------
     def label_row(self, row: Row, minimum: int = 2) -> bool:
@@ -767,6 +778,13 @@ class LayoutReader:
             kind = kinds.get(i)
             label = labels.get(i, "")
             is_title = False
+            date_run = self._split_date_run(kinds, labels, body, i)
+            if date_run > 1:
+                columns = tuple(range(i, i + date_run))
+                header = "".join(labels.get(c, "") for c in columns)
+                fields.append(Field(Kind.BIRTH_DATE, columns, 0.9, header))
+                i += date_run
+                continue
             symbol_run = self._symbol_run(labels, i)
             if kind is None and symbol_run > 1:
                 fields.append(Field(Kind.INSURED, tuple(range(i, i + symbol_run)), 0.9, label))
@@ -796,6 +814,54 @@ class LayoutReader:
             fields.append(Field(kind, tuple(range(i, j)), confidence, label, is_title))
             i = j
         return fields
+
+    def _date_part(self, label: str) -> str | None:
+        """Which part of a split date a header names (era, birth_year, year, month, day)."""
+        if not label:
+            return None
+        keys = {self.classify.key(label), label_key_core(label)}
+        return next((part for part, words in self._date_parts.items() if keys & words), None)
+
+    def _split_date_run(
+        self, kinds: dict[int, Kind | None], labels: dict[int, str], body: list[Row], i: int
+    ) -> int:
+        """Columns from ``i`` that hold one birth date split over cells with headers of
+        their own: [元号] | 生年 | 月 | 日, or 生年月日(元号) | 年 | 月 | 日. Returns the run's
+        width (0: none). A plain 年 | 月 | 日 run is a birth date only when its years vary
+        the way birth years do (a duty log's dates share one or two years)."""
+        at = i
+        birth = False
+        first = self._date_part(labels.get(i, ""))
+        if first == "era" or (
+            kinds.get(i) is Kind.BIRTH_DATE
+            and self._date_part(labels.get(i + 1, "")) in ("birth_year", "year")
+        ):
+            birth = kinds.get(i) is Kind.BIRTH_DATE
+            at = i + 1
+        year = self._date_part(labels.get(at, ""))
+        if year not in ("birth_year", "year"):
+            return 0
+        if (
+            self._date_part(labels.get(at + 1, "")) != "month"
+            or self._date_part(labels.get(at + 2, "")) != "day"
+        ):
+            return 0
+        columns = list(range(i, at + 3))
+        birth = birth or year == "birth_year"
+        rows = [r for r in body[:SHAPE_ROWS] if any(c < len(r.cells) for c in columns)]
+        dates = [_joined_date_text([r.cells[c] if c < len(r.cells) else None for c in columns])
+                 for r in rows]
+        filled = [d for d in dates if d is not None]
+        if not filled or self.fits is None:
+            return 0
+        fitting = sum(1 for d in filled if self.fits(Kind.BIRTH_DATE, d))
+        if 2 * fitting < len(filled):
+            return 0
+        if not birth:
+            years = {r.cells[at] for r in rows if at < len(r.cells)} - {None, ""}
+            if len(years) < min(3, len(filled)):
+                return 0
+        return len(columns)
 
     def _title_lengths_fit(self, body: list[Row], i: int) -> bool:
         """The title gives 番号 the insured meaning only when its values have an insured
@@ -997,6 +1063,22 @@ def _cell_type(value: CellValue) -> str:
     if isinstance(value, str):
         return "d" if any(ch.isdigit() for ch in value) else "t"
     return type(value).__name__[:1]
+
+
+def _joined_date_text(cells: list[CellValue]) -> str | None:
+    """[era] | year | month | day cells as one date text (昭和45年3月2日), or None."""
+    parts = []
+    for value in cells:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = fold(str(value)).strip() if value is not None else ""
+        if not text:
+            return None
+        parts.append(text.rstrip("年月日") or text)
+    *era, year, month, day = parts
+    if not (month.isdigit() and day.isdigit()):
+        return None
+    return f"{''.join(era)}{year}年{month}月{day}日"
 
 
 def _alternating(body: list[Row]) -> bool:

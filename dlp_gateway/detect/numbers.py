@@ -258,6 +258,8 @@ _LIST_NUMBER = regex.compile(
     r"^(?P<prefix>[^\d\n]{0,3}|\(?\d{1,3}[.)、:]?\s?)(?P<number>\d+)(?![\d\-/.])"
 )
 _NUMBERING_DIGITS = regex.compile(r"\d+")
+# The quote marks of a reply (> , > > , ＞): stripped before a line's shape is judged.
+_QUOTE_PREFIX = regex.compile(r"^(?:[ \t]*[>＞])+[ \t]?")
 MAX_BLANK_LINES = 1  # blank lines allowed between a heading (or trailing label) and its list
 
 
@@ -301,13 +303,23 @@ def governed_list_hits(
 
 
 def _list_shape(line: str, lengths: tuple[int, ...]) -> tuple[tuple[str, int], int] | None:
-    """((bullet shape, number length), offset of the number) of a list line, or None."""
-    m = _LIST_NUMBER.match(line.strip(" \t"))
+    """((bullet shape, number length), offset of the number) of a list line, or None.
+    A reply's quote marks (> 8567270784　加藤　結衣) are not part of the shape."""
+    quote = _QUOTE_PREFIX.match(line)
+    skip = quote.end() if quote else 0
+    rest = line[skip:]
+    m = _LIST_NUMBER.match(rest.strip(" \t"))
     if m is None or len(m.group("number")) not in lengths:
         return None
-    lead = len(line) - len(line.lstrip(" \t"))
+    lead = skip + len(rest) - len(rest.lstrip(" \t"))
     prefix = _NUMBERING_DIGITS.sub("9", m.group("prefix").strip())
     return (prefix, len(m.group("number"))), lead + m.start("number")
+
+
+def _unquoted(line: str) -> str:
+    """A line without a reply's quote marks (a lone ``>`` is a blank quoted line)."""
+    quote = _QUOTE_PREFIX.match(line)
+    return line[quote.end() :] if quote else line
 
 
 def _governs(
@@ -318,7 +330,7 @@ def _governs(
     line that governs it?"""
     k = at + step
     blanks = 0
-    while 0 <= k < len(lines) and not lines[k].strip():
+    while 0 <= k < len(lines) and not _unquoted(lines[k]).strip():
         blanks += 1
         k += step
     if blanks > MAX_BLANK_LINES or not 0 <= k < len(lines) or shapes[k] is not None:

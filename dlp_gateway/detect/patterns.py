@@ -156,6 +156,12 @@ class BirthDatePatterns:
     max_age_years: int
     examples: tuple[Example, ...]
     part_headers: tuple[str, ...] = ()
+    # A birth date split over adjacent columns: [era] | year | month | day.
+    split_era_headers: tuple[str, ...] = ()
+    split_year_headers: tuple[str, ...] = ()
+    split_plain_year_headers: tuple[str, ...] = ()
+    split_month_headers: tuple[str, ...] = ()
+    split_day_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -428,6 +434,11 @@ def _birth_date(r: _Reader, doc: dict[str, Any]) -> BirthDatePatterns:
         max_age_years=r.get("max_age_years", int),
         examples=_examples(doc, r.where),
         part_headers=r.words("part_headers", required=False),
+        split_era_headers=r.words("split_era_headers", required=False),
+        split_year_headers=r.words("split_year_headers", required=False),
+        split_plain_year_headers=r.words("split_plain_year_headers", required=False),
+        split_month_headers=r.words("split_month_headers", required=False),
+        split_day_headers=r.words("split_day_headers", required=False),
     )
 
 

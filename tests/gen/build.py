@@ -120,6 +120,18 @@ DOB_HEADERS = (
     "出生年月日",
     "生年月日（和暦）",
 )
+# A birth date over columns with headers of their own (date form split_columns): the headers,
+# the cells' content (western year, or era + era year) and, for a merged 生年月日 over 年 | 月 |
+# 日, the sub-headers below.
+SPLIT_DOB_HEADERS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
+    "生年|月|日": (("生年", "月", "日"), "western", ()),
+    "生年|生月|生日": (("生年", "生月", "生日"), "western", ()),
+    "誕生年|月|日": (("誕生年", "月", "日"), "western", ()),
+    "元号|生年|月|日": (("元号", "生年", "月", "日"), "era", ()),
+    "和暦|生年|月|日": (("和暦", "生年", "月", "日"), "era", ()),
+    "生年月日(元号)|年|月|日": (("生年月日(元号)", "年", "月", "日"), "era", ()),
+    "生年月日/年|月|日": (("生年月日",), "western", ("年", "月", "日")),
+}
 JOINED_KANA_HEADERS = ("氏名（フリガナ）", "氏名(ふりがな)", "氏名／フリガナ")
 ENGLISH = {
     "mynumber": "My Number",
@@ -147,6 +159,7 @@ class Col:
     width: int = 1
     subs: tuple[str, ...] = ()  # sub-headers below a header spanning several cells
     group: str | None = None  # a merged header above this one (two-row headers)
+    parts: tuple[str, ...] = ()  # a header of its own over each cell (生年 | 月 | 日)
 
 
 def choose_headers(spec: Spec, rng: random.Random) -> dict[str, str]:
@@ -170,6 +183,8 @@ def choose_headers(spec: Spec, rng: random.Random) -> dict[str, str]:
             h["kana"] = rng.choice(("カナ氏名", "フリガナ", "氏名カナ"))
     if spec.date_form != "none":
         h["dob"] = rng.choice(DOB_HEADERS)
+    if spec.date_form == "split_columns":  # from the split-date stream (spec._split_dates)
+        h["dob"] = random.Random(f"split-dates-h-{spec.seed}").choice(sorted(SPLIT_DOB_HEADERS))
     if spec.layout == "english_header":
         h = {k: ENGLISH.get(spec.content if k == "id" else k, v) for k, v in h.items()}
         if "dob" in h:
@@ -187,6 +202,13 @@ def columns(spec: Spec, rng: random.Random) -> list[Col]:
     cols += _name_columns(spec, h)
     if spec.date_form == "era_columns":
         cols.append(Col("dob", h["dob"], 4, ("元号", "年", "月", "日")))
+    elif spec.date_form == "split_columns":
+        heads, _content, subs = SPLIT_DOB_HEADERS[h["dob"]]
+        width = len(subs) if subs else len(heads)
+        if subs:
+            cols.append(Col("dob", heads[0], width, subs))
+        else:
+            cols.append(Col("dob", heads[0], width, parts=heads))
     elif spec.name_form == "with_dob":
         pass  # the birth date is in the name cell: 山田太郎（S12.3.4生）
     elif spec.date_form != "none":
@@ -306,6 +328,12 @@ def person_cells(col: Col, p: Person, spec: Spec, idx: int, rng: random.Random) 
     if col.key == "name" and spec.name_form == "with_dob":
         born = ("生", "生まれ", "生")[idx % 3]
         return [f"{simple['name']}（{values.format_date(p.dob, spec.date_form)}{born}）"]
+    if col.key == "dob" and spec.date_form == "split_columns":
+        kanji, _, _, _, year = values.wareki(p.dob)
+        m, d = p.dob.month, p.dob.day
+        if SPLIT_DOB_HEADERS[spec.headers["dob"]][1] == "era":
+            return [kanji, year, m, d]
+        return [p.dob.year, m, d]
     if col.key == "dob":
         value = values.format_date(p.dob, spec.date_form)
         return list(value) if isinstance(value, list) else [value]
@@ -352,6 +380,11 @@ def header_block_rows(cols: list[Col], spec: Spec) -> tuple[list[list[Cell]], li
             bottom += [text] + [None] * (col.width - 1)
             if col.width > 1:
                 merges.append((1, c, 1, c + col.width - 1))
+        elif col.parts:
+            top += [text, *col.parts[1:]]
+            bottom += [None] * col.width
+            if two:
+                merges += [(0, c + k, 1, c + k) for k in range(col.width)]
         elif col.subs:
             top += [text] + [None] * (col.width - 1)
             bottom += list(col.subs)

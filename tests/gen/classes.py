@@ -51,6 +51,7 @@ ISSUE_CLASS: dict[tuple[str, str], str] = {
     ("number_form", "space"): NUMBERS,
     ("number_form", "hyphen"): NUMBERS,
     ("date_form", "era_columns"): SPLIT,
+    ("date_form", "split_columns"): SPLIT,
     ("date_form", "wareki_paren"): NUMBERS,
     ("date_form", "seireki_paren"): NUMBERS,
     ("date_form", "english"): NUMBERS,

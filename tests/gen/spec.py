@@ -76,11 +76,19 @@ DATE_FORMS = (
     "wareki_paren",
     "seireki_paren",
     "english",
+    "split_columns",
 )
 # Date forms and the name form added after the seeded draws existed: drawn from a second
 # random stream (``_late_forms``) so every older seed keeps its case (PINNED_SEEDS).
 LATE_DATE_FORMS = ("wareki_paren", "seireki_paren", "english")
 LATE_NAME_FORMS = ("with_dob",)
+# The birth date over columns with headers of their own (生年 | 月 | 日, 元号 | 生年 | 月 | 日,
+# 生年月日(元号) | 年 | 月 | 日, 生年月日 over 年 | 月 | 日), added later still: a stream of its own
+# (``_split_dates``). Its header variant is drawn in build.choose_headers from that stream too.
+SPLIT_DATE_FORMS = ("split_columns",)
+SPLIT_DATE_LAYOUTS = (
+    "plain", "title_rows", "circled_header", "repeated_header", "stats_above", "header_linebreak",
+)  # fmt: skip
 NAME_FORMS = (
     "full_space",
     "full_nospace",
@@ -123,7 +131,9 @@ AXES = {
     "content": POSITIVE_CONTENT + NEGATIVE_CONTENT,
     "layout": LAYOUTS,
     "number_form": MY_NUMBER_FORMS + HEALTH_FORMS,
-    "date_form": tuple(f for f in DATE_FORMS if f not in LATE_DATE_FORMS),
+    "date_form": tuple(
+        f for f in DATE_FORMS if f not in LATE_DATE_FORMS and f not in SPLIT_DATE_FORMS
+    ),
     "name_form": tuple(f for f in NAME_FORMS if f not in LATE_NAME_FORMS),
     "name_pool": NAME_POOLS,
     "file_type": FILE_TYPES,
@@ -269,6 +279,7 @@ def sample_spec(seed: int) -> Spec:
     spec = Spec(seed=seed, n=_rows(rng), axis=axis, **values)
     _repair(spec, rng)
     _late_forms(spec)
+    _split_dates(spec)
     return spec
 
 
@@ -291,6 +302,19 @@ def _late_forms(spec: Spec) -> None:
         and late.random() < 0.1
     ):
         spec.name_form = "with_dob"
+
+
+def _split_dates(spec: Spec) -> None:
+    """A birth date over 生年 | 月 | 日 columns, from its own stream (older seeds keep theirs)."""
+    split = random.Random(f"split-dates-{spec.seed}")
+    if spec.file_type == "pdf" or spec.negative or spec.name_form == "with_dob":
+        return
+    if (
+        spec.date_form in (*_STRING_DATE_FORMS, "era_columns")
+        and spec.layout in SPLIT_DATE_LAYOUTS
+        and split.random() < 0.1
+    ):
+        spec.date_form = "split_columns"
 
 
 def _repair(spec: Spec, rng: random.Random) -> None:

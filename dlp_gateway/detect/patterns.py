@@ -184,6 +184,7 @@ class NamePatterns:
     value_labels: tuple[str, ...] = ()
     value_stopwords: tuple[str, ...] = ()
     surname_followers: tuple[str, ...] = ()
+    signoff_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -462,6 +463,7 @@ def _name(r: _Reader, doc: dict[str, Any]) -> NamePatterns:
         value_labels=r.words("value_labels", required=False),
         value_stopwords=r.words("value_stopwords", required=False),
         surname_followers=r.words("surname_followers", required=False),
+        signoff_labels=r.words("signoff_labels", required=False),
     )
 
 

@@ -126,6 +126,7 @@ SCHEMA: dict[str, dict[str, dict[str, Key]]] = {
             "value_labels": OPTIONAL_WORDS,
             "value_stopwords": OPTIONAL_WORDS,
             "surname_followers": OPTIONAL_WORDS,
+            "signoff_labels": OPTIONAL_WORDS,
             "signature_separators": OPTIONAL_WORDS,
             "signature_words": OPTIONAL_WORDS,
             "anchor_words": OPTIONAL_WORDS,

@@ -382,6 +382,7 @@ class _ListPass:
         self.pending: dict[int, list[tuple[str, str, str, bool]]] = {}
         # No birth-date column: a date joined to the name (山田太郎（S12.3.4生）) is read.
         self.joined_births = not any(f.kind is Kind.BIRTH_DATE for f in layout.fields)
+        self.signoff = scanner.p.name.signoff_labels
         self.twelve_digit: dict[int, int] = {}
         # Headed columns (備考, カード番号) whose header names no other number: only their
         # 4-4-4 values may be My Numbers, as in body text (None: not judged yet).
@@ -442,6 +443,8 @@ class _ListPass:
                     break
                 if self._other_header(row, blank):
                     self._stop_padding()
+            if self._signoff_row(cells):
+                continue
             blank = first = False
             if second is not None:
                 if ordinal % 2 == 0:
@@ -459,6 +462,15 @@ class _ListPass:
                 counting = sink.full
         self._count_batch()
         self._flush()
+
+    def _signoff_row(self, cells: list[CellValue]) -> bool:
+        """作成者 | 伊藤 博 or 作成日 | 2024/04/01 under a roster: who made the list and
+        when, not one more person (the date under 生年月日 is no birth)."""
+        for value in cells:
+            if value is None or value == "":
+                continue
+            return type(value) is str and value.strip().lstrip("【[(（").startswith(self.signoff)
+        return False
 
     def _count_batch(self) -> None:
         """Count the batched rows a column at a time (same validators, no findings)."""

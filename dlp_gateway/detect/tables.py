@@ -443,7 +443,7 @@ class _ListPass:
                     break
                 if self._other_header(row, blank):
                     self._stop_padding()
-            if self._signoff_row(cells):
+            if not data_first and self._signoff_row(cells):
                 continue
             blank = first = False
             if second is not None:

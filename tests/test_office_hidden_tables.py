@@ -291,3 +291,37 @@ def test_same_header_on_every_page_type_is_read_once(scanner: Scanner) -> None:
     document.save(out)
     result = scanner.scan_file("通知.docx", out.getvalue())
     assert result.counts["records"] == n
+
+
+def _with_source_sheet(data: bytes, rows: list[list[str]]) -> bytes:
+    """The pivot workbook with its source sheet 名簿 still there, holding the roster."""
+    sheet = (f'<worksheet xmlns="{_X_NS}"><sheetData>' + "".join(
+        f'<row r="{r + 1}">' + "".join(
+            f'<c r="{chr(65 + c)}{r + 1}" t="inlineStr"><is><t>{escape(v)}</t></is></c>'
+            for c, v in enumerate(row)) + "</row>" for r, row in enumerate(rows))
+        + "</sheetData></worksheet>")
+    source = zipfile.ZipFile(io.BytesIO(data))
+    members = {i.filename: source.read(i).decode("utf-8") for i in source.infolist()}
+    members["xl/worksheets/sheet1.xml"] = sheet
+    members["xl/workbook.xml"] = members["xl/workbook.xml"].replace("集計", "名簿")
+    return _zip(members)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pivot_cache_of_a_present_sheet_is_not_counted_twice(seed: int,
+                                                             scanner: Scanner) -> None:
+    rows, n, with_mn = roster(seed)
+    result = scanner.scan_file("集計.xlsx", _with_source_sheet(xlsx_pivot_cache(rows), rows))
+    assert result.counts["records"] == n, f"seed={seed}"
+    assert result.counts["birth_date"] == n, f"seed={seed}"
+    assert result.verdict.action == ("hold" if with_mn or n >= 10 else "encrypt")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pivot_cache_keeps_people_deleted_from_its_sheet(seed: int, scanner: Scanner) -> None:
+    """Rows deleted from the source sheet after the last refresh stay in the cache:
+    the reading with more people (the cache) is the one counted."""
+    rows, n, _mn = roster(seed)
+    data = _with_source_sheet(xlsx_pivot_cache(rows), rows[:2])
+    result = scanner.scan_file("集計.xlsx", data)
+    assert result.counts["records"] == n, f"seed={seed}"

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from dlp_gateway.extract.units import CellValue, Row, TableUnit, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.units import (
+    AltPath,
+    CellValue,
+    Row,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 
 if TYPE_CHECKING:
     from dlp_gateway.extract.files import Context
@@ -231,12 +239,14 @@ def extract_workbook(
             return
         except Exception:  # calamine judges the package itself
             pkg, problem = None, None
+        plan = _pivot_plan(pkg) if pkg is not None else {}
+        alts = {sheet: ((f"{path}!pivot!{sheet}", "sheet"),) for sheet in plan.values() if sheet}
         if problem:
             yield Unscannable(path, "too_large", problem)
         else:
-            yield from _calamine_sheets(path, _recoded(pkg, data), ctx, ooxml)
+            yield from _calamine_sheets(path, _recoded(pkg, data), ctx, ooxml, alts)
         if pkg is not None:
-            yield from _workbook_extras(path, pkg, ctx, depth)
+            yield from _workbook_extras(path, pkg, ctx, depth, plan)
         return
     try:
         from dlp_gateway.extract.isolate import IsolatedFailure, run_isolated
@@ -250,7 +260,8 @@ def extract_workbook(
     yield from _sheet_units(path, sheets, ctx, {}, False)
 
 
-def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool) -> Iterator[Unit]:
+def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool,
+                     alts: dict[str, AltPath] | None = None) -> Iterator[Unit]:
     era: dict[str, set[tuple[int, int]]] = {}
     date1904 = False
     if ooxml:
@@ -259,7 +270,7 @@ def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool) -> Itera
         except Exception:  # era styles are a refinement; the cells are still read
             era = {}
     yield from _sheet_units(path, _read_sheets_raw(data, ctx.limits.max_cells, lazy=True), ctx,
-                            era, date1904)
+                            era, date1904, alts or {})
 
 
 def _read_sheets_raw(data: bytes, max_cells: int, lazy: bool = False) -> list[tuple[str, Any, int]]:
@@ -296,7 +307,8 @@ def _read_sheets_raw(data: bytes, max_cells: int, lazy: bool = False) -> list[tu
 
 
 def _sheet_units(path: str, sheets: list[tuple[str, Any, int]], ctx: Context,
-                 era: dict[str, set[tuple[int, int]]], date1904: bool) -> Iterator[Unit]:
+                 era: dict[str, set[tuple[int, int]]], date1904: bool,
+                 alts: dict[str, AltPath] | None = None) -> Iterator[Unit]:
     for name, content, cells in sheets:
         if content == "encrypted_office":
             yield Unscannable(path, "encrypted_office", "password-protected workbook")
@@ -309,7 +321,8 @@ def _sheet_units(path: str, sheets: list[tuple[str, Any, int]], ctx: Context,
             return
         raw, start = content
         rows = _sheet_rows(raw, start, era.get(name, set()), date1904)
-        yield TableUnit(part=path, location=f"{path}!{name}", rows=rows, cell_style="a1")
+        yield TableUnit(part=path, location=f"{path}!{name}", rows=rows, cell_style="a1",
+                        alt=(alts or {}).get(name, ()))
 
 
 # Row numbers of cell (r="C7") and row (r="7") references, and column letters; the
@@ -445,7 +458,8 @@ def _comment_lines(root: Any) -> list[str]:
     return lines
 
 
-def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int) -> Iterator[Unit]:
+def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int,
+                     plan: dict[str, str | None]) -> Iterator[Unit]:
     """Cell comments (legacy and threaded), then the rest of the package."""
     for name in sorted(pkg.names):
         base = posixpath.basename(name)
@@ -458,14 +472,14 @@ def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int) -> Iter
                 continue
             if lines:
                 yield TextUnit("\n".join(lines), part=path, location=f"{path}!{base}")
-    for name in sorted(pkg.names):
-        if re.fullmatch(r".*/pivotCacheDefinition\d*\.xml", name):
-            try:
-                yield from _pivot_cache_units(path, pkg, name)
-            except _PartTooLarge as exc:
-                yield Unscannable(f"{path}/{name}", "too_large", str(exc))
-            except Exception as exc:
-                yield Unscannable(f"{path}/{name}", "corrupt", f"{type(exc).__name__}: {exc}")
+    for name, sheet in plan.items():
+        alt: AltPath = ((f"{path}!pivot!{sheet}", name),) if sheet else ()
+        try:
+            yield from _pivot_cache_units(path, pkg, name, alt)
+        except _PartTooLarge as exc:
+            yield Unscannable(f"{path}/{name}", "too_large", str(exc))
+        except Exception as exc:
+            yield Unscannable(f"{path}/{name}", "corrupt", f"{type(exc).__name__}: {exc}")
     workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
                     "xl/workbook.xml")
     read_by_calamine = {workbook, *_sheet_targets(pkg)}
@@ -495,10 +509,13 @@ def _pivot_value(el: Any) -> CellValue:
     return value
 
 
-def _pivot_cache_units(path: str, pkg: _Package, definition: str) -> Iterator[Unit]:
+def _pivot_cache_units(path: str, pkg: _Package, definition: str,
+                       alt: AltPath) -> Iterator[Unit]:
     """A pivot cache as a table: the cache field names as the header row, one row per
-    cached record. It keeps the source rows even when the source sheet was deleted.
-    Without records, the shared items of each field are the table's columns."""
+    cached record. It keeps the source rows even when the source sheet was deleted
+    (when the sheet is there, ``alt`` makes the cache and the sheet two readings of one
+    roster, the one with more people counted). Without records, the shared items of
+    each field are the table's columns."""
     root = pkg.xml(definition)
     fields = [(f.get("name"), [_pivot_value(i) for i in f.iterfind(f"{_X}sharedItems/*")])
               for f in root.iter(f"{_X}cacheField")]
@@ -526,7 +543,53 @@ def _pivot_cache_units(path: str, pkg: _Package, definition: str) -> Iterator[Un
         rows += [Row(n + 2, [items[n] if n < len(items) else None for _name, items in fields])
                  for n in range(depth)]
     label = posixpath.splitext(posixpath.basename(definition))[0]
-    yield TableUnit(part=path, location=f"{path}!{label}", rows=lambda r=rows: iter(r))
+    yield TableUnit(part=path, location=f"{path}!{label}", rows=lambda r=rows: iter(r), alt=alt)
+
+
+def _pivot_plan(pkg: _Package) -> dict[str, str | None]:
+    """Each pivot cache definition and the workbook sheet its source range is on (by
+    sheet name, defined name or table name), or None when that sheet is gone."""
+    definitions = sorted(n for n in pkg.names
+                         if re.fullmatch(r".*/pivotCacheDefinition\d*\.xml", n))
+    if not definitions:
+        return {}
+    already_read = set(pkg.read_parts)  # looking here does not make these parts read
+    try:
+        where = _source_sheets(pkg)
+    except Exception:
+        where = {}
+    plan: dict[str, str | None] = {}
+    for name in definitions:
+        try:
+            source = pkg.xml(name).find(f"{_X}cacheSource/{_X}worksheetSource")
+        except Exception:
+            source = None  # read (and reported) with the cache itself
+        wanted = None if source is None else source.get("sheet") or source.get("name")
+        plan[name] = where.get(wanted or "")
+    pkg.read_parts = already_read
+    return plan
+
+
+def _source_sheets(pkg: _Package) -> dict[str, str]:
+    """Sheet, defined-name and table names of the workbook -> the sheet they are on."""
+    workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
+                    "xl/workbook.xml")
+    book = pkg.xml(workbook)
+    by_rid = {rid: target for rid, _k, target in pkg.rels(workbook)}
+    where: dict[str, str] = {}
+    for sheet in book.iter(f"{_X}sheet"):
+        name = sheet.get("name") or ""
+        where[name] = name
+        for _rid, kind, target in pkg.rels(by_rid.get(sheet.get(_R_ID, ""), "")):
+            if kind.endswith("/table") and target in pkg.names:
+                table = pkg.xml(target)
+                where[table.get("name") or name] = name
+                where[table.get("displayName") or name] = name
+    for defined in book.iter(f"{_X}definedName"):
+        sheet_name = (defined.text or "").split("!")[0].strip("'=")
+        if sheet_name in where:
+            where[defined.get("name") or ""] = sheet_name
+    return where
 
 
 def _int(text: str | None) -> int:

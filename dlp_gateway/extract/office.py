@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from dlp_gateway.extract.units import CellValue, Row, TableUnit, TextUnit, Unit, Unscannable
+from dlp_gateway.extract.units import (
+    AltPath,
+    CellValue,
+    Row,
+    TableUnit,
+    TextUnit,
+    Unit,
+    Unscannable,
+)
 
 if TYPE_CHECKING:
     from dlp_gateway.extract.files import Context
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
 ERA_FORMAT_IDS = frozenset(set(range(27, 37)) | set(range(50, 59))) - {32, 33}
 
 _NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_X = f"{{{_NS_MAIN}}}"
 _NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
@@ -230,12 +239,14 @@ def extract_workbook(
             return
         except Exception:  # calamine judges the package itself
             pkg, problem = None, None
+        plan = _pivot_plan(pkg) if pkg is not None else {}
+        alts = {sheet: ((f"{path}!pivot!{sheet}", "sheet"),) for sheet in plan.values() if sheet}
         if problem:
             yield Unscannable(path, "too_large", problem)
         else:
-            yield from _calamine_sheets(path, _recoded(pkg, data), ctx, ooxml)
+            yield from _calamine_sheets(path, _recoded(pkg, data), ctx, ooxml, alts)
         if pkg is not None:
-            yield from _workbook_extras(path, pkg, ctx, depth)
+            yield from _workbook_extras(path, pkg, ctx, depth, plan)
         return
     try:
         from dlp_gateway.extract.isolate import IsolatedFailure, run_isolated
@@ -249,7 +260,8 @@ def extract_workbook(
     yield from _sheet_units(path, sheets, ctx, {}, False)
 
 
-def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool) -> Iterator[Unit]:
+def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool,
+                     alts: dict[str, AltPath] | None = None) -> Iterator[Unit]:
     era: dict[str, set[tuple[int, int]]] = {}
     date1904 = False
     if ooxml:
@@ -258,7 +270,7 @@ def _calamine_sheets(path: str, data: bytes, ctx: Context, ooxml: bool) -> Itera
         except Exception:  # era styles are a refinement; the cells are still read
             era = {}
     yield from _sheet_units(path, _read_sheets_raw(data, ctx.limits.max_cells, lazy=True), ctx,
-                            era, date1904)
+                            era, date1904, alts or {})
 
 
 def _read_sheets_raw(data: bytes, max_cells: int, lazy: bool = False) -> list[tuple[str, Any, int]]:
@@ -295,7 +307,8 @@ def _read_sheets_raw(data: bytes, max_cells: int, lazy: bool = False) -> list[tu
 
 
 def _sheet_units(path: str, sheets: list[tuple[str, Any, int]], ctx: Context,
-                 era: dict[str, set[tuple[int, int]]], date1904: bool) -> Iterator[Unit]:
+                 era: dict[str, set[tuple[int, int]]], date1904: bool,
+                 alts: dict[str, AltPath] | None = None) -> Iterator[Unit]:
     for name, content, cells in sheets:
         if content == "encrypted_office":
             yield Unscannable(path, "encrypted_office", "password-protected workbook")
@@ -308,7 +321,8 @@ def _sheet_units(path: str, sheets: list[tuple[str, Any, int]], ctx: Context,
             return
         raw, start = content
         rows = _sheet_rows(raw, start, era.get(name, set()), date1904)
-        yield TableUnit(part=path, location=f"{path}!{name}", rows=rows, cell_style="a1")
+        yield TableUnit(part=path, location=f"{path}!{name}", rows=rows, cell_style="a1",
+                        alt=(alts or {}).get(name, ()))
 
 
 # Row numbers of cell (r="C7") and row (r="7") references, and column letters; the
@@ -444,7 +458,8 @@ def _comment_lines(root: Any) -> list[str]:
     return lines
 
 
-def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int) -> Iterator[Unit]:
+def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int,
+                     plan: dict[str, str | None]) -> Iterator[Unit]:
     """Cell comments (legacy and threaded), then the rest of the package."""
     for name in sorted(pkg.names):
         base = posixpath.basename(name)
@@ -457,6 +472,14 @@ def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int) -> Iter
                 continue
             if lines:
                 yield TextUnit("\n".join(lines), part=path, location=f"{path}!{base}")
+    for name, sheet in plan.items():
+        alt: AltPath = ((f"{path}!pivot!{sheet}", name),) if sheet else ()
+        try:
+            yield from _pivot_cache_units(path, pkg, name, alt)
+        except _PartTooLarge as exc:
+            yield Unscannable(f"{path}/{name}", "too_large", str(exc))
+        except Exception as exc:
+            yield Unscannable(f"{path}/{name}", "corrupt", f"{type(exc).__name__}: {exc}")
     workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
                     "xl/workbook.xml")
     read_by_calamine = {workbook, *_sheet_targets(pkg)}
@@ -464,6 +487,116 @@ def _workbook_extras(path: str, pkg: _Package, ctx: Context, depth: int) -> Iter
                          if k.endswith(("/sharedStrings", "/styles"))}
     pkg.read_parts |= read_by_calamine
     yield from _package_rest(path, pkg, ctx, depth, workbook, [])
+
+
+def _pivot_value(el: Any) -> CellValue:
+    """One pivot cache item (s/n/d/b/e/m) as a cell value."""
+    kind = etree.QName(el).localname
+    value = el.get("v")
+    if kind == "m" or value is None:
+        return None
+    if kind == "n":
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() else number
+    if kind == "d":
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _pivot_cache_units(path: str, pkg: _Package, definition: str,
+                       alt: AltPath) -> Iterator[Unit]:
+    """A pivot cache as a table: the cache field names as the header row, one row per
+    cached record. It keeps the source rows even when the source sheet was deleted
+    (when the sheet is there, ``alt`` makes the cache and the sheet two readings of one
+    roster, the one with more people counted). Without records, the shared items of
+    each field are the table's columns."""
+    root = pkg.xml(definition)
+    fields = [(f.get("name"), [_pivot_value(i) for i in f.iterfind(f"{_X}sharedItems/*")])
+              for f in root.iter(f"{_X}cacheField")]
+    if not fields:
+        return
+    header = Row(1, [name for name, _items in fields])
+    records = [t for _i, k, t in pkg.rels(definition)
+               if k.endswith("/pivotCacheRecords") and t in pkg.names]
+    rows: list[Row] = [header]
+    if records:
+        for record in pkg.xml(records[0]).iterfind(f"{_X}r"):
+            cells: list[CellValue] = []
+            for index, item in enumerate(record.iterchildren()):
+                if not isinstance(item.tag, str):
+                    continue
+                if etree.QName(item).localname == "x":
+                    shared = fields[index][1] if index < len(fields) else []
+                    at = _int(item.get("v"))
+                    cells.append(shared[at] if 0 <= at < len(shared) else None)
+                else:
+                    cells.append(_pivot_value(item))
+            rows.append(Row(len(rows) + 1, cells))
+    else:
+        depth = max(len(items) for _name, items in fields)
+        rows += [Row(n + 2, [items[n] if n < len(items) else None for _name, items in fields])
+                 for n in range(depth)]
+    label = posixpath.splitext(posixpath.basename(definition))[0]
+    yield TableUnit(part=path, location=f"{path}!{label}", rows=lambda r=rows: iter(r), alt=alt)
+
+
+def _pivot_plan(pkg: _Package) -> dict[str, str | None]:
+    """Each pivot cache definition and the workbook sheet its source range is on (by
+    sheet name, defined name or table name), or None when that sheet is gone."""
+    definitions = sorted(n for n in pkg.names
+                         if re.fullmatch(r".*/pivotCacheDefinition\d*\.xml", n))
+    if not definitions:
+        return {}
+    already_read = set(pkg.read_parts)  # looking here does not make these parts read
+    try:
+        where = _source_sheets(pkg)
+    except Exception:
+        where = {}
+    plan: dict[str, str | None] = {}
+    for name in definitions:
+        try:
+            source = pkg.xml(name).find(f"{_X}cacheSource/{_X}worksheetSource")
+        except Exception:
+            source = None  # read (and reported) with the cache itself
+        wanted = None if source is None else source.get("sheet") or source.get("name")
+        plan[name] = where.get(wanted or "")
+    pkg.read_parts = already_read
+    return plan
+
+
+def _source_sheets(pkg: _Package) -> dict[str, str]:
+    """Sheet, defined-name and table names of the workbook -> the sheet they are on."""
+    workbook = next((t for _i, k, t in pkg.rels("") if k.endswith(_OFFICE_DOCUMENT)),
+                    "xl/workbook.xml")
+    book = pkg.xml(workbook)
+    by_rid = {rid: target for rid, _k, target in pkg.rels(workbook)}
+    where: dict[str, str] = {}
+    for sheet in book.iter(f"{_X}sheet"):
+        name = sheet.get("name") or ""
+        where[name] = name
+        for _rid, kind, target in pkg.rels(by_rid.get(sheet.get(_R_ID, ""), "")):
+            if kind.endswith("/table") and target in pkg.names:
+                table = pkg.xml(target)
+                where[table.get("name") or name] = name
+                where[table.get("displayName") or name] = name
+    for defined in book.iter(f"{_X}definedName"):
+        sheet_name = (defined.text or "").split("!")[0].strip("'=")
+        if sheet_name in where:
+            where[defined.get("name") or ""] = sheet_name
+    return where
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or "")
+    except ValueError:
+        return -1
 
 
 # --- docx -------------------------------------------------------------------------------
@@ -591,8 +724,36 @@ def _table_units(path: str, label: str, tbl: Any, depth: int = 0) -> Iterator[Ta
             yield from _table_units(path, f"{label}.{index}", inner, depth + 1)
 
 
+def _owner(element: Any, root: Any) -> Any:
+    """The nearest table cell or text box holding ``element`` (else ``root``)."""
+    for ancestor in element.iterancestors():
+        if ancestor is root or ancestor.tag in (f"{_W}tc", f"{_W}txbxContent"):
+            return ancestor
+    return root
+
+
+def _story_blocks(root: Any) -> tuple[list[str], list[Any]]:
+    """Paragraph lines and outermost tables of a story (a header, a text box...).
+
+    A paragraph in a table cell belongs to that table, not the free text; a table
+    nested in a cell is read with its outer table; a text box in a cell is its own
+    story. Copies in mc:Fallback are left out (the mc:Choice is read)."""
+    lines: list[str] = []
+    tables: list[Any] = []
+    for el in root.iter(f"{_W}p", f"{_W}tbl"):
+        if any(a.tag == _MC_FALLBACK for a in el.iterancestors()):
+            continue
+        if el.tag == f"{_W}p":
+            owner = _owner(el, root)
+            if owner is root or owner.tag != f"{_W}tc":
+                lines.append(_paragraph_text(el))
+        elif (owner := _owner(el, root)) is root or owner.tag != f"{_W}tc":
+            tables.append(el)
+    return lines, tables
+
+
 def _story_text(root: Any) -> str:
-    """Every paragraph of a part (header, footnotes, comments...) as lines."""
+    """Every paragraph of a part (footnotes, comments...) as lines."""
     lines = [
         _paragraph_text(p) for p in root.iter(f"{_W}p")
         if not any(a.tag == _MC_FALLBACK for a in p.iterancestors())
@@ -688,20 +849,23 @@ def extract_docx(
     yield TextUnit("\n".join(paragraphs), part=path, location=f"{path}!body", line_label="p")
     for index, table in enumerate(tables, 1):
         yield from _table_units(path, f"table{index}", table)
-    boxes = [
-        _paragraph_text(p)
-        for box in body.iter(f"{_W}txbxContent")
-        if not any(a.tag == _MC_FALLBACK for a in box.iterancestors())
-        for p in box.iter(f"{_W}p")
-    ]
+    boxes: list[str] = []
+    box_tables: list[Any] = []
+    for box in body.iter(f"{_W}txbxContent"):
+        if not any(a.tag == _MC_FALLBACK for a in box.iterancestors()):
+            lines, inner = _story_blocks(box)
+            boxes += lines
+            box_tables += inner
     if any(b.strip() for b in boxes):
         yield TextUnit("\n".join(boxes), part=path, location=f"{path}!textbox", line_label="p")
+    for index, table in enumerate(box_tables, 1):
+        yield from _table_units(path, f"textbox!table{index}", table)
     yield from _word_stories(path, pkg, root, rels)
     yield from _package_rest(path, pkg, ctx, depth, main, chunks)
 
 
 def _word_stories(path: str, pkg: _Package, root: Any,
-                  rels: list[tuple[str, str, str]]) -> Iterator[TextUnit]:
+                  rels: list[tuple[str, str, str]]) -> Iterator[Unit]:
     """Headers and footers (in reference order), notes, comments, glossary."""
     order = [ref.get(_R_ID, "") for ref in root.iter(f"{_W}headerReference",
                                                        f"{_W}footerReference")]
@@ -712,10 +876,7 @@ def _word_stories(path: str, pkg: _Package, root: Any,
         if target not in pkg.names:
             continue
         if story in ("header", "footer"):
-            text = _story_text(pkg.xml(target))
-            if text.strip() and text not in seen[story]:
-                seen[story].add(text)
-                yield TextUnit(text, part=path, location=f"{path}!{story}{len(seen[story])}")
+            yield from _header_units(path, story, pkg.xml(target), seen[story])
         elif story in ("footnotes", "endnotes", "comments", "commentsExtended",
                        "glossaryDocument"):
             text = _story_text(pkg.xml(target))
@@ -724,6 +885,23 @@ def _word_stories(path: str, pkg: _Package, root: Any,
                 yield TextUnit(text, part=path, location=f"{path}!{label}", line_label="p")
             if story == "glossaryDocument":
                 yield from _word_stories(path, pkg, etree.Element("x"), pkg.rels(target))
+
+
+def _header_units(path: str, story: str, root: Any, seen: set[str]) -> Iterator[Unit]:
+    """A header or footer: its free text, then each of its tables as a table (a
+    roster in a header is one person per row, like a body table). A header repeated
+    for first/even pages is read once."""
+    lines, tables = _story_blocks(root)
+    text = "\n".join(line for line in lines if line.strip())
+    key = text + "\x00" + "\x00".join(etree.tostring(t, encoding="unicode") for t in tables)
+    if not (text.strip() or tables) or key in seen:
+        return
+    seen.add(key)
+    label = f"{story}{len(seen)}"
+    if text.strip():
+        yield TextUnit(text, part=path, location=f"{path}!{label}")
+    for index, table in enumerate(tables, 1):
+        yield from _table_units(path, f"{label}!table{index}", table)
 
 
 def _default_context() -> Context:
@@ -833,6 +1011,25 @@ def _xml_member(part: str, content: bytes) -> Iterator[Unit]:
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 
 
+def _drawing_text(p: Any) -> str:
+    return "".join(t.text or "" for t in p.iter(f"{_A}t"))
+
+
+def _slide_table_rows(tbl: Any) -> list[Row]:
+    """Rows of a slide table (a:tbl): a cell covered by a merge is None."""
+    rows: list[Row] = []
+    for number, tr in enumerate(tbl.iterchildren(f"{_A}tr"), 1):
+        cells: list[CellValue] = []
+        for tc in tr.iterchildren(f"{_A}tc"):
+            if tc.get("hMerge") in ("1", "true") or tc.get("vMerge") in ("1", "true"):
+                cells.append(None)
+                continue
+            lines = [_drawing_text(p) for p in tc.iter(f"{_A}p")]
+            cells.append("\n".join(line for line in lines if line.strip()).strip() or None)
+        rows.append(Row(number, cells))
+    return rows
+
+
 _SLIDE_PARTS = re.compile(r"ppt/(slides/slide|notesSlides/notesSlide|comments/comment)(\d+)\.xml")
 _SLIDE_LABELS = {"slides/slide": "slide", "notesSlides/notesSlide": "notes",
                  "comments/comment": "comments"}
@@ -852,14 +1049,22 @@ def extract_pptx(
     )
     for kind, number, name in parts:
         root = pkg.xml(name)
-        paragraphs = list(root.iter(f"{_A}p"))
-        if paragraphs:
-            lines = ["".join(t.text or "" for t in p.iter(f"{_A}t")) for p in paragraphs]
+        label = f"{path}!{_SLIDE_LABELS[kind]}{number}"
+        paragraphs = [p for p in root.iter(f"{_A}p")
+                      if not any(a.tag == f"{_A}tbl" for a in p.iterancestors())]
+        tables = [t for t in root.iter(f"{_A}tbl")
+                  if not any(a.tag == f"{_A}tbl" for a in t.iterancestors())]
+        if paragraphs or tables:
+            lines = [_drawing_text(p) for p in paragraphs]
         else:  # comments: plain text elements
             lines = [t.strip() for t in root.itertext()]
         text = "\n".join(line for line in lines if line.strip())
         if text:
-            yield TextUnit(text, part=path, location=f"{path}!{_SLIDE_LABELS[kind]}{number}")
+            yield TextUnit(text, part=path, location=label)
+        for index, table in enumerate(tables, 1):
+            rows = _slide_table_rows(table)
+            yield TableUnit(part=path, location=f"{label}!table{index}",
+                            rows=lambda r=rows: iter(r), cell_style="rc")
     main = _main_part(pkg, "ppt/presentation.xml")
     pkg.read_parts.add(main)
     yield from _package_rest(path, pkg, ctx, depth, main, [])

@@ -706,6 +706,9 @@ class LayoutReader:
         if len(cells) == 1 and cells[0][0] <= first:
             return False  # a title line
         combined = self._combine(upper, header)[0]
+        if len(cells) == 2 and not any(self.classify(v) for _, v in cells):
+            # 作成者 | 山田 太郎 right above the header: an info row unless it adds kinds
+            return sum(1 for k in combined.values() if k) > len(self.kinds(header))
         return sum(1 for k in combined.values() if k) >= len(self.kinds(header))
 
     def _is_lower(self, header: Row, lower: Row, below: list[Row]) -> bool:

@@ -341,7 +341,7 @@ class LayoutReader:
             kinds = self._header_kinds(row)
             score = len(kinds)
             if score == 0 and index + 1 < len(rows):
-                score = self._combined_score(row, rows[index + 1])
+                score = self._group_score(row, rows[index + 1])
             if score == 0:
                 continue
             below = rows[index + 1 : index + 1 + SHAPE_ROWS]
@@ -595,6 +595,15 @@ class LayoutReader:
             for r in below
         )
 
+    def _group_score(self, upper: Row, lower: Row) -> int:
+        """A row of labels with no kinds scores as the upper row of a two-row header only
+        when it sits right on the row below and adds kinds that row lacks on its own: an
+        info row (作成者 | 山田 太郎, 所属 | 介護保険課) above a roster header never does."""
+        if lower.number != upper.number + 1:
+            return 0
+        score = self._combined_score(upper, lower)
+        return score if score > len(self._header_kinds(lower)) else 0
+
     def _combined_score(self, upper: Row, lower: Row) -> int:
         if not self.label_row(lower, minimum=1):
             return 0
@@ -697,6 +706,9 @@ class LayoutReader:
         if len(cells) == 1 and cells[0][0] <= first:
             return False  # a title line
         combined = self._combine(upper, header)[0]
+        if len(cells) == 2 and not any(self.classify(v) for _, v in cells):
+            # 作成者 | 山田 太郎 right above the header: an info row unless it adds kinds
+            return sum(1 for k in combined.values() if k) > len(self.kinds(header))
         return sum(1 for k in combined.values() if k) >= len(self.kinds(header))
 
     def _is_lower(self, header: Row, lower: Row, below: list[Row]) -> bool:

@@ -456,6 +456,32 @@ def title_rows(spec: Spec, rng: random.Random) -> list[Block]:
     return blocks
 
 
+INFO_LABELS = ("作成者", "所属", "担当者", "記入者", "報告者", "基準日", "作成日")
+INFO_STAFF = ("山田 太郎", "田中 恵子", "中村 健太", "小林 美咲")
+INFO_DEPARTMENTS = ("介護保険課", "長寿福祉課", "市民課", "保険年金課")
+
+
+def info_rows(spec: Spec) -> tuple[Block, int] | None:
+    """「作成者 | 山田 太郎」 label | value rows above the roster and the blank rows after them
+    (issue 8, tester class U1), from a stream of their own so other draws keep their cases."""
+    info = random.Random(f"info-rows-{spec.seed}")
+    if spec.layout not in ("plain", "title_rows") or spec.content == "title_bango":
+        return None  # a title's insured meaning across info rows: not covered yet
+    if info.random() >= 0.3:
+        return None
+    rows: list[list[Cell]] = []
+    for label in info.sample(INFO_LABELS, info.randint(1, 3)):
+        if label in ("基準日", "作成日"):
+            day = f"{info.randint(1, 12)}月{info.randint(1, 28)}日"
+            value: Cell = f"令和{info.randint(6, 8)}年{day}"
+        elif label == "所属":
+            value = info.choice(INFO_DEPARTMENTS)
+        else:
+            value = info.choice(INFO_STAFF + INFO_DEPARTMENTS)
+        rows.append([label, value])
+    return Block(rows), info.choice((0, 1, 1, 2))
+
+
 def build_roster(spec: Spec, rng: random.Random, people: list[Person]) -> Sheet:
     sheet = Sheet(rng.choice(("Sheet1", "名簿", "一覧", "R8.11")))
     if spec.content == "title_bango":
@@ -476,6 +502,9 @@ def build_roster(spec: Spec, rng: random.Random, people: list[Person]) -> Sheet:
         for block in title_rows(spec, rng):
             row = sheet.add(row, 0, block)
         row += 1
+    above = info_rows(spec)
+    if above is not None:
+        row = sheet.add(row, 0, above[0]) + above[1]
     builders = {"transposed": transposed_block, "two_rows": two_rows_block, "form": form_block}
     build = builders.get(spec.layout, list_block)
     block = build(cols, people, spec, rng)

@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -33,6 +34,22 @@ def find_bindir() -> Path | None:
         return Path(found[-1]).parent
     which = shutil.which("initdb")
     return Path(which).resolve().parent if which else None
+
+
+# Stops the server when the test process is gone without calling stop() (killed, or
+# ended by a timeout's SIGTERM): pg_ctl daemonises postgres, so nothing else would.
+_WATCHDOG = """
+import os, shutil, subprocess, sys, time
+parent, root, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while os.path.exists(root):
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        subprocess.run(cmd, capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+        break
+    time.sleep(0.5)
+"""
 
 
 def _free_port() -> int:
@@ -57,12 +74,19 @@ class PgCluster:
         else:
             self.user = os.environ.get("USER") or "postgres"
 
-    def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+    def _command(self, *argv: str) -> list[str]:
         cmd = [str(self.bindir / argv[0]), *argv[1:]]
-        if self._as_postgres:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True,
-                              cwd=self.root)
+        return ["runuser", "-u", "postgres", "--", *cmd] if self._as_postgres else cmd
+
+    def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self._command(*argv), capture_output=True, text=True,
+                              timeout=120, check=True, cwd=self.root)
+
+    def _watch(self) -> None:
+        stop = self._command("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.root),
+                          *stop], start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> PgCluster:
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust",
@@ -76,6 +100,7 @@ class PgCluster:
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
                           "-o", options, "-w", "-t", "60", "start")
+                self._watch()
                 return self
             except subprocess.CalledProcessError:
                 continue

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -252,17 +252,21 @@ class Chain:
         return [dict(r) for r in self.gateway.gateway.db.query("SELECT * FROM audit_log")]
 
 
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+def run_chain(
+    tmp_path_factory: pytest.TempPathFactory,
+    start: Callable[[int, int], PostfixInstance] = start_postfix,
+    chain_class: type[Chain] = Chain,
+) -> Iterator[Chain]:
+    """Sink, Postfix (set up by ``start``) and a gateway between them, torn down after."""
     sink = SmtpSink().start()
     gateway_port = free_port()
-    pf = start_postfix(sink.port, gateway_port)
+    pf = start(sink.port, gateway_port)
     config = make_config(
         tmp_path_factory.mktemp("gw"), None, listen=f"127.0.0.1:{gateway_port}",
         upstream=f"127.0.0.1:{pf.reinject_port}", hostname="dlp-gateway.city.example.lg.jp",
         internal_domains=["city.example.lg.jp"],
     )
-    chain = Chain(pf, sink, None, gateway_port, config)
+    chain = chain_class(pf, sink, None, gateway_port, config)
     try:
         chain.start_gateway()
         yield chain
@@ -270,6 +274,11 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         chain.stop_gateway()
         stop_postfix(pf)
         sink.stop()
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    yield from run_chain(tmp_path_factory)
 
 
 def _subject_mail(subject: str, body: str = "会議の資料をお送りします。\n") -> bytes:

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +32,19 @@ from dlp_gateway.gateway import Gateway
 from tests.conftest import (
     RECIPIENT,
     SENDER,
-    GatewayThread,
-    SmtpSink,
     free_port,
-    make_config,
     roster_mail,
 )
 from tests.e2e.test_postfix import (
     POSTQUEUE,
     SWAKS,
+    Chain,
     PostfixInstance,
     _base_main_cf,
     _skip_reason,
     _subject_mail,
     _valid_my_number,
+    run_chain,
     stop_postfix,
 )
 
@@ -106,21 +104,9 @@ def start_postfix(sink_port: int, gateway_port: int) -> PostfixInstance:
     return pf
 
 
-@dataclass
-class Chain:
-    postfix: PostfixInstance
-    sink: SmtpSink
-    gateway: GatewayThread | None
-    gateway_port: int
-    config: Any
-
-    def start_gateway(self) -> None:
-        self.gateway = GatewayThread(self.config, web=False).start()
-
-    def stop_gateway(self) -> None:
-        if self.gateway is not None:
-            self.gateway.stop()
-            self.gateway = None
+class ProxyChain(Chain):
+    """The after-queue test's chain; submissions return swaks' exit code as well, since
+    behind the proxy the client itself sees the gateway's 4xx."""
 
     def swaks(self, raw: bytes, helo: str = "pc01.city.example.lg.jp") -> tuple[int, str]:
         """Submit to Postfix's public smtpd; swaks' exit code and transcript."""
@@ -132,36 +118,14 @@ class Chain:
         )
         return done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")
 
-    def held_rows(self) -> list[Any]:
-        assert self.gateway is not None
-        return list(self.gateway.gateway.held.list(None))
-
-    def audit_rows(self) -> list[dict[str, Any]]:
-        assert self.gateway is not None
-        return [dict(r) for r in self.gateway.gateway.db.query("SELECT * FROM audit_log")]
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    sink = SmtpSink().start()
-    gateway_port = free_port()
-    pf = start_postfix(sink.port, gateway_port)
-    config = make_config(
-        tmp_path_factory.mktemp("gw"), None, listen=f"127.0.0.1:{gateway_port}",
-        upstream=f"127.0.0.1:{pf.reinject_port}", hostname="dlp-gateway.city.example.lg.jp",
-        internal_domains=["city.example.lg.jp"],
-    )
-    chain = Chain(pf, sink, None, gateway_port, config)
-    try:
-        chain.start_gateway()
-        yield chain
-    finally:
-        chain.stop_gateway()
-        stop_postfix(pf)
-        sink.stop()
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyChain]:
+    yield from run_chain(tmp_path_factory, start_postfix, ProxyChain)  # type: ignore[misc]
 
 
-def _arrived(chain: Chain, subject: str, timeout: float = 20.0) -> list[Any]:
+def _arrived(chain: ProxyChain, subject: str, timeout: float = 20.0) -> list[Any]:
     deadline = time.monotonic() + timeout
     while True:
         found = [m for m in chain.sink.to(RECIPIENT) if m.message["Subject"] == subject]
@@ -170,7 +134,7 @@ def _arrived(chain: Chain, subject: str, timeout: float = 20.0) -> list[Any]:
         time.sleep(0.05)
 
 
-def _held_for(chain: Chain, subject: str) -> Any:
+def _held_for(chain: ProxyChain, subject: str) -> Any:
     rows = [r for r in chain.held_rows() if r.subject == subject]
     assert len(rows) == 1, rows
     return rows[0]
@@ -184,7 +148,7 @@ def _final_reply(transcript: str) -> str:
 
 
 # -- tests -------------------------------------------------------------------------------
-def test_snippets_applied_as_written(chain: Chain) -> None:
+def test_snippets_applied_as_written(chain: ProxyChain) -> None:
     pf = chain.postfix
     assert pf.postconf("-h", "smtpd_proxy_filter").strip() == f"127.0.0.1:{chain.gateway_port}"
     assert pf.postconf("-h", "smtpd_proxy_options").strip() == "speed_adjust"
@@ -193,7 +157,7 @@ def test_snippets_applied_as_written(chain: Chain) -> None:
         assert pf.postconf("-P", f"{reinject}/{name}").strip() == f"{reinject}/{name} ="
 
 
-def test_clean_mail_passes_once_with_dlp_headers(chain: Chain) -> None:
+def test_clean_mail_passes_once_with_dlp_headers(chain: ProxyChain) -> None:
     subject = "会議の日程 bq-clean-1"
     code, transcript = chain.swaks(_subject_mail(subject))
     assert code == 0, transcript
@@ -214,7 +178,7 @@ def test_clean_mail_passes_once_with_dlp_headers(chain: Chain) -> None:
     assert len(set(queue_ids)) == 1, received
 
 
-def test_roster_held_client_gets_250_delivered_when_released(chain: Chain) -> None:
+def test_roster_held_client_gets_250_delivered_when_released(chain: ProxyChain) -> None:
     subject = "名簿の送付 bq-roster-1"
     code, transcript = chain.swaks(roster_mail(30, subject=subject))
     assert code == 0, transcript
@@ -248,7 +212,7 @@ def test_roster_held_client_gets_250_delivered_when_released(chain: Chain) -> No
     assert len([r for r in chain.held_rows() if r.subject == subject]) == 1
 
 
-def test_my_number_mail_held(chain: Chain) -> None:
+def test_my_number_mail_held(chain: ProxyChain) -> None:
     subject = "住民情報の照会 bq-mynumber-1"
     number = _valid_my_number(5)
     body = f"照会の件です。\n個人番号: {number[:4]} {number[4:8]} {number[8:]}\n山田 太郎\n"
@@ -262,7 +226,7 @@ def test_my_number_mail_held(chain: Chain) -> None:
     assert number not in chain.postfix.log_text()
 
 
-def test_xforward_client_reaches_audit(chain: Chain) -> None:
+def test_xforward_client_reaches_audit(chain: ProxyChain) -> None:
     """The public smtpd sends XFORWARD to the gateway (it advertises it): the hold's
     audit row names the original client and its HELO, not Postfix."""
     subject = "転送元の記録 bq-xforward-1"
@@ -279,7 +243,7 @@ def test_xforward_client_reaches_audit(chain: Chain) -> None:
     assert client["proto"] == "ESMTP"
 
 
-def test_gateway_451_reaches_the_client(chain: Chain) -> None:
+def test_gateway_451_reaches_the_client(chain: ProxyChain) -> None:
     """An internal error (the scan failing) is the client's 4xx, never a 250."""
     assert chain.gateway is not None
     scanner = chain.gateway.running.handler.scanner
@@ -301,7 +265,7 @@ def test_gateway_451_reaches_the_client(chain: Chain) -> None:
     assert _arrived(chain, "一時エラー bq-retry-1", timeout=0) == []
 
 
-def test_gateway_down_client_gets_4xx_then_succeeds(chain: Chain) -> None:
+def test_gateway_down_client_gets_4xx_then_succeeds(chain: ProxyChain) -> None:
     subject = "停止中の送信 bq-down-1"
     chain.stop_gateway()
     try:
@@ -324,7 +288,7 @@ def test_gateway_down_client_gets_4xx_then_succeeds(chain: Chain) -> None:
     assert delivered.message.get_all("X-DLP-Verdict") == ["pass"]
 
 
-def test_local_sendmail_takes_the_after_queue_route(chain: Chain) -> None:
+def test_local_sendmail_takes_the_after_queue_route(chain: ProxyChain) -> None:
     """pickup cannot be proxied: content_filter sends it to the gateway after the queue."""
     subject = "ローカル送信 bq-pickup-1"
     done = subprocess.run(
